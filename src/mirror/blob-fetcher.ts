@@ -1,0 +1,124 @@
+import type { Logger } from 'pino';
+import type { Digest } from '../oci/index.js';
+import type { BlobResponse, RequestOptions } from '../registry-client/index.js';
+import type { BlobStore } from './blob-store.js';
+import { BlobVerifyError, InflightBlob } from './inflight-blob.js';
+import type { MirrorMetrics } from './metrics.js';
+
+/**
+ * Where a blob comes from on a miss. Today an upstream registry (RegistryClient); the same
+ * interface will front peer mirrors, so nothing here assumes a registry.
+ */
+export interface BlobSource {
+  readonly name: string;
+  getBlob(
+    repo: string,
+    digest: string,
+    opts?: RequestOptions & { range?: { start: number; end?: number } },
+  ): Promise<BlobResponse>;
+  headBlob(repo: string, digest: string, opts?: RequestOptions): Promise<{ size: number | undefined }>;
+}
+
+export type BlobLookup = { kind: 'stored'; size: number } | { kind: 'inflight'; blob: InflightBlob };
+
+/**
+ * Single-flight blob downloads: the first miss for a digest starts one upstream GET; every other
+ * request for that digest while it runs joins it (InflightBlob serves them from the bytes as they
+ * arrive). Keyed by digest alone: content addressing makes the same layer from two repositories or
+ * two registries one download and one stored copy.
+ */
+export class BlobFetcher {
+  private readonly store: BlobStore;
+  private readonly metrics: MirrorMetrics;
+  private readonly logger: Logger;
+  private readonly inflight = new Map<string, Promise<InflightBlob>>();
+  private readonly downloads = new Set<InflightBlob>();
+  private readonly shutdown = new AbortController();
+
+  constructor(options: { store: BlobStore; metrics: MirrorMetrics; logger: Logger }) {
+    this.store = options.store;
+    this.metrics = options.metrics;
+    this.logger = options.logger;
+  }
+
+  /** Finds a blob in the store or in flight, starting a download from `source` on a miss. */
+  async lookup(source: BlobSource, repo: string, digest: Digest): Promise<BlobLookup> {
+    const pending = this.inflight.get(digest.value);
+    if (pending) {
+      this.metrics.cacheLookups.inc({ kind: 'blob', result: 'inflight' });
+      return { kind: 'inflight', blob: await pending };
+    }
+    const size = await this.store.size(digest);
+    if (size !== undefined) {
+      this.metrics.cacheLookups.inc({ kind: 'blob', result: 'hit' });
+      return { kind: 'stored', size };
+    }
+    // Another request may have started the download while we looked at the disk.
+    const raced = this.inflight.get(digest.value);
+    if (raced) {
+      this.metrics.cacheLookups.inc({ kind: 'blob', result: 'inflight' });
+      return { kind: 'inflight', blob: await raced };
+    }
+    this.metrics.cacheLookups.inc({ kind: 'blob', result: 'miss' });
+    const started = this.start(source, repo, digest);
+    this.inflight.set(digest.value, started);
+    started.catch(() => this.inflight.delete(digest.value));
+    return { kind: 'inflight', blob: await started };
+  }
+
+  /** Downloads in progress (for status and tests). */
+  get inflightCount(): number {
+    return this.downloads.size;
+  }
+
+  /** Aborts every download (shutdown); their clients' connections are aborted. */
+  abortAll(reason: Error): void {
+    this.shutdown.abort(reason);
+    for (const blob of this.downloads) blob.abort(reason);
+  }
+
+  private async start(source: BlobSource, repo: string, digest: Digest): Promise<InflightBlob> {
+    const log = this.logger.child({ upstream: source.name, repo, digest: digest.value });
+    const endTimer = this.metrics.upstreamFetchDuration.startTimer({ upstream: source.name, kind: 'blob' });
+    let res: BlobResponse;
+    try {
+      res = await source.getBlob(repo, digest.value, { signal: this.shutdown.signal });
+    } catch (err) {
+      endTimer({ outcome: 'error' });
+      throw err;
+    }
+    let blob: InflightBlob;
+    try {
+      blob = await InflightBlob.create(this.store, digest, res.status === 200 ? res.totalSize : undefined);
+    } catch (err) {
+      res.body.destroy();
+      endTimer({ outcome: 'error' });
+      throw err;
+    }
+    this.downloads.add(blob);
+    this.metrics.inflightFetches.inc();
+    log.debug({ size: blob.size }, 'blob download started');
+    const upstreamBytes = this.metrics.upstreamBytes.labels({ upstream: source.name });
+    blob
+      .download(res.body, this.store, { signal: this.shutdown.signal, onBytes: (n) => upstreamBytes.inc(n) })
+      .then(
+        () => {
+          endTimer({ outcome: 'ok' });
+          this.metrics.storeBytes.set(this.store.totalBytes);
+          this.metrics.storeBlobs.set(this.store.blobCount);
+          log.info({ size: blob.bytesWritten }, 'blob stored');
+        },
+        (err: unknown) => {
+          endTimer({ outcome: 'error' });
+          if (err instanceof BlobVerifyError) this.metrics.verifyFailures.inc({ upstream: source.name });
+          log.warn({ err: String(err), received: blob.bytesWritten }, 'blob download failed; nothing stored');
+        },
+      )
+      .finally(() => {
+        this.downloads.delete(blob);
+        this.metrics.inflightFetches.dec();
+        this.inflight.delete(digest.value);
+      });
+    return blob;
+  }
+}

@@ -1,0 +1,198 @@
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+/** The public registries mirrored when nothing else is configured, and their API endpoints. */
+export const PUBLIC_UPSTREAMS: Readonly<Record<string, string>> = {
+  'docker.io': 'https://registry-1.docker.io',
+  'ghcr.io': 'https://ghcr.io',
+  'quay.io': 'https://quay.io',
+  'registry.k8s.io': 'https://registry.k8s.io',
+  'gcr.io': 'https://gcr.io',
+  'nvcr.io': 'https://nvcr.io',
+  'public.ecr.aws': 'https://public.ecr.aws',
+};
+
+/** Defaults in one place, units in the names. */
+export const DEFAULTS = {
+  listen: '127.0.0.1:5000',
+  storage: './hoist-data',
+  defaultUpstream: 'docker.io',
+  /** How long a tag→digest mapping is trusted before a HEAD re-checks it upstream. */
+  tagTtlSeconds: 300,
+  /** How long to wait for an upstream's response headers. */
+  upstreamHeadersTimeoutSeconds: 30,
+  /**
+   * A range that starts this far beyond what a cold download has received is fetched from the
+   * upstream on its own rather than waiting for the download to get there (lazy pulling).
+   */
+  rangeAheadBytes: 4 * 1024 * 1024,
+  logLevel: 'info',
+} as const;
+
+const upstreamSchema = z
+  .object({
+    url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }),
+    username: z.string().min(1).optional(),
+    password: z.string().optional(),
+    /** A file holding the password (a mounted Secret), read at start-up. */
+    passwordFile: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((u) => !(u.password !== undefined && u.passwordFile !== undefined), {
+    message: 'give password or passwordFile, not both',
+  })
+  .refine((u) => u.username === undefined || u.password !== undefined || u.passwordFile !== undefined, {
+    message: 'username needs a password or passwordFile',
+  });
+
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be HOST:PORT');
+
+export const configSchema = z
+  .object({
+    listen: hostPort.default(DEFAULTS.listen),
+    storage: z.string().min(1).default(DEFAULTS.storage),
+    defaultUpstream: z.string().min(1).optional(),
+    upstreams: z
+      .record(z.string().regex(/^[A-Za-z0-9.:[\]-]+$/, 'must be a registry host'), upstreamSchema)
+      .optional(),
+    tagTtlSeconds: z.number().int().nonnegative().default(DEFAULTS.tagTtlSeconds),
+    upstreamHeadersTimeoutSeconds: z.number().positive().default(DEFAULTS.upstreamHeadersTimeoutSeconds),
+    rangeAheadBytes: z.number().int().nonnegative().default(DEFAULTS.rangeAheadBytes),
+    logLevel: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default(DEFAULTS.logLevel),
+  })
+  .strict();
+
+export type FileConfig = z.input<typeof configSchema>;
+
+export interface UpstreamConfig {
+  name: string;
+  url: string;
+  username?: string;
+  password?: string;
+}
+
+export interface MirrorConfig {
+  listen: { host: string; port: number };
+  storage: string;
+  upstreams: UpstreamConfig[];
+  defaultUpstream: string;
+  tagTtlSeconds: number;
+  upstreamHeadersTimeoutSeconds: number;
+  rangeAheadBytes: number;
+  logLevel: z.infer<typeof configSchema>['logLevel'];
+}
+
+/** What the command line said; every field wins over the file. */
+export interface MirrorFlags {
+  config?: string;
+  listen?: string;
+  storage?: string;
+  upstream?: string[];
+  defaultUpstream?: string;
+}
+
+export async function loadMirrorConfig(flags: MirrorFlags): Promise<MirrorConfig> {
+  let fromFile: unknown = {};
+  if (flags.config) {
+    let text: string;
+    try {
+      text = await readFile(flags.config, 'utf8');
+    } catch (cause) {
+      throw new ConfigError(`cannot read config file ${flags.config}: ${(cause as Error).message}`, {
+        cause,
+      });
+    }
+    try {
+      fromFile = parseYaml(text) ?? {};
+    } catch (cause) {
+      throw new ConfigError(`config file ${flags.config} is not valid YAML: ${(cause as Error).message}`, {
+        cause,
+      });
+    }
+  }
+  return resolveMirrorConfig(fromFile, flags, readFile);
+}
+
+/**
+ * Validates the file's contents, applies the flags over them and the defaults under them.
+ * Every error names the path of the bad key (`upstreams.ghcr.io.url: must be ...`).
+ */
+export async function resolveMirrorConfig(
+  fromFile: unknown,
+  flags: MirrorFlags,
+  read: (path: string, enc: 'utf8') => Promise<string> = readFile,
+): Promise<MirrorConfig> {
+  const parsed = configSchema.safeParse(fromFile);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const path = issue?.path.map(String).join('.') || '(top level)';
+    const where = flags.config ? `config file ${flags.config}` : 'config';
+    throw new ConfigError(`${where}: ${path}: ${issue?.message ?? 'invalid'}`);
+  }
+  const file = parsed.data;
+
+  const upstreams = new Map<string, UpstreamConfig>();
+  for (const [name, u] of Object.entries(file.upstreams ?? {})) {
+    let password = u.password;
+    if (u.passwordFile) {
+      try {
+        password = (await read(u.passwordFile, 'utf8')).replace(/\r?\n$/, '');
+      } catch (cause) {
+        throw new ConfigError(`upstreams.${name}.passwordFile: cannot read ${u.passwordFile}`, { cause });
+      }
+    }
+    upstreams.set(name, {
+      name,
+      url: u.url,
+      ...(u.username !== undefined ? { username: u.username } : {}),
+      ...(password !== undefined ? { password } : {}),
+    });
+  }
+  for (const spec of flags.upstream ?? []) {
+    const eq = spec.indexOf('=');
+    const name = spec.slice(0, eq);
+    const url = spec.slice(eq + 1);
+    if (eq <= 0 || !/^https?:\/\/[^/]/.test(url)) {
+      throw new ConfigError(
+        `--upstream "${spec}" must be NAME=URL, e.g. docker.io=https://registry-1.docker.io`,
+      );
+    }
+    upstreams.set(name, { ...upstreams.get(name), name, url });
+  }
+  if (upstreams.size === 0) {
+    for (const [name, url] of Object.entries(PUBLIC_UPSTREAMS)) upstreams.set(name, { name, url });
+  }
+
+  const defaultUpstream =
+    flags.defaultUpstream ??
+    file.defaultUpstream ??
+    (upstreams.has(DEFAULTS.defaultUpstream) ? DEFAULTS.defaultUpstream : [...upstreams.keys()][0]);
+  if (!defaultUpstream || !upstreams.has(defaultUpstream)) {
+    throw new ConfigError(
+      `default upstream "${defaultUpstream}" is not a configured upstream (have: ${[...upstreams.keys()].join(', ')})`,
+    );
+  }
+
+  const listenSpec = flags.listen ?? file.listen;
+  const listenCheck = hostPort.safeParse(listenSpec);
+  if (!listenCheck.success)
+    throw new ConfigError(`--listen "${listenSpec}" must be HOST:PORT, e.g. 127.0.0.1:5000`);
+  const colon = listenSpec.lastIndexOf(':');
+  const port = Number(listenSpec.slice(colon + 1));
+  if (port > 65535) throw new ConfigError(`--listen "${listenSpec}": port must be at most 65535`);
+
+  return {
+    listen: { host: listenSpec.slice(0, colon).replace(/^\[|\]$/g, ''), port },
+    storage: flags.storage ?? file.storage,
+    upstreams: [...upstreams.values()],
+    defaultUpstream,
+    tagTtlSeconds: file.tagTtlSeconds,
+    upstreamHeadersTimeoutSeconds: file.upstreamHeadersTimeoutSeconds,
+    rangeAheadBytes: file.rangeAheadBytes,
+    logLevel: file.logLevel,
+  };
+}

@@ -1,0 +1,14 @@
+export { Mirror, type MirrorOptions } from './server.js';
+export {
+  loadMirrorConfig,
+  resolveMirrorConfig,
+  PUBLIC_UPSTREAMS,
+  DEFAULTS as MIRROR_DEFAULTS,
+  type MirrorConfig,
+  type MirrorFlags,
+  type UpstreamConfig,
+} from './config.js';
+export { MirrorError, ConfigError, type MirrorErrorCode } from './errors.js';
+export { MirrorMetrics } from './metrics.js';
+export { routeRequest, type Route, type RoutingTable } from './routing.js';
+export type { BlobSource } from './blob-fetcher.js';

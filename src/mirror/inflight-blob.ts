@@ -1,0 +1,258 @@
+import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Digester, type Digest } from '../oci/index.js';
+import type { BlobStore } from './blob-store.js';
+
+export type InflightState = 'downloading' | 'complete' | 'failed';
+
+/** Largest single read a client stream makes from the partial file. */
+const READ_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * One blob being downloaded from upstream into a temp file, readable by any number of clients
+ * while it arrives. Each reader reads the temp file by offset at its own pace (the page cache,
+ * not our heap, holds what it has not read yet), so a slow client neither slows the download nor
+ * the other clients, and memory stays bounded whatever the blob's size.
+ *
+ * The file is written with positional writes and the digest is computed as it goes; when the
+ * body ends the digest and size are checked, the file fsynced and renamed into the store. A
+ * reader whose range reaches the end of the blob ends only after that check passed; if it fails,
+ * every unfinished reader is destroyed (so the client's connection is aborted, never ended
+ * cleanly) and nothing is stored.
+ */
+export class InflightBlob {
+  readonly digest: Digest;
+  /** Total size from the upstream's Content-Length, when it sent one. */
+  readonly size: number | undefined;
+  readonly tempPath: string;
+  private handle: FileHandle;
+  private written = 0;
+  private stateValue: InflightState = 'downloading';
+  private errorValue: Error | undefined;
+  private readers = 0;
+  private waiters = new Set<() => void>();
+  private closed = false;
+
+  private constructor(digest: Digest, size: number | undefined, tempPath: string, handle: FileHandle) {
+    this.digest = digest;
+    this.size = size;
+    this.tempPath = tempPath;
+    this.handle = handle;
+  }
+
+  static async create(store: BlobStore, digest: Digest, size: number | undefined): Promise<InflightBlob> {
+    const tempPath = store.tempPath(digest);
+    const handle = await open(tempPath, 'wx+');
+    return new InflightBlob(digest, size, tempPath, handle);
+  }
+
+  get bytesWritten(): number {
+    return this.written;
+  }
+
+  get state(): InflightState {
+    return this.stateValue;
+  }
+
+  get error(): Error | undefined {
+    return this.errorValue;
+  }
+
+  get readerCount(): number {
+    return this.readers;
+  }
+
+  /**
+   * Streams `body` into the temp file, then verifies and commits it to `store`. Resolves when
+   * the blob is stored; rejects (after failing every reader) when anything went wrong.
+   */
+  async download(
+    body: Readable,
+    store: BlobStore,
+    options: { signal?: AbortSignal; onBytes?: (n: number) => void } = {},
+  ): Promise<void> {
+    const digester = new Digester(this.digest.algorithm);
+    const sink = new Writable({
+      highWaterMark: READ_CHUNK_BYTES,
+      writev: (chunks, callback) => {
+        const buffers = chunks.map((c) => c.chunk as Buffer);
+        this.append(buffers, digester).then((n) => {
+          options.onBytes?.(n);
+          callback();
+        }, callback);
+      },
+    });
+    try {
+      await pipeline(body, sink, options.signal ? { signal: options.signal } : {});
+      const got = digester.digest();
+      if (this.size !== undefined && this.written !== this.size) {
+        throw new BlobVerifyError(
+          'SIZE_MISMATCH',
+          `blob ${this.digest.value}: got ${this.written} bytes, expected ${this.size}`,
+        );
+      }
+      if (got.value !== this.digest.value) {
+        throw new BlobVerifyError(
+          'DIGEST_MISMATCH',
+          `blob ${this.digest.value}: content digest is ${got.value}`,
+        );
+      }
+      await this.handle.sync();
+      await store.commit(this.tempPath, this.digest, this.written);
+      this.stateValue = 'complete';
+      this.notify();
+      this.maybeClose();
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new Error(String(err)));
+      throw err;
+    }
+  }
+
+  private async append(buffers: Buffer[], digester: Digester): Promise<number> {
+    let length = 0;
+    for (const b of buffers) length += b.byteLength;
+    if (this.size !== undefined && this.written + length > this.size) {
+      throw new BlobVerifyError(
+        'SIZE_MISMATCH',
+        `blob ${this.digest.value}: upstream sent more than ${this.size} bytes`,
+      );
+    }
+    let offset = 0;
+    while (offset < length) {
+      const { bytesWritten } = await this.handle.writev(sliceBuffers(buffers, offset), this.written + offset);
+      offset += bytesWritten;
+    }
+    for (const b of buffers) digester.update(b);
+    this.written += length;
+    this.notify();
+    return length;
+  }
+
+  private fail(err: Error): void {
+    if (this.stateValue !== 'downloading') return;
+    this.stateValue = 'failed';
+    this.errorValue = err;
+    this.notify();
+    unlink(this.tempPath).catch(() => {});
+    this.maybeClose();
+  }
+
+  /** Fails the download from outside (shutdown). */
+  abort(reason: Error): void {
+    this.fail(reason);
+  }
+
+  /**
+   * A stream of bytes `start..end` (inclusive; `end` defaults to the last byte) served from the
+   * partial file as they arrive.
+   */
+  createReader(start: number, end?: number): Readable {
+    this.readers += 1;
+    let pos = start;
+    let reading = false;
+    const lastByte = () =>
+      this.size !== undefined ? this.size - 1 : this.stateValue === 'complete' ? this.written - 1 : Infinity;
+    const stream = new Readable({
+      highWaterMark: READ_CHUNK_BYTES,
+      read: () => {
+        if (reading) return;
+        reading = true;
+        void pump().finally(() => {
+          reading = false;
+        });
+      },
+      destroy: (err, callback) => {
+        this.readers -= 1;
+        this.maybeClose();
+        callback(err);
+      },
+    });
+
+    const pump = async (): Promise<void> => {
+      for (;;) {
+        if (stream.destroyed) return;
+        const stop = Math.min(end ?? Infinity, lastByte());
+        if (pos > stop) {
+          // A reader that reaches the blob's last byte ends only once the digest checked out.
+          const toEnd = end === undefined || end >= lastByte();
+          if (toEnd && this.stateValue === 'downloading') {
+            await this.waitForChange();
+            continue;
+          }
+          if (toEnd && this.stateValue === 'failed') {
+            stream.destroy(this.errorValue);
+            return;
+          }
+          stream.push(null);
+          return;
+        }
+        const available = Math.min(stop + 1, this.written) - pos;
+        if (available > 0) {
+          const buf = Buffer.allocUnsafe(Math.min(available, READ_CHUNK_BYTES));
+          let bytesRead: number;
+          try {
+            ({ bytesRead } = await this.handle.read(buf, 0, buf.byteLength, pos));
+          } catch (err) {
+            stream.destroy(err as Error);
+            return;
+          }
+          if (stream.destroyed) return;
+          pos += bytesRead;
+          if (!stream.push(bytesRead === buf.byteLength ? buf : buf.subarray(0, bytesRead))) return;
+          continue;
+        }
+        if (this.stateValue === 'failed') {
+          stream.destroy(this.errorValue);
+          return;
+        }
+        if (this.stateValue === 'complete') {
+          stream.push(null);
+          return;
+        }
+        await this.waitForChange();
+      }
+    };
+    return stream;
+  }
+
+  private waitForChange(): Promise<void> {
+    return new Promise((resolve) => this.waiters.add(resolve));
+  }
+
+  private notify(): void {
+    const waiters = this.waiters;
+    this.waiters = new Set();
+    for (const w of waiters) w();
+  }
+
+  private maybeClose(): void {
+    if (this.closed || this.stateValue === 'downloading' || this.readers > 0) return;
+    this.closed = true;
+    this.handle.close().catch(() => {});
+  }
+}
+
+export class BlobVerifyError extends Error {
+  readonly code: 'DIGEST_MISMATCH' | 'SIZE_MISMATCH';
+  constructor(code: 'DIGEST_MISMATCH' | 'SIZE_MISMATCH', message: string) {
+    super(message);
+    this.name = 'BlobVerifyError';
+    this.code = code;
+  }
+}
+
+function sliceBuffers(buffers: Buffer[], offset: number): Buffer[] {
+  if (offset === 0) return buffers;
+  const out: Buffer[] = [];
+  let skip = offset;
+  for (const b of buffers) {
+    if (skip >= b.byteLength) {
+      skip -= b.byteLength;
+      continue;
+    }
+    out.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return out;
+}

@@ -1,0 +1,85 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The mirror's Prometheus metrics, on a registry of its own (several mirrors may share a process in tests). */
+export class MirrorMetrics {
+  readonly registry = new Registry();
+
+  readonly requests = new Counter({
+    name: 'hoist_mirror_requests_total',
+    help: 'HTTP requests by route, method and status code',
+    labelNames: ['route', 'method', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly requestDuration = new Histogram({
+    name: 'hoist_mirror_request_duration_seconds',
+    help: 'Time from request to the end of the response, by route',
+    labelNames: ['route'] as const,
+    buckets: [0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 15, 60, 300],
+    registers: [this.registry],
+  });
+
+  readonly cacheLookups = new Counter({
+    name: 'hoist_mirror_cache_lookups_total',
+    help: 'Cache lookups by kind (blob, manifest, tag) and result (hit, miss, stale)',
+    labelNames: ['kind', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  readonly servedBytes = new Counter({
+    name: 'hoist_mirror_served_bytes_total',
+    help: 'Blob bytes sent to clients, by source: cache (stored blob), inflight (a download in progress), upstream (a range passed through)',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamBytes = new Counter({
+    name: 'hoist_mirror_upstream_bytes_total',
+    help: 'Blob bytes received from upstream registries',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  });
+
+  readonly upstreamFetchDuration = new Histogram({
+    name: 'hoist_mirror_upstream_fetch_duration_seconds',
+    help: 'Duration of upstream fetches, by upstream, kind and outcome',
+    labelNames: ['upstream', 'kind', 'outcome'] as const,
+    buckets: [0.01, 0.05, 0.25, 1, 5, 15, 60, 300, 1200],
+    registers: [this.registry],
+  });
+
+  readonly inflightFetches = new Gauge({
+    name: 'hoist_mirror_inflight_fetches',
+    help: 'Blob downloads from upstream in progress',
+    registers: [this.registry],
+  });
+
+  readonly inflightClients = new Gauge({
+    name: 'hoist_mirror_inflight_clients',
+    help: 'Clients being served from downloads still in progress',
+    registers: [this.registry],
+  });
+
+  readonly storeBytes = new Gauge({
+    name: 'hoist_mirror_store_bytes',
+    help: 'Bytes of verified blobs in the store',
+    registers: [this.registry],
+  });
+
+  readonly storeBlobs = new Gauge({
+    name: 'hoist_mirror_store_blobs',
+    help: 'Verified blobs in the store',
+    registers: [this.registry],
+  });
+
+  readonly verifyFailures = new Counter({
+    name: 'hoist_mirror_verify_failures_total',
+    help: 'Downloads discarded because their bytes did not match the digest or size',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'hoist_' });
+  }
+}

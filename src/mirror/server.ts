@@ -1,0 +1,389 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import { parseAccept, parseRange, type Digest } from '../oci/index.js';
+import { RegistryClient } from '../registry-client/index.js';
+import { BlobFetcher } from './blob-fetcher.js';
+import { BlobStore } from './blob-store.js';
+import type { MirrorConfig } from './config.js';
+import { MirrorError } from './errors.js';
+import { API_VERSION_HEADER, sendError, sendJson, sliceStream, streamBody } from './http.js';
+import type { InflightBlob } from './inflight-blob.js';
+import { ManifestStore } from './manifest-store.js';
+import { ManifestService } from './manifests.js';
+import { MirrorMetrics } from './metrics.js';
+import { routeRequest, type Route, type RoutingTable } from './routing.js';
+import { pipeline } from 'node:stream/promises';
+
+export interface MirrorOptions {
+  config: MirrorConfig;
+  logger?: Logger;
+  metrics?: MirrorMetrics;
+}
+
+type BlobRoute = Extract<Route, { kind: 'blob' }>;
+type ManifestRoute = Extract<Route, { kind: 'manifest' }>;
+
+/** Per-request facts gathered for the one log line each request gets. */
+interface RequestInfo {
+  route: string;
+  cache?: string;
+  bytes: number;
+  upstream?: string;
+}
+
+/**
+ * The pull-through mirror: an HTTP server speaking the OCI distribution-spec pull API in front of
+ * many upstream registries, with a verified content-addressed store.
+ */
+export class Mirror {
+  readonly config: MirrorConfig;
+  readonly metrics: MirrorMetrics;
+  readonly logger: Logger;
+  readonly blobs: BlobStore;
+  readonly manifests: ManifestStore;
+  private readonly fetcher: BlobFetcher;
+  private readonly manifestService: ManifestService;
+  private readonly clients = new Map<string, RegistryClient>();
+  private readonly table: RoutingTable;
+  private server: Server | undefined;
+  private ready = false;
+  private closing = false;
+
+  constructor(options: MirrorOptions) {
+    this.config = options.config;
+    this.logger = (options.logger ?? pino({ level: options.config.logLevel })).child({ module: 'mirror' });
+    this.metrics = options.metrics ?? new MirrorMetrics();
+    this.blobs = new BlobStore(this.config.storage);
+    this.manifests = new ManifestStore(this.config.storage);
+    this.fetcher = new BlobFetcher({ store: this.blobs, metrics: this.metrics, logger: this.logger });
+    this.manifestService = new ManifestService({
+      store: this.manifests,
+      metrics: this.metrics,
+      logger: this.logger,
+      tagTtlSeconds: this.config.tagTtlSeconds,
+    });
+    for (const u of this.config.upstreams) {
+      this.clients.set(
+        u.name,
+        new RegistryClient({
+          name: u.name,
+          url: u.url,
+          headersTimeoutMs: this.config.upstreamHeadersTimeoutSeconds * 1000,
+          userAgent: 'hoist-mirror',
+          ...(u.username !== undefined && u.password !== undefined
+            ? { credentials: { username: u.username, password: u.password } }
+            : {}),
+        }),
+      );
+    }
+    this.table = { upstreams: new Set(this.clients.keys()), defaultUpstream: this.config.defaultUpstream };
+  }
+
+  /** Prepares the store and starts listening. Upstreams are not contacted: the mirror starts offline. */
+  async listen(): Promise<AddressInfo> {
+    await this.blobs.init();
+    await this.manifests.init();
+    this.metrics.storeBytes.set(this.blobs.totalBytes);
+    this.metrics.storeBlobs.set(this.blobs.blobCount);
+    const server = createServer((req, res) => this.handle(req, res));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.config.listen.port, this.config.listen.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.ready = true;
+    const address = server.address() as AddressInfo;
+    this.logger.info(
+      { address: address.address, port: address.port, upstreams: [...this.clients.keys()] },
+      'listening',
+    );
+    return address;
+  }
+
+  /** Stops accepting, gives open requests `graceMs` to finish, then aborts the rest. */
+  async close(graceMs = 10_000): Promise<void> {
+    this.closing = true;
+    this.ready = false;
+    const server = this.server;
+    if (!server) return;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const timer = setTimeout(() => {
+      this.fetcher.abortAll(new Error('mirror shutting down'));
+      server.closeAllConnections();
+    }, graceMs);
+    await closed;
+    clearTimeout(timer);
+    this.fetcher.abortAll(new Error('mirror shut down'));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const started = process.hrtime.bigint();
+    const info: RequestInfo = { route: 'unknown', bytes: 0 };
+    res.on('close', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const status = res.writableFinished ? res.statusCode : 0; // 0: connection aborted
+      this.metrics.requests.inc({ route: info.route, method: req.method ?? '', status: String(status) });
+      this.metrics.requestDuration.observe({ route: info.route }, seconds);
+      this.logger.info(
+        {
+          method: req.method,
+          path: req.url?.slice(0, 512),
+          status,
+          route: info.route,
+          cache: info.cache,
+          upstream: info.upstream,
+          bytes: info.bytes,
+          ms: Math.round(seconds * 1000),
+        },
+        'request',
+      );
+    });
+    this.dispatch(req, res, info).catch((err: unknown) => {
+      const e = sendError(req, res, err);
+      if (e.status >= 500) this.logger.error({ err: e.cause ?? e, path: req.url?.slice(0, 512) }, e.message);
+    });
+  }
+
+  private async dispatch(req: IncomingMessage, res: ServerResponse, info: RequestInfo): Promise<void> {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://mirror.invalid');
+    } catch {
+      throw new MirrorError('NOT_FOUND', 'malformed request target');
+    }
+    const route = routeRequest(url.pathname, url.searchParams, this.table);
+    info.route = route.kind;
+    if ('upstream' in route) info.upstream = route.upstream;
+
+    const method = req.method ?? '';
+    if (route.kind === 'upload' || (method !== 'GET' && method !== 'HEAD')) {
+      if (url.pathname.startsWith('/v2')) {
+        throw new MirrorError(
+          'UNSUPPORTED',
+          'this is a read-only pull-through mirror; push to the upstream registry',
+        );
+      }
+      throw new MirrorError('METHOD_NOT_ALLOWED', `${method.slice(0, 10)} is not allowed here`);
+    }
+
+    switch (route.kind) {
+      case 'base':
+        return sendJson(req, res, 200, {});
+      case 'healthz':
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+        return;
+      case 'readyz':
+        if (!this.ready || this.closing) throw new MirrorError('UNAVAILABLE', 'not ready', { status: 503 });
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('ready\n');
+        return;
+      case 'metrics': {
+        const text = await this.metrics.registry.metrics();
+        res.writeHead(200, { 'content-type': this.metrics.registry.contentType }).end(text);
+        return;
+      }
+      case 'catalog':
+        throw new MirrorError('UNSUPPORTED', 'a pull-through mirror has no catalog', { status: 404 });
+      case 'tags': {
+        const query = new URLSearchParams();
+        for (const key of ['n', 'last']) {
+          const v = url.searchParams.get(key);
+          if (v !== null) query.set(key, v);
+        }
+        const q = query.size ? `?${query.toString()}` : '';
+        const tags = await this.client(route.upstream).listTags(route.repo, q);
+        return sendJson(req, res, 200, tags.body);
+      }
+      case 'manifest':
+        return this.serveManifest(req, res, route, info);
+      case 'blob':
+        return this.serveBlob(req, res, route, info);
+      default:
+        throw new MirrorError('NOT_FOUND', 'no such endpoint');
+    }
+  }
+
+  private client(name: string): RegistryClient {
+    const c = this.clients.get(name);
+    if (!c) throw new MirrorError('NAME_UNKNOWN', `registry "${name}" is not mirrored here`);
+    return c;
+  }
+
+  private async serveManifest(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: ManifestRoute,
+    info: RequestInfo,
+  ): Promise<void> {
+    const accepted = parseAccept(req.headers.accept);
+    const m = await this.manifestService.resolve(
+      this.client(route.upstream),
+      route.repo,
+      route.reference,
+      accepted,
+    );
+    info.cache = m.cache;
+    const headers: Record<string, string | number> = {
+      ...API_VERSION_HEADER,
+      'content-type': m.mediaType,
+      'content-length': m.body.byteLength,
+      'docker-content-digest': m.digest,
+      etag: `"${m.digest}"`,
+      'x-hoist-cache': m.cache,
+    };
+    if (m.cache === 'stale') headers.warning = '110 hoist "tag served from cache: upstream unreachable"';
+    res.writeHead(200, headers);
+    res.end(req.method === 'HEAD' ? undefined : m.body);
+  }
+
+  private async serveBlob(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: BlobRoute,
+    info: RequestInfo,
+  ): Promise<void> {
+    const client = this.client(route.upstream);
+    const head = req.method === 'HEAD';
+    const baseHeaders = {
+      ...API_VERSION_HEADER,
+      'content-type': 'application/octet-stream',
+      'docker-content-digest': route.digest.value,
+      etag: `"${route.digest.value}"`,
+      'accept-ranges': 'bytes',
+    };
+
+    if (head) {
+      // A HEAD answers from what is known; it never starts a download.
+      const size =
+        (await this.blobs.size(route.digest)) ?? (await client.headBlob(route.repo, route.digest.value)).size;
+      res.writeHead(200, { ...baseHeaders, ...(size !== undefined ? { 'content-length': size } : {}) }).end();
+      return;
+    }
+
+    const lookup = await this.fetcher.lookup(client, route.repo, route.digest);
+    if (lookup.kind === 'stored') {
+      info.cache = 'hit';
+      return this.serveStored(req, res, route.digest, lookup.size, baseHeaders, info);
+    }
+    info.cache = 'miss';
+    return this.serveInflight(req, res, route, lookup.blob, baseHeaders, info);
+  }
+
+  private async serveStored(
+    req: IncomingMessage,
+    res: ServerResponse,
+    digest: Digest,
+    size: number,
+    baseHeaders: Record<string, string>,
+    info: RequestInfo,
+  ): Promise<void> {
+    const range = parseRange(req.headers.range, size);
+    if (range.kind === 'unsatisfiable') {
+      res.setHeader('content-range', `bytes */${size}`);
+      throw new MirrorError('RANGE_NOT_SATISFIABLE', `range is outside the blob's ${size} bytes`);
+    }
+    const start = range.kind === 'range' ? range.range.start : 0;
+    const end = range.kind === 'range' ? range.range.end : size - 1;
+    const stream = await this.blobs.openRead(digest, start, end);
+    if (!stream) throw new MirrorError('BLOB_UNKNOWN', `blob ${digest.value} is not stored`);
+    const headers: Record<string, string | number> = { ...baseHeaders, 'content-length': end - start + 1 };
+    if (range.kind === 'range') headers['content-range'] = `bytes ${start}-${end}/${size}`;
+    res.writeHead(range.kind === 'range' ? 206 : 200, headers);
+    const served = this.metrics.servedBytes.labels({ source: 'cache' });
+    await streamBody(stream, res, (n) => {
+      info.bytes += n;
+      served.inc(n);
+    });
+  }
+
+  private async serveInflight(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: BlobRoute,
+    blob: InflightBlob,
+    baseHeaders: Record<string, string>,
+    info: RequestInfo,
+  ): Promise<void> {
+    const size = blob.size;
+    const range = parseRange(req.headers.range, size);
+    if (range.kind === 'unsatisfiable') {
+      if (size !== undefined) res.setHeader('content-range', `bytes */${size}`);
+      throw new MirrorError('RANGE_NOT_SATISFIABLE', 'range is outside the blob');
+    }
+    if (
+      range.kind === 'range' &&
+      (size === undefined || range.range.start > blob.bytesWritten + this.config.rangeAheadBytes)
+    ) {
+      // Far ahead of the download (or of unknown size): fetch just this range upstream now,
+      // rather than make a lazy-pulling client wait for the whole blob to arrive.
+      return this.serveUpstreamRange(res, route, range.range, size, baseHeaders, info);
+    }
+    const start = range.kind === 'range' ? range.range.start : 0;
+    const end = range.kind === 'range' ? range.range.end : size !== undefined ? size - 1 : undefined;
+    const headers: Record<string, string | number> = { ...baseHeaders };
+    if (end !== undefined) headers['content-length'] = end - start + 1;
+    if (range.kind === 'range') headers['content-range'] = `bytes ${start}-${end}/${size}`;
+    res.writeHead(range.kind === 'range' ? 206 : 200, headers);
+    const reader = blob.createReader(start, end);
+    const served = this.metrics.servedBytes.labels({ source: 'inflight' });
+    this.metrics.inflightClients.inc();
+    try {
+      await streamBody(reader, res, (n) => {
+        info.bytes += n;
+        served.inc(n);
+      });
+    } finally {
+      this.metrics.inflightClients.dec();
+    }
+  }
+
+  private async serveUpstreamRange(
+    res: ServerResponse,
+    route: BlobRoute,
+    range: { start: number; end: number },
+    size: number | undefined,
+    baseHeaders: Record<string, string>,
+    info: RequestInfo,
+  ): Promise<void> {
+    const client = this.client(route.upstream);
+    const wantEnd = size === undefined && range.end === Number.MAX_SAFE_INTEGER ? undefined : range.end;
+    const up = await client.getBlob(route.repo, route.digest.value, {
+      range: { start: range.start, ...(wantEnd !== undefined ? { end: wantEnd } : {}) },
+    });
+    const total = up.totalSize ?? size;
+    let body = up.body;
+    let start = range.start;
+    let length: number | undefined;
+    if (up.status === 206) {
+      start = up.offset;
+      length = up.contentLength;
+    } else {
+      // The upstream ignored Range: cut the range out of the whole body ourselves.
+      length =
+        wantEnd !== undefined
+          ? wantEnd - range.start + 1
+          : total !== undefined
+            ? total - range.start
+            : undefined;
+      const slice = sliceStream(range.start, length);
+      void pipeline(up.body, slice).catch(() => slice.destroy());
+      body = slice;
+    }
+    const headers: Record<string, string | number> = { ...baseHeaders };
+    if (length !== undefined) {
+      headers['content-length'] = length;
+      headers['content-range'] = `bytes ${start}-${start + length - 1}/${total ?? '*'}`;
+    }
+    res.writeHead(206, headers);
+    info.cache = 'miss-range';
+    const served = this.metrics.servedBytes.labels({ source: 'upstream' });
+    await streamBody(body, res, (n) => {
+      info.bytes += n;
+      served.inc(n);
+    });
+  }
+}

@@ -1,0 +1,374 @@
+import { Readable } from 'node:stream';
+import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import {
+  basicAuthorization,
+  parseChallenges,
+  tokenFromResponse,
+  type CachedToken,
+  type Credentials,
+} from './auth.js';
+import { errorFromResponse, UpstreamError } from './errors.js';
+
+export interface RegistryClientOptions {
+  /** Registry host as clients name it (docker.io, 127.0.0.1:6000); used in messages only. */
+  name: string;
+  /** Base URL of the registry API, e.g. https://registry-1.docker.io. */
+  url: string;
+  credentials?: Credentials;
+  /** How long to wait for response headers before giving up (milliseconds). */
+  headersTimeoutMs?: number;
+  userAgent?: string;
+  /** Clock, injectable for token-expiry tests. */
+  now?: () => number;
+}
+
+export interface ManifestResponse {
+  body: Buffer;
+  /** Content-Type the upstream sent. */
+  contentType: string | undefined;
+  /** Docker-Content-Digest the upstream sent (unverified; callers verify). */
+  digestHeader: string | undefined;
+}
+
+export interface ManifestHead {
+  contentType: string | undefined;
+  digestHeader: string | undefined;
+  size: number | undefined;
+}
+
+export interface BlobResponse {
+  /** 200 for a whole blob, 206 for a range. */
+  status: 200 | 206;
+  /** Bytes in this body, when the upstream said. */
+  contentLength: number | undefined;
+  /** Start offset of this body within the blob (0 unless status is 206). */
+  offset: number;
+  /** Size of the whole blob, when known (Content-Length of a 200, or the Content-Range total). */
+  totalSize: number | undefined;
+  body: Readable;
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal | undefined;
+  headers?: Record<string, string>;
+}
+
+export const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
+
+/**
+ * A client for one upstream registry's pull API (OCI distribution-spec), with the auth dance:
+ * a request without credentials, and on `401` the challenge answered (Bearer token fetched from
+ * the realm, or Basic), tokens cached per scope until they expire.
+ */
+export class RegistryClient {
+  readonly name: string;
+  readonly baseUrl: string;
+  private readonly credentials: Credentials | undefined;
+  private readonly headersTimeoutMs: number;
+  private readonly userAgent: string;
+  private readonly now: () => number;
+  private readonly tokens = new Map<string, CachedToken>();
+  private readonly pendingTokens = new Map<string, Promise<CachedToken>>();
+  /** The last challenge seen, so that later scopes can fetch a token before the first request. */
+  private bearer: { realm: string; service: string | undefined } | undefined;
+  private useBasic = false;
+
+  constructor(options: RegistryClientOptions) {
+    this.name = options.name;
+    this.baseUrl = options.url.replace(/\/+$/, '');
+    this.credentials = options.credentials;
+    this.headersTimeoutMs = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
+    this.userAgent = options.userAgent ?? 'hoist';
+    this.now = options.now ?? Date.now;
+  }
+
+  get hasCredentials(): boolean {
+    return this.credentials !== undefined;
+  }
+
+  async getManifest(
+    repo: string,
+    reference: string,
+    accept: readonly string[],
+    opts: RequestOptions = {},
+  ): Promise<ManifestResponse> {
+    const res = await this.request('GET', `/v2/${repo}/manifests/${reference}`, repo, {
+      ...opts,
+      headers: { accept: accept.join(', ') },
+    });
+    const what = `manifest ${repo}:${reference}`;
+    if (res.status !== 200) throw await this.failure(res, what);
+    const body = Buffer.from(await res.arrayBuffer());
+    return {
+      body,
+      contentType: res.headers.get('content-type') ?? undefined,
+      digestHeader: res.headers.get('docker-content-digest') ?? undefined,
+    };
+  }
+
+  async headManifest(
+    repo: string,
+    reference: string,
+    accept: readonly string[],
+    opts: RequestOptions = {},
+  ): Promise<ManifestHead> {
+    const res = await this.request('HEAD', `/v2/${repo}/manifests/${reference}`, repo, {
+      ...opts,
+      headers: { accept: accept.join(', ') },
+    });
+    if (res.status !== 200) throw await this.failure(res, `manifest ${repo}:${reference}`);
+    return {
+      contentType: res.headers.get('content-type') ?? undefined,
+      digestHeader: res.headers.get('docker-content-digest') ?? undefined,
+      size: parseLength(res.headers.get('content-length')),
+    };
+  }
+
+  async headBlob(
+    repo: string,
+    digest: string,
+    opts: RequestOptions = {},
+  ): Promise<{ size: number | undefined }> {
+    const res = await this.request('HEAD', `/v2/${repo}/blobs/${digest}`, repo, opts);
+    if (res.status !== 200) throw await this.failure(res, `blob ${repo}@${digest}`);
+    return { size: parseLength(res.headers.get('content-length')) };
+  }
+
+  /**
+   * Starts a blob download. With `range`, asks for `bytes=start-[end]`; a registry that ignores
+   * the range answers 200 and the caller sees `offset: 0`.
+   */
+  async getBlob(
+    repo: string,
+    digest: string,
+    opts: RequestOptions & { range?: { start: number; end?: number } } = {},
+  ): Promise<BlobResponse> {
+    const headers: Record<string, string> = {};
+    if (opts.range) headers.range = `bytes=${opts.range.start}-${opts.range.end ?? ''}`;
+    const res = await this.request('GET', `/v2/${repo}/blobs/${digest}`, repo, { ...opts, headers });
+    const what = `blob ${repo}@${digest}`;
+    if (res.status !== 200 && res.status !== 206) throw await this.failure(res, what);
+    if (!res.body) throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `upstream sent no body for ${what}`);
+    const contentLength = parseLength(res.headers.get('content-length'));
+    let offset = 0;
+    let totalSize = res.status === 200 ? contentLength : undefined;
+    if (res.status === 206) {
+      const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
+      if (!m) {
+        await res.body.cancel();
+        throw new UpstreamError(
+          'UPSTREAM_BAD_RESPONSE',
+          `upstream sent 206 without a valid Content-Range for ${what}`,
+        );
+      }
+      offset = Number(m[1]);
+      if (m[3] !== '*') totalSize = Number(m[3]);
+      if (opts.range && offset !== opts.range.start) {
+        await res.body.cancel();
+        throw new UpstreamError(
+          'UPSTREAM_BAD_RESPONSE',
+          `upstream answered a range at ${offset}, not ${opts.range.start}`,
+        );
+      }
+    }
+    const body = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
+    return { status: res.status, contentLength, offset, totalSize, body };
+  }
+
+  /** Lists tags (distribution-spec end-8a), passed through as the upstream returns them. */
+  async listTags(
+    repo: string,
+    query: string,
+    opts: RequestOptions = {},
+  ): Promise<{ body: Buffer; link?: string }> {
+    const res = await this.request('GET', `/v2/${repo}/tags/list${query}`, repo, opts);
+    if (res.status !== 200) throw await this.failure(res, `tags of ${repo}`);
+    const link = res.headers.get('link') ?? undefined;
+    return { body: Buffer.from(await res.arrayBuffer()), ...(link ? { link } : {}) };
+  }
+
+  /**
+   * Sends a request with whatever authorization is cached for the repository's pull scope;
+   * answers one 401 challenge and retries once.
+   */
+  async request(method: string, path: string, repo: string, opts: RequestOptions = {}): Promise<Response> {
+    const scope = `repository:${repo}:pull`;
+    let authorization = await this.cachedAuthorization(scope, opts.signal);
+    let res = await this.send(method, path, authorization, opts);
+    if (res.status !== 401) return res;
+    const header = res.headers.get('www-authenticate') ?? '';
+    await res.body?.cancel();
+    authorization = await this.answerChallenge(header, scope, opts.signal);
+    if (authorization === undefined) {
+      return this.send(method, path, undefined, opts); // yields the 401 again, for the caller to report
+    }
+    res = await this.send(method, path, authorization, opts);
+    return res;
+  }
+
+  private async send(
+    method: string,
+    path: string,
+    authorization: string | undefined,
+    opts: RequestOptions,
+  ): Promise<Response> {
+    const headers: Record<string, string> = { 'user-agent': this.userAgent, ...opts.headers };
+    if (authorization) headers.authorization = authorization;
+    return this.fetchWithTimeout(
+      `${this.baseUrl}${path}`,
+      { method, headers, redirect: 'follow' },
+      opts.signal,
+    );
+  }
+
+  private async fetchWithTimeout(
+    url: string,
+    init: RequestInit,
+    signal: AbortSignal | undefined,
+  ): Promise<Response> {
+    // The timeout covers the wait for headers only: a 40 GB body may take as long as it takes.
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(signal?.reason);
+    if (signal?.aborted) controller.abort(signal.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const timer = setTimeout(
+      () =>
+        controller.abort(
+          new UpstreamError(
+            'UPSTREAM_TIMEOUT',
+            `${this.name} sent no response within ${this.headersTimeoutMs} ms`,
+          ),
+        ),
+      this.headersTimeoutMs,
+    );
+    try {
+      return await fetch(url, { ...init, signal: controller.signal });
+    } catch (err) {
+      if (err instanceof UpstreamError) throw err;
+      if (controller.signal.reason instanceof UpstreamError) throw controller.signal.reason;
+      if (signal?.aborted) throw signal.reason;
+      throw new UpstreamError(
+        'UPSTREAM_UNAVAILABLE',
+        `cannot reach ${this.name}: ${describeFetchError(err)}`,
+        {
+          cause: err,
+        },
+      );
+    } finally {
+      // The abort listener stays: body reads honour the caller's signal through `controller`.
+      clearTimeout(timer);
+    }
+  }
+
+  private async cachedAuthorization(
+    scope: string,
+    signal: AbortSignal | undefined,
+  ): Promise<string | undefined> {
+    if (this.useBasic && this.credentials) return basicAuthorization(this.credentials);
+    if (!this.bearer) return undefined;
+    const key = this.tokenKey(this.bearer.realm, this.bearer.service, scope);
+    const cached = this.tokens.get(key);
+    if (cached && cached.expiresAt > this.now()) return cached.authorization;
+    // We know this registry wants a token: get one now rather than take a 401 first.
+    return (await this.fetchToken(this.bearer.realm, this.bearer.service, scope, signal)).authorization;
+  }
+
+  private async answerChallenge(
+    header: string,
+    scope: string,
+    signal: AbortSignal | undefined,
+  ): Promise<string | undefined> {
+    const challenges = parseChallenges(header);
+    const bearer = challenges.find((c) => c.scheme === 'bearer');
+    if (bearer?.params.realm) {
+      this.bearer = { realm: bearer.params.realm, service: bearer.params.service };
+      const wanted = bearer.params.scope ?? scope;
+      const key = this.tokenKey(bearer.params.realm, bearer.params.service, wanted);
+      this.tokens.delete(key); // the token we sent, if any, was refused
+      return (await this.fetchToken(bearer.params.realm, bearer.params.service, wanted, signal))
+        .authorization;
+    }
+    if (challenges.some((c) => c.scheme === 'basic') && this.credentials) {
+      this.useBasic = true;
+      return basicAuthorization(this.credentials);
+    }
+    return undefined;
+  }
+
+  private tokenKey(realm: string, service: string | undefined, scope: string): string {
+    return `${realm}\n${service ?? ''}\n${scope}`;
+  }
+
+  private fetchToken(
+    realm: string,
+    service: string | undefined,
+    scope: string,
+    signal: AbortSignal | undefined,
+  ): Promise<CachedToken> {
+    const key = this.tokenKey(realm, service, scope);
+    const pending = this.pendingTokens.get(key);
+    if (pending) return pending;
+    const promise = this.requestToken(realm, service, scope, signal).finally(() =>
+      this.pendingTokens.delete(key),
+    );
+    this.pendingTokens.set(key, promise);
+    return promise;
+  }
+
+  private async requestToken(
+    realm: string,
+    service: string | undefined,
+    scope: string,
+    signal: AbortSignal | undefined,
+  ): Promise<CachedToken> {
+    let url: URL;
+    try {
+      url = new URL(realm);
+    } catch (cause) {
+      throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${this.name} named an invalid token realm`, {
+        cause,
+      });
+    }
+    if (service) url.searchParams.set('service', service);
+    url.searchParams.set('scope', scope);
+    const headers: Record<string, string> = { 'user-agent': this.userAgent };
+    if (this.credentials) headers.authorization = basicAuthorization(this.credentials);
+    const res = await this.fetchWithTimeout(url.toString(), { method: 'GET', headers }, signal);
+    if (res.status !== 200) {
+      const body = await res.text().catch(() => '');
+      const err = errorFromResponse(res.status, body, `a token for ${scope}`, res.headers.get('retry-after'));
+      throw new UpstreamError(
+        res.status === 401 || res.status === 403 ? 'UNAUTHORIZED' : err.code,
+        `${this.name} token service answered ${res.status} for ${scope}${this.credentials ? ' (check the configured credentials)' : ''}`,
+        { status: res.status },
+      );
+    }
+    const token = tokenFromResponse(await res.json().catch(() => undefined), this.now());
+    if (!token) throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${this.name} token service sent no token`);
+    this.tokens.set(this.tokenKey(realm, service, scope), token);
+    return token;
+  }
+
+  private async failure(res: Response, what: string): Promise<UpstreamError> {
+    const body = res.status === 404 || res.status >= 400 ? await res.text().catch(() => '') : '';
+    return errorFromResponse(
+      res.status,
+      body.slice(0, 64 * 1024),
+      `${what} from ${this.name}`,
+      res.headers.get('retry-after'),
+    );
+  }
+}
+
+function parseLength(value: string | null): number | undefined {
+  if (value === null || !/^\d+$/.test(value)) return undefined;
+  return Number(value);
+}
+
+function describeFetchError(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = err.cause as { code?: string; message?: string } | undefined;
+    return cause?.code ?? cause?.message ?? err.message;
+  }
+  return String(err);
+}

@@ -1,0 +1,11 @@
+export {
+  RegistryClient,
+  DEFAULT_HEADERS_TIMEOUT_MS,
+  type RegistryClientOptions,
+  type ManifestResponse,
+  type ManifestHead,
+  type BlobResponse,
+  type RequestOptions,
+} from './client.js';
+export { UpstreamError, parseRetryAfter, type UpstreamErrorCode } from './errors.js';
+export { parseChallenges, basicAuthorization, type Credentials, type Challenge } from './auth.js';
