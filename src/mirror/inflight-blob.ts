@@ -1,3 +1,4 @@
+import { createReadStream } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -33,6 +34,7 @@ export class InflightBlob {
   private readers = 0;
   private waiters = new Set<() => void>();
   private closed = false;
+  private storedPath: string | undefined;
 
   private constructor(digest: Digest, size: number | undefined, tempPath: string, handle: FileHandle) {
     this.digest = digest;
@@ -100,6 +102,7 @@ export class InflightBlob {
       }
       await this.handle.sync();
       await store.commit(this.tempPath, this.digest, this.written);
+      this.storedPath = store.pathOf(this.digest);
       this.stateValue = 'complete';
       this.notify();
       this.maybeClose();
@@ -148,6 +151,17 @@ export class InflightBlob {
    * partial file as they arrive.
    */
   createReader(start: number, end?: number): Readable {
+    if (this.closed && this.stateValue === 'complete' && this.storedPath) {
+      // Finished and its descriptor closed: read the stored file (it holds the same bytes).
+      return createReadStream(this.storedPath, {
+        start,
+        ...(end !== undefined ? { end } : {}),
+        highWaterMark: READ_CHUNK_BYTES,
+      });
+    }
+    if (this.closed) {
+      return new Readable({ read() {} }).destroy(this.errorValue ?? new Error('download failed'));
+    }
     this.readers += 1;
     let pos = start;
     let reading = false;

@@ -1,0 +1,196 @@
+// Launches a real containerd 1.6 (`containerd --config FILE`) with every path under one temp dir,
+// its CRI plugin enabled (registry hosts from a hosts dir, CNI conflist so the runtime is ready).
+// Needs root: containerd mounts snapshots and creates its state.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { removeTempDir, tempDir } from './peers.js';
+import type { RunResult } from './process.js';
+import { run, startDaemon, waitUntil } from './process.js';
+
+export interface ContainerdOptions {
+  /** Extra TOML appended to the generated config.toml (e.g. more plugin sections). */
+  extraToml?: string;
+  startTimeoutMs?: number;
+}
+
+export interface ContainerdPeer {
+  /** The gRPC unix socket (CRI runtime.v1 is served on it too). */
+  socket: string;
+  /** Every path of this instance lives under this dir; removed by stop(). */
+  dir: string;
+  root: string;
+  state: string;
+  /** The CRI registry config_path: one folder per registry host holding hosts.toml. */
+  hostsDir: string;
+  cniConfDir: string;
+  configPath: string;
+  /** `ctr --address SOCK [--namespace NS] ...args`; rejects with ctr's stderr on failure. */
+  ctr(args: string[], opts?: { namespace?: string; timeoutMs?: number }): Promise<RunResult>;
+  /** containerd's own log so far (its stderr and stdout). */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+// The CRI plugin's default CNI paths (/opt/cni/bin, /etc/cni/net.d) are not where Debian puts them.
+const CNI_BIN_DIRS = ['/usr/lib/cni', '/opt/cni/bin'];
+
+function cniBinDir(): string {
+  return CNI_BIN_DIRS.find((d) => existsSync(join(d, 'bridge'))) ?? CNI_BIN_DIRS[0]!;
+}
+
+function tomlString(s: string): string {
+  return JSON.stringify(s);
+}
+
+function renderConfig(p: {
+  root: string;
+  state: string;
+  socket: string;
+  hostsDir: string;
+  cniConfDir: string;
+  optDir: string;
+}) {
+  return `version = 2
+root = ${tomlString(p.root)}
+state = ${tomlString(p.state)}
+# Snapshotters that need a special filesystem or device only log errors here.
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper",
+]
+
+[grpc]
+  address = ${tomlString(p.socket)}
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = ${tomlString(p.optDir)}
+
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+
+[plugins."io.containerd.grpc.v1.cri".cni]
+  bin_dir = ${tomlString(cniBinDir())}
+  conf_dir = ${tomlString(p.cniConfDir)}
+
+[plugins."io.containerd.grpc.v1.cri".registry]
+  config_path = ${tomlString(p.hostsDir)}
+`;
+}
+
+// A bridge + loopback network: the CRI plugin reports NetworkReady once a conflist loads.
+const CNI_CONFLIST = {
+  cniVersion: '1.0.0',
+  name: 'hoist-test',
+  plugins: [
+    {
+      type: 'bridge',
+      bridge: 'hoist-cni0',
+      isGateway: true,
+      ipMasq: false,
+      ipam: { type: 'host-local', ranges: [[{ subnet: '10.88.0.0/16' }]] },
+    },
+    { type: 'loopback' },
+  ],
+};
+
+/** Unmounts whatever containerd left mounted under `dir` (snapshots of containers never removed). */
+async function unmountUnder(dir: string): Promise<void> {
+  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const points = mountinfo
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter((p): p is string => p !== undefined && p.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const point of points) await run('umount', ['-l', point]).catch(() => undefined);
+}
+
+/**
+ * Starts containerd on a socket under /tmp/hoist-ctd-XXXXXX (unix socket paths are limited to
+ * 107 bytes, so the OS temp dir may be too deep) and waits until `ctr version` answers.
+ */
+export async function startContainerd(opts: ContainerdOptions = {}): Promise<ContainerdPeer> {
+  const dir = await tempDir('hoist-ctd', '/tmp');
+  const paths = {
+    root: join(dir, 'root'),
+    state: join(dir, 'state'),
+    socket: join(dir, 'c.sock'),
+    hostsDir: join(dir, 'hosts'),
+    cniConfDir: join(dir, 'cni'),
+    optDir: join(dir, 'opt'),
+  };
+  const configPath = join(dir, 'config.toml');
+  try {
+    for (const d of [paths.root, paths.state, paths.hostsDir, paths.cniConfDir])
+      await mkdir(d, { recursive: true });
+    await writeFile(join(paths.cniConfDir, '10-hoist-test.conflist'), JSON.stringify(CNI_CONFLIST, null, 2));
+    await writeFile(configPath, renderConfig(paths) + (opts.extraToml ?? ''));
+  } catch (e) {
+    await removeTempDir(dir);
+    throw e;
+  }
+
+  const daemon = startDaemon('containerd', ['--config', configPath]);
+  const ctr: ContainerdPeer['ctr'] = (args, o = {}) =>
+    run('ctr', ['--address', paths.socket, ...(o.namespace ? ['--namespace', o.namespace] : []), ...args], {
+      timeoutMs: o.timeoutMs ?? 120_000,
+    });
+  const stop = async () => {
+    await daemon.stop();
+    await unmountUnder(dir);
+    await removeTempDir(dir);
+  };
+
+  try {
+    await waitUntil(
+      `containerd on ${paths.socket}`,
+      async () => {
+        if (!existsSync(paths.socket)) return false;
+        await ctr(['version'], { timeoutMs: 5_000 });
+        return true;
+      },
+      { daemon, timeoutMs: opts.startTimeoutMs ?? 30_000 },
+    );
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+
+  return { ...paths, dir, configPath, ctr, output: () => daemon.output(), stop };
+}
+
+export interface HostsTomlOptions {
+  /** Mirror URLs carry the full API path (e.g. http://host/v2/ns); sets override_path = true. */
+  overridePath?: boolean;
+  /** Capabilities of each mirror; default ["pull", "resolve"]. */
+  capabilities?: string[];
+}
+
+/**
+ * Writes `<hostsDir>/<registryHost>/hosts.toml` (containerd's registry host config, docs/hosts.md):
+ * containerd tries each mirror in order, then `serverUrl`. Returns the file's path.
+ */
+export async function writeHostsToml(
+  hostsDir: string,
+  registryHost: string,
+  serverUrl: string,
+  mirrorUrls: string[],
+  opts: HostsTomlOptions = {},
+): Promise<string> {
+  const capabilities = opts.capabilities ?? ['pull', 'resolve'];
+  const lines = [`server = ${tomlString(serverUrl)}`, ''];
+  for (const mirror of mirrorUrls) {
+    lines.push(`[host.${tomlString(mirror)}]`);
+    lines.push(`  capabilities = [${capabilities.map(tomlString).join(', ')}]`);
+    if (opts.overridePath === true) lines.push('  override_path = true');
+    lines.push('');
+  }
+  const folder = join(hostsDir, registryHost);
+  await mkdir(folder, { recursive: true });
+  const path = join(folder, 'hosts.toml');
+  await writeFile(path, lines.join('\n'));
+  return path;
+}

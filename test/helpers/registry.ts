@@ -1,0 +1,231 @@
+// Launches a real upstream registry: distribution 2.8 (`docker-registry serve CONFIG.yml`) on
+// loopback with filesystem storage, optionally behind htpasswd auth or as a pull-through proxy.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { freePort, removeTempDir, tempDir } from './peers.js';
+import type { Daemon } from './process.js';
+import { run, startDaemon, waitUntil } from './process.js';
+
+export interface RegistryOptions {
+  /** Protect the registry with basic auth (`auth.htpasswd`, a bcrypt file made with htpasswd -Bbn). */
+  htpasswd?: { username: string; password: string };
+  /** Run as a pull-through cache of this registry. distribution refuses to start while it is down. */
+  proxyRemoteUrl?: string;
+  proxyUsername?: string;
+  proxyPassword?: string;
+  /** Extra top-level config keys, merged over the generated ones (shallow, per top-level key). */
+  extraConfig?: Record<string, unknown>;
+  startTimeoutMs?: number;
+}
+
+/** One line of the registry's own access log (combined log format, written on stdout). */
+export interface AccessLogEntry {
+  method: string;
+  /** Request path without the query string, e.g. /v2/repo/blobs/sha256:... */
+  path: string;
+  /** Raw query string without '?', '' when none. */
+  query: string;
+  status: number;
+  /** Response body bytes, 0 when the log shows '-'. */
+  bytes: number;
+  userAgent: string;
+}
+
+export interface RegistryPeer {
+  /** http://127.0.0.1:PORT */
+  url: string;
+  /** 127.0.0.1:PORT, the registry host as image references name it. */
+  host: string;
+  port: number;
+  storageDir: string;
+  configPath: string;
+  /** Requests the registry logged so far, oldest first. */
+  accessLog(): AccessLogEntry[];
+  /**
+   * Waits for a logged request matching `match`. distribution writes the access-log line after the
+   * response is complete, so a client can see the response before the line exists: await this
+   * instead of reading accessLog() right after a request.
+   */
+  waitForAccess(match: (e: AccessLogEntry) => boolean, timeoutMs?: number): Promise<AccessLogEntry>;
+  /** The registry's application log (stderr) and access log, for failure messages. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+// 127.0.0.1 - - [28/Nov/2026:20:28:30 +0000] "GET /v2/ HTTP/1.1" 200 2 "" "curl/7.88.1"
+const ACCESS_LINE = /^\S+ \S+ \S+ \[[^\]]*\] "(\S+) (\S+) [^"]*" (\d{3}) (\d+|-) "[^"]*" "([^"]*)"/;
+
+export function parseAccessLogLine(line: string): AccessLogEntry | undefined {
+  const m = ACCESS_LINE.exec(line);
+  if (m === null) return undefined;
+  const [, method = '', uri = '', status = '0', bytes = '-', userAgent = ''] = m;
+  const q = uri.indexOf('?');
+  return {
+    method,
+    path: q === -1 ? uri : uri.slice(0, q),
+    query: q === -1 ? '' : uri.slice(q + 1),
+    status: Number(status),
+    bytes: bytes === '-' ? 0 : Number(bytes),
+    userAgent,
+  };
+}
+
+function buildConfig(dir: string, port: number, opts: RegistryOptions, htpasswdPath?: string) {
+  const config: Record<string, unknown> = {
+    version: 0.1,
+    log: { level: 'info', formatter: 'text', accesslog: { disabled: false } },
+    storage: {
+      filesystem: { rootdirectory: join(dir, 'storage') },
+      delete: { enabled: true },
+    },
+    http: { addr: `127.0.0.1:${port}`, secret: 'hoist-test-secret' },
+  };
+  if (opts.htpasswd !== undefined && htpasswdPath !== undefined) {
+    config.auth = { htpasswd: { realm: 'hoist-test', path: htpasswdPath } };
+  }
+  if (opts.proxyRemoteUrl !== undefined) {
+    const proxy: Record<string, string> = { remoteurl: opts.proxyRemoteUrl };
+    if (opts.proxyUsername !== undefined) proxy.username = opts.proxyUsername;
+    if (opts.proxyPassword !== undefined) proxy.password = opts.proxyPassword;
+    config.proxy = proxy;
+  }
+  return { ...config, ...opts.extraConfig };
+}
+
+async function probe(url: string): Promise<boolean> {
+  const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2_000) });
+  await res.body?.cancel();
+  return res.status === 200 || res.status === 401;
+}
+
+async function launch(dir: string, opts: RegistryOptions, htpasswdPath?: string): Promise<RegistryPeer> {
+  const port = await freePort();
+  const host = `127.0.0.1:${port}`;
+  const url = `http://${host}`;
+  const configPath = join(dir, 'config.yml');
+  await writeFile(configPath, stringify(buildConfig(dir, port, opts, htpasswdPath)));
+
+  const daemon: Daemon = startDaemon('docker-registry', ['serve', configPath]);
+  // Access log goes to stdout; the logrus application log goes to stderr.
+  const entries: AccessLogEntry[] = [];
+  const waiters = new Set<{ match: (e: AccessLogEntry) => boolean; resolve: (e: AccessLogEntry) => void }>();
+  daemon.onStdoutLine((line) => {
+    const entry = parseAccessLogLine(line);
+    if (entry === undefined) return;
+    entries.push(entry);
+    for (const w of waiters) {
+      if (w.match(entry)) {
+        waiters.delete(w);
+        w.resolve(entry);
+      }
+    }
+  });
+
+  try {
+    await waitUntil(`docker-registry on ${host}`, () => probe(url), {
+      daemon,
+      timeoutMs: opts.startTimeoutMs ?? 20_000,
+    });
+  } catch (e) {
+    await daemon.stop();
+    throw e;
+  }
+
+  return {
+    url,
+    host,
+    port,
+    storageDir: join(dir, 'storage'),
+    configPath,
+    accessLog: () => [...entries],
+    output: () => daemon.output(),
+    waitForAccess(match, timeoutMs = 5_000) {
+      const seen = entries.find(match);
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise<AccessLogEntry>((resolve, reject) => {
+        const waiter = {
+          match,
+          resolve: (e: AccessLogEntry) => {
+            clearTimeout(timer);
+            resolve(e);
+          },
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          const log = entries.map((e) => `${e.method} ${e.path} ${e.status}`).join('\n');
+          reject(
+            new Error(`registry ${host}: no matching access-log entry after ${timeoutMs} ms; log:\n${log}`),
+          );
+        }, timeoutMs);
+        waiters.add(waiter);
+      });
+    },
+    async stop() {
+      await daemon.stop();
+    },
+  };
+}
+
+/** Starts docker-registry on a free loopback port and waits until `GET /v2/` answers (200 or 401). */
+export async function startRegistry(opts: RegistryOptions = {}): Promise<RegistryPeer> {
+  const dir = await tempDir('hoist-registry');
+  try {
+    let htpasswdPath: string | undefined;
+    if (opts.htpasswd !== undefined) {
+      htpasswdPath = join(dir, 'htpasswd');
+      const { stdout } = await run('htpasswd', ['-Bbn', opts.htpasswd.username, opts.htpasswd.password]);
+      await writeFile(htpasswdPath, stdout);
+    }
+    // freePort can race with another process taking the port; retry on that one failure.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const peer = await launch(dir, opts, htpasswdPath);
+        return {
+          ...peer,
+          async stop() {
+            await peer.stop();
+            await removeTempDir(dir);
+          },
+        };
+      } catch (e) {
+        if (attempt >= 3 || !/address already in use/.test(String(e))) throw e;
+      }
+    }
+  } catch (e) {
+    await removeTempDir(dir);
+    throw e;
+  }
+}
+
+export interface FetchedManifest {
+  status: number;
+  contentType: string;
+  /** Docker-Content-Digest header ('' when absent). */
+  digest: string;
+  body: string;
+}
+
+/** GET /v2/<repo>/manifests/<ref> with the given Accept types (and basic auth when given). */
+export async function fetchManifest(
+  peer: Pick<RegistryPeer, 'url'>,
+  repo: string,
+  ref: string,
+  accept: string[],
+  creds?: { username: string; password: string },
+): Promise<FetchedManifest> {
+  const headers: Record<string, string> = { accept: accept.join(', ') };
+  if (creds !== undefined) {
+    headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+  }
+  const res = await fetch(`${peer.url}/v2/${repo}/manifests/${ref}`, {
+    headers,
+    signal: AbortSignal.timeout(10_000),
+  });
+  return {
+    status: res.status,
+    contentType: res.headers.get('content-type') ?? '',
+    digest: res.headers.get('docker-content-digest') ?? '',
+    body: await res.text(),
+  };
+}
