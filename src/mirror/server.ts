@@ -248,6 +248,8 @@ export class Mirror {
   ): Promise<void> {
     const client = this.client(route.upstream);
     const head = req.method === 'HEAD';
+    // A malformed Range is refused before any lookup or upstream traffic.
+    parseRange(req.headers.range, undefined);
     const baseHeaders = {
       ...API_VERSION_HEADER,
       'content-type': 'application/octet-stream',
