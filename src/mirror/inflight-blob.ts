@@ -201,7 +201,11 @@ export class InflightBlob {
           stream.push(null);
           return;
         }
-        const available = Math.min(stop + 1, this.written) - pos;
+        // The blob's last byte goes out only after verification: a client that has every byte
+        // of a Content-Length body considers it complete, whatever happens to the connection.
+        const verifiedOnly =
+          this.stateValue === 'complete' || this.size === undefined ? Infinity : this.size - 1;
+        const available = Math.min(stop + 1, this.written, verifiedOnly) - pos;
         if (available > 0) {
           const buf = Buffer.allocUnsafe(Math.min(available, READ_CHUNK_BYTES));
           let bytesRead: number;

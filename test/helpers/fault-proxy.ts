@@ -49,7 +49,7 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
           up.pipe(res);
           return;
         }
-        void pump(up, res);
+        pump(up, res).catch(() => res.destroy());
       },
     );
     forward.on('error', () => res.destroy());

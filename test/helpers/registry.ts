@@ -1,5 +1,6 @@
 // Launches a real upstream registry: distribution 2.8 (`docker-registry serve CONFIG.yml`) on
 // loopback with filesystem storage, optionally behind htpasswd auth or as a pull-through proxy.
+import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -228,4 +229,29 @@ export async function fetchManifest(
     digest: res.headers.get('docker-content-digest') ?? '',
     body: await res.text(),
   };
+}
+
+/** Pushes one blob with a monolithic upload (POST then PUT ?digest=); returns its digest. */
+export async function pushBlob(
+  peer: Pick<RegistryPeer, 'url'>,
+  repo: string,
+  data: Buffer,
+  creds?: { username: string; password: string },
+): Promise<string> {
+  const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+  const headers: Record<string, string> = {};
+  if (creds !== undefined) {
+    headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`;
+  }
+  const start = await fetch(`${peer.url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers });
+  if (start.status !== 202) throw new Error(`upload start answered ${start.status}`);
+  const location = new URL(start.headers.get('location') ?? '', peer.url);
+  location.searchParams.set('digest', digest);
+  const put = await fetch(location, {
+    method: 'PUT',
+    headers: { ...headers, 'content-type': 'application/octet-stream' },
+    body: data,
+  });
+  if (put.status !== 201) throw new Error(`upload answered ${put.status}: ${await put.text()}`);
+  return digest;
 }
