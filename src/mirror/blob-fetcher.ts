@@ -32,7 +32,8 @@ export class BlobFetcher {
   private readonly metrics: MirrorMetrics;
   private readonly logger: Logger;
   private readonly inflight = new Map<string, Promise<InflightBlob>>();
-  private readonly downloads = new Set<InflightBlob>();
+  /** Downloads whose body is streaming, by digest. */
+  private readonly downloads = new Map<string, InflightBlob>();
   private readonly shutdown = new AbortController();
 
   constructor(options: { store: BlobStore; metrics: MirrorMetrics; logger: Logger }) {
@@ -66,6 +67,11 @@ export class BlobFetcher {
     return { kind: 'inflight', blob: await started };
   }
 
+  /** Size of a blob being downloaded, when the upstream said. */
+  inflightSize(digest: Digest): number | undefined {
+    return this.downloads.get(digest.value)?.size;
+  }
+
   /** Downloads in progress (for status and tests). */
   get inflightCount(): number {
     return this.downloads.size;
@@ -74,7 +80,7 @@ export class BlobFetcher {
   /** Aborts every download (shutdown); their clients' connections are aborted. */
   abortAll(reason: Error): void {
     this.shutdown.abort(reason);
-    for (const blob of this.downloads) blob.abort(reason);
+    for (const blob of this.downloads.values()) blob.abort(reason);
   }
 
   private async start(source: BlobSource, repo: string, digest: Digest): Promise<InflightBlob> {
@@ -95,7 +101,7 @@ export class BlobFetcher {
       endTimer({ outcome: 'error' });
       throw err;
     }
-    this.downloads.add(blob);
+    this.downloads.set(digest.value, blob);
     this.metrics.inflightFetches.inc();
     log.debug({ size: blob.size }, 'blob download started');
     const upstreamBytes = this.metrics.upstreamBytes.labels({ upstream: source.name });
@@ -115,7 +121,7 @@ export class BlobFetcher {
         },
       )
       .finally(() => {
-        this.downloads.delete(blob);
+        this.downloads.delete(digest.value);
         this.metrics.inflightFetches.dec();
         this.inflight.delete(digest.value);
       });

@@ -56,12 +56,13 @@ export class ManifestService {
     repo: string,
     reference: ManifestReference,
     accepted: readonly string[],
-    signal?: AbortSignal,
   ): Promise<ResolvedManifest> {
+    // Upstream requests are shared by every client asking for the same manifest, so none of them
+    // is tied to one client's connection.
     const result =
       reference.kind === 'digest'
-        ? await this.byDigest(client, repo, reference.digest, accepted, signal)
-        : await this.byTag(client, repo, reference.tag, accepted, signal);
+        ? await this.byDigest(client, repo, reference.digest, accepted)
+        : await this.byTag(client, repo, reference.tag, accepted);
     if (!acceptsMediaType(accepted, result.mediaType)) {
       // Only reached by digest, or when upstream ignored Accept: the spec says 404 then.
       throw new MirrorError(
@@ -77,7 +78,6 @@ export class ManifestService {
     repo: string,
     digest: Digest,
     accepted: readonly string[],
-    signal?: AbortSignal,
   ): Promise<ResolvedManifest> {
     const stored = await this.store.get(digest);
     if (stored) {
@@ -85,8 +85,6 @@ export class ManifestService {
       return { digest: digest.value, mediaType: stored.mediaType, body: stored.body, cache: 'hit' };
     }
     this.metrics.cacheLookups.inc({ kind: 'manifest', result: 'miss' });
-    // The flight is shared, so it must not die with the first client's connection.
-    void signal;
     return this.flights.run(`digest ${digest.value}`, async () => {
       const res = await this.fetchUpstream(
         client,
@@ -112,7 +110,6 @@ export class ManifestService {
     repo: string,
     tag: string,
     accepted: readonly string[],
-    _signal?: AbortSignal,
   ): Promise<ResolvedManifest> {
     const upstream = client.name;
     const entry = await this.store.getTag(upstream, repo, tag);

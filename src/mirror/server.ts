@@ -261,7 +261,9 @@ export class Mirror {
     if (head) {
       // A HEAD answers from what is known; it never starts a download.
       const size =
-        (await this.blobs.size(route.digest)) ?? (await client.headBlob(route.repo, route.digest.value)).size;
+        (await this.blobs.size(route.digest)) ??
+        this.fetcher.inflightSize(route.digest) ??
+        (await client.headBlob(route.repo, route.digest.value)).size;
       res.writeHead(200, { ...baseHeaders, ...(size !== undefined ? { 'content-length': size } : {}) }).end();
       return;
     }
