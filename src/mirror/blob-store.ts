@@ -1,8 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import type { Digest } from '../oci/index.js';
 
 /**
@@ -70,25 +68,14 @@ export class BlobStore {
     }
   }
 
-  /**
-   * Opens a stored blob for reading `start..end` (inclusive). Resolves undefined when the blob
-   * is not stored; the stream holds its own descriptor, so a later eviction cannot cut it short.
-   */
-  async openRead(digest: Digest, start = 0, end?: number): Promise<Readable | undefined> {
-    let handle: FileHandle;
+  /** Opens a stored blob, or resolves undefined when it is not stored. */
+  async openHandle(digest: Digest): Promise<FileHandle | undefined> {
     try {
-      handle = await open(this.pathOf(digest), 'r');
+      return await open(this.pathOf(digest), 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
     }
-    return createReadStream('', {
-      fd: handle,
-      start,
-      ...(end !== undefined ? { end } : {}),
-      highWaterMark: READ_CHUNK_BYTES,
-      autoClose: true,
-    });
   }
 
   /** A fresh temp path for a download of `digest`. */
@@ -111,9 +98,6 @@ export class BlobStore {
     }
   }
 }
-
-/** Read size for serving stored blobs: large enough to keep syscalls few, small enough to bound memory. */
-export const READ_CHUNK_BYTES = 1024 * 1024;
 
 export async function syncDir(dir: string): Promise<void> {
   const handle = await open(dir, 'r');

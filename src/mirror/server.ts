@@ -13,6 +13,7 @@ import { ManifestStore } from './manifest-store.js';
 import { ManifestService } from './manifests.js';
 import { MirrorMetrics } from './metrics.js';
 import { routeRequest, type Route, type RoutingTable } from './routing.js';
+import { sendFileRange } from './send-file.js';
 import { pipeline } from 'node:stream/promises';
 
 export interface MirrorOptions {
@@ -292,16 +293,26 @@ export class Mirror {
     }
     const start = range.kind === 'range' ? range.range.start : 0;
     const end = range.kind === 'range' ? range.range.end : size - 1;
-    const stream = await this.blobs.openRead(digest, start, end);
-    if (!stream) throw new MirrorError('BLOB_UNKNOWN', `blob ${digest.value} is not stored`);
-    const headers: Record<string, string | number> = { ...baseHeaders, 'content-length': end - start + 1 };
-    if (range.kind === 'range') headers['content-range'] = `bytes ${start}-${end}/${size}`;
-    res.writeHead(range.kind === 'range' ? 206 : 200, headers);
-    const served = this.metrics.servedBytes.labels({ source: 'cache' });
-    await streamBody(stream, res, (n) => {
-      info.bytes += n;
-      served.inc(n);
-    });
+    const handle = await this.blobs.openHandle(digest);
+    if (!handle) throw new MirrorError('BLOB_UNKNOWN', `blob ${digest.value} is not stored`);
+    try {
+      const headers: Record<string, string | number> = { ...baseHeaders, 'content-length': end - start + 1 };
+      if (range.kind === 'range') headers['content-range'] = `bytes ${start}-${end}/${size}`;
+      res.writeHead(range.kind === 'range' ? 206 : 200, headers);
+      if (req.method === 'HEAD' || end < start) {
+        res.end();
+        return;
+      }
+      const served = this.metrics.servedBytes.labels({ source: 'cache' });
+      await sendFileRange(handle, res, start, end, (n) => {
+        info.bytes += n;
+        served.inc(n);
+      }).catch(() => {
+        if (!res.destroyed) res.destroy();
+      });
+    } finally {
+      await handle.close();
+    }
   }
 
   private async serveInflight(
