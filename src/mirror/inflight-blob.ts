@@ -147,91 +147,98 @@ export class InflightBlob {
   }
 
   /**
+   * Registers a reader; resolves its release function, or undefined when the download has
+   * finished and let go of its file (the caller then reads the stored blob instead).
+   */
+  acquire(): (() => void) | undefined {
+    if (this.closed) return undefined;
+    this.readers += 1;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.readers -= 1;
+      this.maybeClose();
+    };
+  }
+
+  /**
+   * Reads up to `max` bytes at `pos` into `buf` for a reader of the range ending at `end`
+   * (inclusive; undefined: the end of the blob), waiting for bytes that have not arrived yet.
+   * Resolves 0 at the end of the range. A read that reaches the blob's last byte resolves only
+   * once the digest checked out, and rejects if it did not. Needs an acquire()d reader.
+   */
+  async readAt(buf: Buffer, pos: number, max: number, end: number | undefined): Promise<number> {
+    for (;;) {
+      const lastByte =
+        this.size !== undefined
+          ? this.size - 1
+          : this.stateValue === 'complete'
+            ? this.written - 1
+            : Infinity;
+      const stop = Math.min(end ?? Infinity, lastByte);
+      if (pos > stop) {
+        const toEnd = end === undefined || end >= lastByte;
+        if (toEnd && this.stateValue === 'downloading') {
+          await this.waitForChange();
+          continue;
+        }
+        if (toEnd && this.stateValue === 'failed') throw this.errorValue;
+        return 0;
+      }
+      // The blob's last byte goes out only after verification: a client that has every byte
+      // of a Content-Length body considers it complete, whatever happens to the connection.
+      const verifiedOnly =
+        this.stateValue === 'complete' || this.size === undefined ? Infinity : this.size - 1;
+      const available = Math.min(stop + 1, this.written, verifiedOnly) - pos;
+      if (available > 0) {
+        const { bytesRead } = await this.handle.read(buf, 0, Math.min(available, max, buf.byteLength), pos);
+        return bytesRead;
+      }
+      if (this.stateValue === 'failed') throw this.errorValue;
+      if (this.stateValue === 'complete') return 0;
+      await this.waitForChange();
+    }
+  }
+
+  /**
    * A stream of bytes `start..end` (inclusive; `end` defaults to the last byte) served from the
-   * partial file as they arrive.
+   * partial file as they arrive (see readAt). The server uses readAt with pooled buffers; this
+   * stream form serves other consumers.
    */
   createReader(start: number, end?: number): Readable {
-    if (this.closed && this.stateValue === 'complete' && this.storedPath) {
-      // Finished and its descriptor closed: read the stored file (it holds the same bytes).
-      return createReadStream(this.storedPath, {
-        start,
-        ...(end !== undefined ? { end } : {}),
-        highWaterMark: READ_CHUNK_BYTES,
-      });
-    }
-    if (this.closed) {
+    const release = this.acquire();
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    if (!release) {
+      if (this.stateValue === 'complete' && this.storedPath) {
+        // Finished and its descriptor closed: read the stored file (it holds the same bytes).
+        return createReadStream(this.storedPath, { start, ...(end !== undefined ? { end } : {}) });
+      }
       return new Readable({ read() {} }).destroy(this.errorValue ?? new Error('download failed'));
     }
-    this.readers += 1;
     let pos = start;
-    let reading = false;
-    const lastByte = () =>
-      this.size !== undefined ? this.size - 1 : this.stateValue === 'complete' ? this.written - 1 : Infinity;
-    const stream = new Readable({
+    return new Readable({
       highWaterMark: READ_CHUNK_BYTES,
-      read: () => {
-        if (reading) return;
-        reading = true;
-        void pump().finally(() => {
-          reading = false;
-        });
+      read: function (this: Readable) {
+        const buf = Buffer.allocUnsafe(READ_CHUNK_BYTES);
+        self.readAt(buf, pos, buf.byteLength, end).then(
+          (n) => {
+            if (n === 0) {
+              this.push(null);
+              return;
+            }
+            pos += n;
+            this.push(buf.subarray(0, n));
+          },
+          (err: Error) => this.destroy(err),
+        );
       },
       destroy: (err, callback) => {
-        this.readers -= 1;
-        this.maybeClose();
+        release();
         callback(err);
       },
     });
-
-    const pump = async (): Promise<void> => {
-      for (;;) {
-        if (stream.destroyed) return;
-        const stop = Math.min(end ?? Infinity, lastByte());
-        if (pos > stop) {
-          // A reader that reaches the blob's last byte ends only once the digest checked out.
-          const toEnd = end === undefined || end >= lastByte();
-          if (toEnd && this.stateValue === 'downloading') {
-            await this.waitForChange();
-            continue;
-          }
-          if (toEnd && this.stateValue === 'failed') {
-            stream.destroy(this.errorValue);
-            return;
-          }
-          stream.push(null);
-          return;
-        }
-        // The blob's last byte goes out only after verification: a client that has every byte
-        // of a Content-Length body considers it complete, whatever happens to the connection.
-        const verifiedOnly =
-          this.stateValue === 'complete' || this.size === undefined ? Infinity : this.size - 1;
-        const available = Math.min(stop + 1, this.written, verifiedOnly) - pos;
-        if (available > 0) {
-          const buf = Buffer.allocUnsafe(Math.min(available, READ_CHUNK_BYTES));
-          let bytesRead: number;
-          try {
-            ({ bytesRead } = await this.handle.read(buf, 0, buf.byteLength, pos));
-          } catch (err) {
-            stream.destroy(err as Error);
-            return;
-          }
-          if (stream.destroyed) return;
-          pos += bytesRead;
-          if (!stream.push(bytesRead === buf.byteLength ? buf : buf.subarray(0, bytesRead))) return;
-          continue;
-        }
-        if (this.stateValue === 'failed') {
-          stream.destroy(this.errorValue);
-          return;
-        }
-        if (this.stateValue === 'complete') {
-          stream.push(null);
-          return;
-        }
-        await this.waitForChange();
-      }
-    };
-    return stream;
   }
 
   private waitForChange(): Promise<void> {

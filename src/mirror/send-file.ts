@@ -2,8 +2,8 @@ import type { FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 
 /**
- * Sends bytes `start..end` (inclusive) of an open file as a response body, reusing a small pool
- * of read buffers instead of allocating one per read.
+ * Sends bytes `start..end` (inclusive) of a blob as a response body, reusing a small pool of
+ * read buffers instead of allocating one per read.
  *
  * Cached blobs are the hot path: a node's pods pull the same layers at once, at GB/s on loopback.
  * A read stream allocates a fresh buffer per read, and at that rate the garbage collector, not
@@ -31,15 +31,23 @@ export class ResponseClosedError extends Error {
   }
 }
 
+/** Reads up to `max` bytes at `pos` into `buf`; resolves 0 at the end of the data. */
+export type ReadAt = (buf: Buffer, pos: number, max: number) => Promise<number>;
+
+export function fileReader(handle: FileHandle): ReadAt {
+  return async (buf, pos, max) => (await handle.read(buf, 0, max, pos)).bytesRead;
+}
+
 /**
- * Resolves when the whole range has been handed to the socket and the response ended; rejects
- * (leaving the response for the caller to destroy) on a read error or when the client left.
+ * Sends `start..end` (inclusive; undefined: until `read` says the data ended) and ends the
+ * response. Resolves when everything has been handed to the socket; rejects (leaving the response
+ * for the caller to destroy) on a read error, data that ends before `end`, or a client that left.
  */
-export async function sendFileRange(
-  handle: FileHandle,
+export async function sendRange(
+  read: ReadAt,
   res: ServerResponse,
   start: number,
-  end: number,
+  end: number | undefined,
   onBytes: (n: number) => void,
 ): Promise<void> {
   const buffers = [take(), take()];
@@ -58,14 +66,19 @@ export async function sendFileRange(
   try {
     let pos = start;
     let i = 0;
-    while (pos <= end) {
+    const last = end ?? Infinity;
+    while (pos <= last) {
       const buf = buffers[i] as Buffer;
       const previous = pending[i];
       if (previous) await Promise.race([previous, closedPromise]);
       if (closed || res.destroyed) throw new ResponseClosedError();
-      const want = Math.min(buf.byteLength, end - pos + 1);
-      const { bytesRead } = await handle.read(buf, 0, want, pos);
-      if (bytesRead === 0) throw new Error(`file ended at ${pos}, before ${end + 1}`);
+      const want = Math.min(buf.byteLength, last - pos + 1);
+      const bytesRead = await read(buf, pos, want);
+      if (closed || res.destroyed) throw new ResponseClosedError();
+      if (bytesRead === 0) {
+        if (end === undefined) break;
+        throw new Error(`data ended at ${pos}, before ${end + 1}`);
+      }
       pos += bytesRead;
       pending[i] = new Promise<void>((resolve, reject) => {
         res.write(buf.subarray(0, bytesRead), (err) => (err ? reject(err) : resolve()));

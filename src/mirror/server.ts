@@ -13,7 +13,7 @@ import { ManifestStore } from './manifest-store.js';
 import { ManifestService } from './manifests.js';
 import { MirrorMetrics } from './metrics.js';
 import { routeRequest, type Route, type RoutingTable } from './routing.js';
-import { sendFileRange } from './send-file.js';
+import { fileReader, sendRange } from './send-file.js';
 import { pipeline } from 'node:stream/promises';
 
 export interface MirrorOptions {
@@ -304,7 +304,7 @@ export class Mirror {
         return;
       }
       const served = this.metrics.servedBytes.labels({ source: 'cache' });
-      await sendFileRange(handle, res, start, end, (n) => {
+      await sendRange(fileReader(handle), res, start, end, (n) => {
         info.bytes += n;
         served.inc(n);
       }).catch(() => {
@@ -342,16 +342,33 @@ export class Mirror {
     const headers: Record<string, string | number> = { ...baseHeaders };
     if (end !== undefined) headers['content-length'] = end - start + 1;
     if (range.kind === 'range') headers['content-range'] = `bytes ${start}-${end}/${size}`;
+    const release = blob.acquire();
+    if (!release) {
+      // The download finished and let go of its file between lookup and now: serve the store.
+      const stored = await this.blobs.size(route.digest);
+      if (stored === undefined)
+        throw new MirrorError('BLOB_UNKNOWN', `blob ${route.digest.value} is not stored`);
+      return this.serveStored(req, res, route.digest, stored, baseHeaders, info);
+    }
     res.writeHead(range.kind === 'range' ? 206 : 200, headers);
-    const reader = blob.createReader(start, end);
     const served = this.metrics.servedBytes.labels({ source: 'inflight' });
     this.metrics.inflightClients.inc();
     try {
-      await streamBody(reader, res, (n) => {
-        info.bytes += n;
-        served.inc(n);
-      });
+      await sendRange(
+        (buf, pos, max) => blob.readAt(buf, pos, max, end),
+        res,
+        start,
+        end,
+        (n) => {
+          info.bytes += n;
+          served.inc(n);
+        },
+      );
+    } catch {
+      // Verification failed, the upstream broke, or the client left: abort, never end cleanly.
+      if (!res.destroyed) res.destroy();
     } finally {
+      release();
       this.metrics.inflightClients.dec();
     }
   }
