@@ -207,3 +207,32 @@ describe('RegistryClient against a Basic-auth registry', () => {
     reg.server.close();
   });
 });
+
+describe('RegistryClient against an anonymous token registry', () => {
+  it('fetches an anonymous token (no Authorization) and reuses it', async () => {
+    let tokenRequests = 0;
+    let tokenAuthorization: string | undefined = 'unset';
+    const reg = await serve((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      if (url.pathname === '/token') {
+        tokenRequests += 1;
+        tokenAuthorization = req.headers.authorization;
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end('{"access_token":"anon","expires_in":60}');
+        return;
+      }
+      if (req.headers.authorization !== 'Bearer anon') {
+        res.writeHead(401, { 'www-authenticate': `Bearer realm="${reg.url}/token",service="hub"` }).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    const client = new RegistryClient({ name: 'anon', url: reg.url });
+    await client.getManifest('library/alpine', 'latest', []);
+    await client.getManifest('library/alpine', '3', []);
+    assert.equal(tokenRequests, 1);
+    assert.equal(tokenAuthorization, undefined);
+    reg.server.close();
+  });
+});
