@@ -6,10 +6,11 @@ set -euo pipefail
 
 # Binaries the test helpers launch. runc, htpasswd and busybox come from runc, apache2-utils and
 # busybox-static; the CNI plugins (containernetworking-plugins) let containerd's CRI report ready.
-bins=(docker-registry skopeo containerd ctr runc umoci htpasswd wrk hyperfine busybox ip)
+bins=(docker-registry skopeo containerd ctr runc umoci htpasswd wrk hyperfine busybox ip go ctr-remote chromium)
 packages=(
   docker-registry skopeo containerd runc umoci apache2-utils wrk hyperfine busybox-static iproute2
   containernetworking-plugins ca-certificates
+  golang-go golang-github-containerd-stargz-snapshotter-dev stargz-snapshotter chromium
 )
 
 have() {
@@ -23,6 +24,9 @@ missing_bins() {
     have "$bin" || missing+=("$bin")
   done
   [[ -d /usr/lib/cni && -x /usr/lib/cni/bridge ]] || missing+=("cni-plugins(/usr/lib/cni)")
+  # The eStargz reference library, built by the tests' Go verifier in GOPATH mode.
+  [[ -d /usr/share/gocode/src/github.com/containerd/stargz-snapshotter/estargz ]] ||
+    missing+=("stargz-library(/usr/share/gocode)")
   echo "${missing[*]}"
 }
 

@@ -51,6 +51,10 @@ export interface BlobResponse {
 export interface RequestOptions {
   signal?: AbortSignal | undefined;
   headers?: Record<string, string>;
+  /** Ask for a token that may push (`repository:<name>:pull,push`), for uploads. */
+  push?: boolean;
+  /** Request body, for uploads (a web ReadableStream is sent as it streams). */
+  body?: RequestInit['body'];
 }
 
 export const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
@@ -192,7 +196,7 @@ export class RegistryClient {
    * answers one 401 challenge and retries once.
    */
   async request(method: string, path: string, repo: string, opts: RequestOptions = {}): Promise<Response> {
-    const scope = `repository:${repo}:pull`;
+    const scope = `repository:${repo}:${opts.push ? 'pull,push' : 'pull'}`;
     let authorization = await this.cachedAuthorization(scope, opts.signal);
     let res = await this.send(method, path, authorization, opts);
     if (res.status !== 401) return res;
