@@ -7,7 +7,8 @@ import {
   type CachedToken,
   type Credentials,
 } from './auth.js';
-import { errorFromResponse, UpstreamError } from './errors.js';
+import { DEFAULT_RETRY_POLICY, UpstreamHealth, backoffDelayMs, sleep, type RetryPolicy } from './backoff.js';
+import { errorFromResponse, parseRetryAfter, UpstreamError } from './errors.js';
 
 export interface RegistryClientOptions {
   /** Registry host as clients name it (docker.io, 127.0.0.1:6000); used in messages only. */
@@ -18,6 +19,7 @@ export interface RegistryClientOptions {
   /** How long to wait for response headers before giving up (milliseconds). */
   headersTimeoutMs?: number;
   userAgent?: string;
+  retry?: Partial<RetryPolicy>;
   /** Clock, injectable for token-expiry tests. */
   now?: () => number;
 }
@@ -55,6 +57,11 @@ export interface RequestOptions {
   push?: boolean;
   /** Request body, for uploads (a web ReadableStream is sent as it streams). */
   body?: RequestInit['body'];
+  /**
+   * For work no client waits on (resuming a download): skip the breaker and the client retry
+   * budget; the caller paces its own retries.
+   */
+  background?: boolean;
 }
 
 export const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
@@ -76,6 +83,9 @@ export class RegistryClient {
   /** The last challenge seen, so that later scopes can fetch a token before the first request. */
   private bearer: { realm: string; service: string | undefined } | undefined;
   private useBasic = false;
+  private readonly retry: RetryPolicy;
+  /** Recent failures of this upstream; while it backs off, requests fail at once. */
+  readonly health: UpstreamHealth;
 
   constructor(options: RegistryClientOptions) {
     this.name = options.name;
@@ -84,6 +94,8 @@ export class RegistryClient {
     this.headersTimeoutMs = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
     this.userAgent = options.userAgent ?? 'hoist';
     this.now = options.now ?? Date.now;
+    this.retry = { ...DEFAULT_RETRY_POLICY, ...options.retry };
+    this.health = new UpstreamHealth(this.retry, this.now);
   }
 
   get hasCredentials(): boolean {
@@ -192,13 +204,79 @@ export class RegistryClient {
   }
 
   /**
-   * Sends a request with whatever authorization is cached for the repository's pull scope;
-   * answers one 401 challenge and retries once.
+   * Sends a request with whatever authorization is cached for the repository's scope; answers
+   * one 401 challenge and retries once. `429` and `5xx` answers and network failures are retried
+   * (GET and HEAD only), honouring Retry-After, within the client retry budget; past it the last
+   * answer is returned (or the error thrown) so that the caller can fail fast. While the upstream
+   * is backing off after failures, requests fail at once without contacting it.
    */
   async request(method: string, path: string, repo: string, opts: RequestOptions = {}): Promise<Response> {
+    const retriable = (method === 'GET' || method === 'HEAD') && opts.body === undefined;
+    const started = this.now();
+    for (let attempt = 1; ; attempt++) {
+      // The breaker turns away new requests; a request's own retries have paced themselves.
+      const wait = attempt === 1 && !opts.background ? this.health.remainingMs() : 0;
+      if (wait > 0) {
+        const last = this.health.last;
+        throw new UpstreamError(
+          last?.code === 'TOOMANYREQUESTS' || last?.code === 'UPSTREAM_TIMEOUT'
+            ? last.code
+            : 'UPSTREAM_UNAVAILABLE',
+          `${this.name} is backing off for ${Math.ceil(wait / 1000)} s after: ${last?.message ?? 'errors'}`,
+          { retryAfterSeconds: Math.ceil(wait / 1000) },
+        );
+      }
+      let res: Response;
+      try {
+        res = await this.requestOnce(method, path, repo, opts);
+      } catch (err) {
+        if (
+          !(err instanceof UpstreamError) ||
+          (err.code !== 'UPSTREAM_UNAVAILABLE' && err.code !== 'UPSTREAM_TIMEOUT')
+        ) {
+          throw err;
+        }
+        this.health.recordFailure(err);
+        if (!retriable || opts.background || !this.fitsBudget(attempt, started, undefined)) throw err;
+        await sleep(backoffDelayMs(attempt, this.retry), opts.signal);
+        continue;
+      }
+      if (res.status !== 429 && res.status < 500) {
+        this.health.recordSuccess();
+        return res;
+      }
+      const retryAfter = parseRetryAfter(res.headers.get('retry-after'));
+      this.health.recordFailure(
+        {
+          code: res.status === 429 ? 'TOOMANYREQUESTS' : 'UPSTREAM_UNAVAILABLE',
+          message: `${res.status} for ${path}`,
+        },
+        retryAfter,
+      );
+      if (!retriable || opts.background || !this.fitsBudget(attempt, started, retryAfter)) return res;
+      await res.body?.cancel();
+      await sleep(backoffDelayMs(attempt, this.retry, retryAfter), opts.signal);
+    }
+  }
+
+  /** Whether another attempt after `attempt` fits in the client retry budget. */
+  private fitsBudget(attempt: number, started: number, retryAfterSeconds: number | undefined): boolean {
+    const delay =
+      retryAfterSeconds !== undefined
+        ? retryAfterSeconds * 1000
+        : Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1));
+    return this.now() - started + delay <= this.retry.clientBudgetMs;
+  }
+
+  private async requestOnce(
+    method: string,
+    path: string,
+    repo: string,
+    opts: RequestOptions,
+  ): Promise<Response> {
     const scope = `repository:${repo}:${opts.push ? 'pull,push' : 'pull'}`;
     let authorization = await this.cachedAuthorization(scope, opts.signal);
-    let res = await this.send(method, path, authorization, opts);
+    const res = await this.send(method, path, authorization, opts);
     if (res.status !== 401) return res;
     const header = res.headers.get('www-authenticate') ?? '';
     await res.body?.cancel();
@@ -206,8 +284,7 @@ export class RegistryClient {
     if (authorization === undefined) {
       return this.send(method, path, undefined, opts); // yields the 401 again, for the caller to report
     }
-    res = await this.send(method, path, authorization, opts);
-    return res;
+    return this.send(method, path, authorization, opts);
   }
 
   private async send(
@@ -220,7 +297,8 @@ export class RegistryClient {
     if (authorization) headers.authorization = authorization;
     return this.fetchWithTimeout(
       `${this.baseUrl}${path}`,
-      { method, headers, redirect: 'follow' },
+      // The upload body (push.ts); a streamed one needs duplex 'half' (fetch spec), Buffers ignore it.
+      { method, headers, redirect: 'follow', body: opts.body, duplex: 'half' } as RequestInit,
       opts.signal,
     );
   }

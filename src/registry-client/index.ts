@@ -8,4 +8,5 @@ export {
   type RequestOptions,
 } from './client.js';
 export { UpstreamError, parseRetryAfter, type UpstreamErrorCode } from './errors.js';
+export { backoffDelayMs, sleep, UpstreamHealth, DEFAULT_RETRY_POLICY, type RetryPolicy } from './backoff.js';
 export { parseChallenges, basicAuthorization, type Credentials, type Challenge } from './auth.js';

@@ -1,6 +1,8 @@
-// A small misbehaving HTTP front for a real upstream registry: it forwards every request, and can
-// hold a blob body after N bytes until released, or flip one byte of it. Fault tests put it
-// between the mirror and Debian's docker-registry.
+// A small misbehaving HTTP front for a real upstream registry. It forwards every request to the
+// registry, and can, for chosen requests: hold a blob body after N bytes until released, flip a
+// byte, cut the connection after N bytes, stall (stop sending, keep the connection open), or
+// answer with a status of its own (429, 503...) without forwarding. Fault tests put it between
+// the mirror and Debian's docker-registry.
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -11,11 +13,32 @@ export interface FaultProxyOptions {
   corruptBlobByteAt?: number;
 }
 
+/** A fault for the next matching request (queued with inject()). */
+export type Fault =
+  | { kind: 'status'; status: number; headers?: Record<string, string> }
+  | { kind: 'cut'; afterBytes: number }
+  | { kind: 'stall'; afterBytes: number }
+  | { kind: 'corrupt'; at: number };
+
+export type FaultTarget = 'blob' | 'manifest' | 'any';
+
+export interface ProxiedRequest {
+  method: string;
+  path: string;
+  range: string;
+  /** The fault applied, if any. */
+  fault?: Fault['kind'];
+}
+
 export interface FaultProxy {
   url: string;
   host: string;
   /** Blob GETs seen so far, with their Range header ('' for none). */
   blobGets: Array<{ path: string; range: string }>;
+  /** Every request seen so far. */
+  requests: ProxiedRequest[];
+  /** Queues `fault` for the next `count` requests that match `target`. */
+  inject(target: FaultTarget, fault: Fault, count?: number): void;
   /** Lets held bodies continue. */
   release(): void;
   /** Resolves once a whole-blob body has been held (sent its first bytes and stopped). */
@@ -30,10 +53,32 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
   let markHeld: () => void = () => {};
   const heldPromise = new Promise<void>((r) => (markHeld = r));
   const blobGets: FaultProxy['blobGets'] = [];
+  const requests: ProxiedRequest[] = [];
+  const queue: Array<{ target: FaultTarget; fault: Fault }> = [];
+  const stalled = new Set<ServerResponse>();
+
+  function takeFault(isBlob: boolean, isManifest: boolean): Fault | undefined {
+    const i = queue.findIndex(
+      (q) => q.target === 'any' || (q.target === 'blob' && isBlob) || (q.target === 'manifest' && isManifest),
+    );
+    if (i < 0) return undefined;
+    return queue.splice(i, 1)[0]?.fault;
+  }
 
   const server: Server = createServer((req, res) => {
-    const isBlob = req.method === 'GET' && /\/blobs\/sha/.test(req.url ?? '');
-    if (isBlob) blobGets.push({ path: req.url ?? '', range: String(req.headers.range ?? '') });
+    const path = req.url ?? '';
+    const isBlob = req.method === 'GET' && /\/blobs\/sha/.test(path);
+    const isManifest = /\/manifests\//.test(path);
+    const range = String(req.headers.range ?? '');
+    if (isBlob) blobGets.push({ path, range });
+    const fault = takeFault(isBlob, isManifest);
+    requests.push({ method: req.method ?? '', path, range, ...(fault ? { fault: fault.kind } : {}) });
+    if (fault?.kind === 'status') {
+      res.writeHead(fault.status, { 'content-type': 'application/json', ...fault.headers });
+      res.end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: `injected ${fault.status}` }] }));
+      req.resume();
+      return;
+    }
     const forward = request(
       {
         host: upstream.hostname,
@@ -45,29 +90,48 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
       (up: IncomingMessage) => {
         res.writeHead(up.statusCode ?? 502, up.headers);
         const whole = isBlob && up.statusCode === 200;
-        if (!whole || (opts.holdBlobAfterBytes === undefined && opts.corruptBlobByteAt === undefined)) {
+        const hold = whole ? opts.holdBlobAfterBytes : undefined;
+        const corrupt = whole ? opts.corruptBlobByteAt : undefined;
+        if (!fault && hold === undefined && corrupt === undefined) {
           up.pipe(res);
           return;
         }
-        pump(up, res).catch(() => res.destroy());
+        pump(up, res, { fault, hold, corrupt }).catch(() => res.destroy());
       },
     );
     forward.on('error', () => res.destroy());
     req.pipe(forward);
   });
 
-  async function pump(up: IncomingMessage, res: ServerResponse): Promise<void> {
+  async function pump(
+    up: IncomingMessage,
+    res: ServerResponse,
+    f: { fault: Fault | undefined; hold: number | undefined; corrupt: number | undefined },
+  ): Promise<void> {
     let offset = 0;
-    let holding = opts.holdBlobAfterBytes !== undefined;
+    let holding = f.hold !== undefined;
+    const flip = f.fault?.kind === 'corrupt' ? f.fault.at : f.corrupt;
+    const stopAt = f.fault?.kind === 'cut' || f.fault?.kind === 'stall' ? f.fault.afterBytes : undefined;
     for await (const raw of up) {
       let chunk = raw as Buffer;
-      const flip = opts.corruptBlobByteAt;
       if (flip !== undefined && flip >= offset && flip < offset + chunk.byteLength) {
         chunk = Buffer.from(chunk);
         chunk[flip - offset] = (chunk[flip - offset] ?? 0) ^ 0xff;
       }
-      if (holding && offset + chunk.byteLength >= (opts.holdBlobAfterBytes ?? 0)) {
-        const cut = (opts.holdBlobAfterBytes ?? 0) - offset;
+      if (stopAt !== undefined && offset + chunk.byteLength >= stopAt) {
+        res.write(chunk.subarray(0, stopAt - offset));
+        up.destroy();
+        if (f.fault?.kind === 'cut') {
+          // Let the bytes leave before the connection drops.
+          await new Promise((r) => setTimeout(r, 20));
+          res.socket?.destroy();
+        } else {
+          stalled.add(res); // keeps the connection open, sending nothing, until close()
+        }
+        return;
+      }
+      if (holding && offset + chunk.byteLength >= (f.hold ?? 0)) {
+        const cut = (f.hold ?? 0) - offset;
         res.write(chunk.subarray(0, cut));
         holding = false;
         markHeld();
@@ -86,10 +150,15 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
     url: `http://127.0.0.1:${port}`,
     host: `127.0.0.1:${port}`,
     blobGets,
+    requests,
+    inject: (t, fault, count = 1) => {
+      for (let i = 0; i < count; i++) queue.push({ target: t, fault });
+    },
     release: () => releaseAll(),
     held: () => heldPromise,
     close: async () => {
       releaseAll();
+      for (const r of stalled) r.destroy();
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     },
