@@ -1,5 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerMirror } from './mirror.js';
+import { registerNode } from './node.js';
+import { registerAgent } from './agent.js';
 import { UsageError } from './usage-error.js';
 
 /** Exit codes (DESIGN.md): 0 success, 1 the work failed, 2 bad usage or bad input. */
@@ -15,6 +17,8 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerMirror(program);
+  registerNode(program);
+  registerAgent(program);
   return program;
 }
 

@@ -12,6 +12,11 @@ export interface ContainerdOptions {
   /** Extra TOML appended to the generated config.toml (e.g. more plugin sections). */
   extraToml?: string;
   startTimeoutMs?: number;
+  /**
+   * The CRI plugin's stats_collect_period: how often it re-measures snapshot usage, which is what
+   * ImageFsInfo reports (containerd's default is 10 s).
+   */
+  criStatsCollectPeriodSeconds?: number;
 }
 
 export interface ContainerdPeer {
@@ -50,6 +55,7 @@ function renderConfig(p: {
   hostsDir: string;
   cniConfDir: string;
   optDir: string;
+  statsCollectPeriodSeconds?: number;
 }) {
   return `version = 2
 root = ${tomlString(p.root)}
@@ -70,7 +76,7 @@ disabled_plugins = [
 
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
+  stream_server_port = "0"${p.statsCollectPeriodSeconds !== undefined ? `\n  stats_collect_period = ${p.statsCollectPeriodSeconds}` : ''}
 
 [plugins."io.containerd.grpc.v1.cri".cni]
   bin_dir = ${tomlString(cniBinDir())}
@@ -127,7 +133,14 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     for (const d of [paths.root, paths.state, paths.hostsDir, paths.cniConfDir])
       await mkdir(d, { recursive: true });
     await writeFile(join(paths.cniConfDir, '10-hoist-test.conflist'), JSON.stringify(CNI_CONFLIST, null, 2));
-    await writeFile(configPath, renderConfig(paths) + (opts.extraToml ?? ''));
+    const statsPeriod = opts.criStatsCollectPeriodSeconds;
+    await writeFile(
+      configPath,
+      renderConfig({
+        ...paths,
+        ...(statsPeriod !== undefined ? { statsCollectPeriodSeconds: statsPeriod } : {}),
+      }) + (opts.extraToml ?? ''),
+    );
   } catch (e) {
     await removeTempDir(dir);
     throw e;

@@ -1,0 +1,129 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { CriClient, RuntimeVersion } from '../cri/index.js';
+import {
+  checkContainerdConfig,
+  configureHosts,
+  type ConfigPathCheck,
+  type FileResult,
+  type RegistryTarget,
+} from '../node/index.js';
+import { formatMark, overHighWaterMark, readDisk, type HighWaterMark } from './disk-mark.js';
+import { AgentMetrics } from './metrics.js';
+import { PullQueue, type ImageRuntime, type PullGuard } from './pull-queue.js';
+import { createAgentServer, listen } from './server.js';
+
+export interface AgentNodeConfig {
+  mirrorUrl: string;
+  registries: RegistryTarget[];
+  certsDir: string;
+  /** containerd's config.toml, checked for config_path. */
+  containerdConfig: string;
+}
+
+export interface AgentOptions {
+  cri: CriClient;
+  listen: { host: string; port: number };
+  /** Pulls at a time. */
+  concurrency: number;
+  highWaterMark?: HighWaterMark;
+  /** The containerd mirror configuration to apply at start; undefined leaves it alone. */
+  node?: AgentNodeConfig;
+  logger: Logger;
+}
+
+/**
+ * The node agent: applies the containerd mirror configuration, then pulls the images assigned to
+ * this node through CRI with a bounded number at a time, and serves its state over loopback HTTP.
+ */
+export class Agent {
+  readonly metrics = new AgentMetrics();
+  readonly queue: PullQueue;
+  private readonly server: Server;
+  private readonly opts: AgentOptions;
+  private ready: string | undefined = 'starting';
+  runtimeVersion: RuntimeVersion | undefined;
+  configCheck: ConfigPathCheck | undefined;
+  configured: FileResult[] = [];
+
+  constructor(opts: AgentOptions) {
+    this.opts = opts;
+    const { cri } = opts;
+    const runtime: ImageRuntime = {
+      status: async (image) => {
+        const found = await cri.imageStatus(image);
+        return found ? { id: found.id, size: found.size } : undefined;
+      },
+      pull: (image, signal) => cri.pullImage(image, { signal }),
+    };
+    this.queue = new PullQueue({
+      runtime,
+      concurrency: opts.concurrency,
+      metrics: this.metrics,
+      logger: opts.logger.child({ module: 'pull-queue' }),
+      ...(opts.highWaterMark ? { guard: this.diskGuard(opts.highWaterMark) } : {}),
+    });
+    this.server = createAgentServer({
+      queue: this.queue,
+      metrics: this.metrics,
+      notReadyReason: () => this.ready,
+    });
+  }
+
+  private diskGuard(mark: HighWaterMark): PullGuard {
+    return async () => {
+      try {
+        const reading = await readDisk(() => this.opts.cri.imageFsInfo(), mark);
+        this.metrics.imageFsUsedBytes.set(reading.imageFsUsedBytes);
+        const reason = overHighWaterMark(mark, reading);
+        return reason ? { code: 'DISK_HIGH_WATER', reason } : undefined;
+      } catch (err) {
+        return {
+          code: 'DISK_UNKNOWN',
+          reason: `cannot check the ${formatMark(mark)} mark: ${(err as Error).message}`,
+        };
+      }
+    };
+  }
+
+  /** Applies the containerd configuration, checks the runtime, then listens. */
+  async start(): Promise<AddressInfo> {
+    const { logger, node, cri } = this.opts;
+    if (node) {
+      this.configured = await configureHosts({
+        certsDir: node.certsDir,
+        mirrorUrl: node.mirrorUrl,
+        registries: node.registries,
+      });
+      for (const f of this.configured)
+        logger.info({ registry: f.registry, path: f.path, action: f.action }, 'hosts.toml');
+      this.configCheck = await checkContainerdConfig(node.containerdConfig, node.certsDir);
+      if (this.configCheck.status !== 'ok') {
+        logger.warn(
+          { configFile: this.configCheck.configFile, suggestion: this.configCheck.suggestion },
+          this.configCheck.message ?? 'containerd config_path does not point at the certs dir',
+        );
+      }
+    }
+    this.runtimeVersion = await cri.version();
+    logger.info({ runtime: this.runtimeVersion, endpoint: cri.endpoint }, 'container runtime');
+    const address = await listen(this.server, this.opts.listen.host, this.opts.listen.port);
+    this.ready = undefined;
+    return address;
+  }
+
+  assign(images: string[], source: string): void {
+    this.queue.assign(images, source);
+  }
+
+  async close(): Promise<void> {
+    this.ready = 'shutting down';
+    this.queue.close();
+    await new Promise<void>((resolve) => {
+      this.server.close(() => resolve());
+      this.server.closeAllConnections();
+    });
+    this.opts.cri.close();
+  }
+}

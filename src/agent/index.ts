@@ -1,0 +1,25 @@
+export { Agent, type AgentOptions, type AgentNodeConfig } from './agent.js';
+export {
+  AgentMetrics,
+  KUBELET_IMAGE_PULL_DURATION_BUCKETS,
+  imageSizeBucket,
+  type PullOutcome,
+} from './metrics.js';
+export {
+  PullQueue,
+  type ImageRuntime,
+  type ImageState,
+  type ImageStatus,
+  type PullGuard,
+  type PullQueueOptions,
+} from './pull-queue.js';
+export {
+  formatMark,
+  overHighWaterMark,
+  parseHighWaterMark,
+  readDisk,
+  type DiskReading,
+  type HighWaterMark,
+} from './disk-mark.js';
+export { AssignmentError, normaliseImage, parseAssignmentBody, parseImagesFile } from './assignments.js';
+export { createAgentServer } from './server.js';

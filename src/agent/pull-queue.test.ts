@@ -1,0 +1,114 @@
+// The pull queue's scheduling, with a runtime whose pulls the test finishes by hand: at most
+// `concurrency` pulls at once, present images skipped, refusals and failures with reasons.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { AgentMetrics } from './metrics.js';
+import { PullQueue, type ImageRuntime } from './pull-queue.js';
+
+class ManualRuntime implements ImageRuntime {
+  readonly present = new Map<string, number>();
+  readonly started: string[] = [];
+  active = 0;
+  maxActive = 0;
+  private readonly pending = new Map<string, { resolve: (id: string) => void; reject: (e: Error) => void }>();
+  private readonly waiters: Array<() => void> = [];
+
+  async status(image: string) {
+    const size = this.present.get(image);
+    return size === undefined ? undefined : { id: `sha256:${image.length}`, size };
+  }
+
+  pull(image: string): Promise<string> {
+    this.started.push(image);
+    this.active++;
+    this.maxActive = Math.max(this.maxActive, this.active);
+    for (const w of this.waiters.splice(0)) w();
+    return new Promise((resolve, reject) => this.pending.set(image, { resolve, reject }));
+  }
+
+  /** Resolves once `n` pulls have started. */
+  async startedCount(n: number): Promise<void> {
+    while (this.started.length < n) await new Promise<void>((r) => this.waiters.push(r));
+  }
+
+  finish(image: string, error?: Error): void {
+    const p = this.pending.get(image);
+    assert.ok(p, `${image} is being pulled`);
+    this.pending.delete(image);
+    this.active--;
+    if (error) p.reject(error);
+    else {
+      this.present.set(image, 1000);
+      p.resolve(`sha256:${image.length}`);
+    }
+  }
+}
+
+describe('pull queue', () => {
+  it('pulls at most `concurrency` images at a time and reports each state', async () => {
+    const runtime = new ManualRuntime();
+    const metrics = new AgentMetrics();
+    const queue = new PullQueue({ runtime, concurrency: 2, metrics });
+    queue.assign(['a', 'b', 'c', 'd'], 'test');
+    await runtime.startedCount(2);
+    assert.deepEqual(runtime.started, ['a', 'b']);
+    assert.deepEqual(
+      queue.list().map((s) => [s.image, s.state]),
+      [
+        ['a', 'pulling'],
+        ['b', 'pulling'],
+        ['c', 'pending'],
+        ['d', 'pending'],
+      ],
+    );
+    runtime.finish('a');
+    await runtime.startedCount(3);
+    runtime.finish('b', new Error('failed to resolve reference "b": not found'));
+    await runtime.startedCount(4);
+    runtime.finish('c');
+    runtime.finish('d');
+    await queue.idle();
+    assert.equal(runtime.maxActive, 2);
+    const states = Object.fromEntries(queue.list().map((s) => [s.image, s]));
+    assert.equal(states.a?.state, 'present');
+    assert.equal(states.b?.state, 'failed');
+    assert.equal(states.b?.code, 'PULL_FAILED');
+    assert.match(states.b?.reason ?? '', /not found/);
+    const gauge = await metrics.images.get();
+    const byState = Object.fromEntries(gauge.values.map((v) => [v.labels.state, v.value]));
+    assert.deepEqual(byState, { pending: 0, pulling: 0, present: 3, failed: 1 });
+  });
+
+  it('skips present images, re-queues failed ones, and refuses when the guard says so', async () => {
+    const runtime = new ManualRuntime();
+    runtime.present.set('here', 5);
+    let refuse = true;
+    const queue = new PullQueue({
+      runtime,
+      concurrency: 1,
+      guard: async () => (refuse ? { code: 'DISK_HIGH_WATER', reason: 'disk full' } : undefined),
+    });
+    queue.assign(['here', 'new'], 'test');
+    await queue.idle();
+    assert.equal(queue.get('here')?.state, 'present');
+    assert.equal(queue.get('here')?.alreadyPresent, true);
+    assert.deepEqual(
+      [queue.get('new')?.state, queue.get('new')?.code, queue.get('new')?.reason],
+      ['failed', 'DISK_HIGH_WATER', 'disk full'],
+    );
+    assert.deepEqual(runtime.started, [], 'nothing pulled');
+
+    refuse = false;
+    queue.assign(['new', 'new'], 'again');
+    await runtime.startedCount(1);
+    runtime.finish('new');
+    await queue.idle();
+    assert.equal(queue.get('new')?.state, 'present');
+    assert.equal(queue.get('new')?.reason, undefined, 'the old reason is gone');
+    assert.deepEqual(runtime.started, ['new'], 'assigned twice while pending: pulled once');
+  });
+
+  it('rejects a concurrency below 1', () => {
+    assert.throws(() => new PullQueue({ runtime: new ManualRuntime(), concurrency: 0 }), /concurrency/);
+  });
+});

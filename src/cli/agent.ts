@@ -1,0 +1,148 @@
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import { Agent, parseImagesFile, type AgentNodeConfig } from '../agent/index.js';
+import { CriClient, resolveRuntimeSocket } from '../cri/index.js';
+import { parseMirrorUrl, parseRegistryList } from '../node/index.js';
+import { PUBLIC_UPSTREAMS } from '../mirror/index.js';
+import { asUsage, DEFAULT_CERTS_DIR, DEFAULT_CONTAINERD_CONFIG, parseMark } from './node.js';
+import { UsageError } from './usage-error.js';
+
+const DEFAULT_LISTEN = '127.0.0.1:5010';
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+interface AgentFlags {
+  runtimeEndpoint?: string;
+  listen: string;
+  mirror?: string;
+  registries: string;
+  certsDir: string;
+  containerdConfig: string;
+  concurrency: string;
+  diskHighWater: string;
+  imagesFile?: string;
+  image?: string[];
+  logLevel: string;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+/** HOST:PORT on loopback only: the assignment endpoint has no authentication. */
+function parseListen(value: string): { host: string; port: number } {
+  const m = /^(127(?:\.\d{1,3}){3}|localhost|\[::1\]):(\d{1,5})$/.exec(value);
+  const port = Number(m?.[2]);
+  if (!m || port > 65535) {
+    throw new UsageError(
+      `--listen "${value}" must be a loopback HOST:PORT such as 127.0.0.1:5010 (the agent's API takes assignments without authentication)`,
+    );
+  }
+  return { host: m[1] === '[::1]' ? '::1' : m[1]!, port };
+}
+
+export function registerAgent(program: Command): void {
+  program
+    .command('agent')
+    .description('run the node agent: apply the containerd mirror config, then pull assigned images over CRI')
+    .option(
+      '--runtime-endpoint <endpoint>',
+      'CRI socket, e.g. unix:///run/containerd/containerd.sock (default: the first that exists)',
+    )
+    .option(
+      '--listen <host:port>',
+      'loopback address of the agent API, /metrics, /healthz, /readyz',
+      DEFAULT_LISTEN,
+    )
+    .option(
+      '--mirror <url>',
+      'the Hoist mirror to configure containerd with at start (omit to leave hosts.toml alone)',
+    )
+    .option(
+      '--registries <list>',
+      'registries to send through the mirror, comma-separated; NAME=URL sets the origin',
+      Object.keys(PUBLIC_UPSTREAMS).join(','),
+    )
+    .option('--certs-dir <dir>', "containerd's registry config_path", DEFAULT_CERTS_DIR)
+    .option(
+      '--containerd-config <file>',
+      "containerd's config.toml, checked for config_path",
+      DEFAULT_CONTAINERD_CONFIG,
+    )
+    .option('--concurrency <n>', 'images pulled at a time', '2')
+    .option(
+      '--disk-high-water <mark>',
+      'refuse pulls while the image filesystem is at or over this: 85%, 40GiB, or none',
+      '85%',
+    )
+    .option('--images-file <file>', 'images to pull at start, one reference per line (# comments)')
+    .option('--image <ref>', 'an image to pull at start; repeatable', collect)
+    .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
+    .addHelpText(
+      'after',
+      `
+API (loopback): POST /v1/pulls {"images": [...]} assigns images; GET /v1/images reports each one
+as pending, pulling, present or failed (with the reason); GET /metrics, /healthz, /readyz.
+stdout gets one line, "listening on http://HOST:PORT", once the API accepts requests.`,
+    )
+    .action(async (opts: AgentFlags) => {
+      const listen = parseListen(opts.listen);
+      const concurrency = Number(opts.concurrency);
+      if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) {
+        throw new UsageError(`--concurrency must be a whole number from 1 to 64, not "${opts.concurrency}"`);
+      }
+      if (!LOG_LEVELS.includes(opts.logLevel)) {
+        throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+      }
+      const highWaterMark = parseMark(opts.diskHighWater);
+      let node: AgentNodeConfig | undefined;
+      if (opts.mirror !== undefined) {
+        node = {
+          mirrorUrl: asUsage(() => parseMirrorUrl(opts.mirror!)),
+          registries: asUsage(() => parseRegistryList(opts.registries)),
+          certsDir: opts.certsDir,
+          containerdConfig: opts.containerdConfig,
+        };
+      }
+      let fileImages: string[] = [];
+      if (opts.imagesFile !== undefined) {
+        const text = await readFile(opts.imagesFile, 'utf8').catch((err: NodeJS.ErrnoException) => {
+          throw new UsageError(`--images-file ${opts.imagesFile}: ${err.code ?? err.message}`);
+        });
+        fileImages = asUsage(() => parseImagesFile(text, opts.imagesFile!));
+      }
+      const flagImages = asUsage(() => parseImagesFile((opts.image ?? []).join('\n'), '--image'));
+      const socket = asUsage(() => resolveRuntimeSocket(opts.runtimeEndpoint));
+
+      const logger = pino({ level: opts.logLevel }, pino.destination({ fd: 2, sync: false }));
+      const agent = new Agent({
+        cri: new CriClient({ socket }),
+        listen,
+        concurrency,
+        logger,
+        ...(highWaterMark ? { highWaterMark } : {}),
+        ...(node ? { node } : {}),
+      });
+      let address;
+      try {
+        address = await agent.start();
+      } catch (err) {
+        await agent.close();
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+          throw new UsageError(`cannot listen on ${opts.listen}: ${code}; choose another --listen`);
+        }
+        throw err;
+      }
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      process.stdout.write(`listening on http://${host}:${address.port}\n`);
+      if (fileImages.length > 0) agent.assign(fileImages, `file:${opts.imagesFile}`);
+      if (flagImages.length > 0) agent.assign(flagImages, 'flag');
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          logger.info({ signal }, 'shutting down');
+          agent.close().then(resolve, resolve);
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+    });
+}

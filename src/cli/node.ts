@@ -1,0 +1,298 @@
+import type { Command } from 'commander';
+import {
+  CriClient,
+  CriError,
+  resolveRuntimeSocket,
+  type PullProgressSnapshot,
+  type RegistryAuth,
+} from '../cri/index.js';
+import {
+  AssignmentError,
+  normaliseImage,
+  overHighWaterMark,
+  parseHighWaterMark,
+  readDisk,
+  type HighWaterMark,
+} from '../agent/index.js';
+import {
+  checkContainerdConfig,
+  configureHosts,
+  NodeConfigError,
+  parseMirrorUrl,
+  parseRegistryList,
+  pullImages,
+  unconfigureHosts,
+  type FileResult,
+} from '../node/index.js';
+import { PUBLIC_UPSTREAMS } from '../mirror/index.js';
+import { UsageError } from './usage-error.js';
+
+export const DEFAULT_CERTS_DIR = '/etc/containerd/certs.d';
+export const DEFAULT_CONTAINERD_CONFIG = '/etc/containerd/config.toml';
+const DEFAULT_REGISTRIES = Object.keys(PUBLIC_UPSTREAMS).join(',');
+
+type Output = 'text' | 'json';
+
+function outputFormat(value: string | undefined): Output {
+  if (value === undefined || value === 'text') return 'text';
+  if (value === 'json') return 'json';
+  throw new UsageError(`--output must be text or json, not "${value}"`);
+}
+
+/** NodeConfigError / CriError for bad input become usage errors (exit 2). */
+export function asUsage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof NodeConfigError && err.isInput) throw new UsageError(err.message, { cause: err });
+    if (err instanceof CriError && (err.code === 'ENDPOINT_INVALID' || err.code === 'NO_RUNTIME_SOCKET'))
+      throw new UsageError(err.message, { cause: err });
+    if (err instanceof AssignmentError) throw new UsageError(err.message, { cause: err });
+    throw err;
+  }
+}
+
+export function parseMark(value: string | undefined): HighWaterMark | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return parseHighWaterMark(value);
+  } catch (err) {
+    throw new UsageError(`--disk-high-water: ${(err as Error).message}`);
+  }
+}
+
+function printFiles(files: FileResult[], dryRun: boolean): void {
+  for (const f of files) {
+    if (dryRun && f.content !== undefined) {
+      process.stdout.write(
+        `# ${f.path} (${f.action === 'unchanged' ? 'unchanged' : `would be ${f.action}`})\n${f.content}\n`,
+      );
+    } else {
+      process.stdout.write(`${dryRun ? 'would be ' : ''}${f.action}: ${f.path}\n`);
+    }
+  }
+}
+
+function parseCreds(creds: string | undefined, auth: string | undefined): RegistryAuth | undefined {
+  if (creds !== undefined) {
+    const colon = creds.indexOf(':');
+    if (colon <= 0) throw new UsageError('--creds must be USERNAME:PASSWORD');
+    return { username: creds.slice(0, colon), password: creds.slice(colon + 1) };
+  }
+  if (auth !== undefined) return { auth };
+  return undefined;
+}
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
+
+function progressLine(image: string, p: PullProgressSnapshot, elapsedMs: number): string {
+  const layers = p.layersSeen > 0 ? `${p.layersDone}/${p.layersSeen} layers, ` : '';
+  const bytes = p.totalBytes > 0 ? `${formatBytes(p.bytes)} / ${formatBytes(p.totalBytes)}, ` : '';
+  return `${image}: ${layers}${bytes}${(elapsedMs / 1000).toFixed(1)}s`;
+}
+
+interface CommonFlags {
+  runtimeEndpoint?: string;
+  output?: string;
+}
+
+export function registerNode(program: Command): void {
+  const node = program
+    .command('node')
+    .description("configure this node's container runtime and pull images into it");
+
+  node
+    .command('configure')
+    .description(
+      'point containerd at a Hoist mirror: one hosts.toml per registry, mirror first, registry as fallback',
+    )
+    .requiredOption('--mirror <url>', 'the Hoist mirror, e.g. http://127.0.0.1:5000')
+    .option(
+      '--registries <list>',
+      'registries to send through the mirror, comma-separated; NAME=URL sets the origin',
+      DEFAULT_REGISTRIES,
+    )
+    .option('--certs-dir <dir>', "containerd's registry config_path", DEFAULT_CERTS_DIR)
+    .option(
+      '--containerd-config <file>',
+      "containerd's config.toml, checked for config_path",
+      DEFAULT_CONTAINERD_CONFIG,
+    )
+    .option('--dry-run', 'print the files instead of writing them')
+    .option('--output <format>', 'text or json')
+    .action(
+      async (opts: {
+        mirror: string;
+        registries: string;
+        certsDir: string;
+        containerdConfig: string;
+        dryRun?: boolean;
+        output?: string;
+      }) => {
+        const output = outputFormat(opts.output);
+        const mirrorUrl = asUsage(() => parseMirrorUrl(opts.mirror));
+        const registries = asUsage(() => parseRegistryList(opts.registries));
+        const dryRun = opts.dryRun === true;
+        let files: FileResult[];
+        try {
+          files = await configureHosts({ certsDir: opts.certsDir, mirrorUrl, registries, dryRun });
+        } catch (err) {
+          // An existing hosts.toml that does not parse is bad input: say which, exit 2.
+          if (err instanceof NodeConfigError && err.isInput)
+            throw new UsageError(err.message, { cause: err });
+          throw err;
+        }
+        const check = await checkContainerdConfig(opts.containerdConfig, opts.certsDir);
+        if (output === 'json') {
+          process.stdout.write(
+            `${JSON.stringify({ dryRun, mirror: mirrorUrl, certsDir: opts.certsDir, files, containerdConfig: check })}\n`,
+          );
+        } else {
+          printFiles(files, dryRun);
+        }
+        if (check.status !== 'ok') {
+          process.stderr.write(`hoist: warning: ${check.message}\n`);
+          if (check.suggestion && output === 'text') process.stderr.write(`${check.suggestion}\n`);
+        }
+      },
+    );
+
+  node
+    .command('unconfigure')
+    .description('restore the hosts.toml files that `hoist node configure` replaced, byte for byte')
+    .option('--certs-dir <dir>', "containerd's registry config_path", DEFAULT_CERTS_DIR)
+    .option('--registries <list>', 'only these registries (default: every one Hoist configured)')
+    .option('--dry-run', 'say what would be restored without touching anything')
+    .option('--output <format>', 'text or json')
+    .action(async (opts: { certsDir: string; registries?: string; dryRun?: boolean; output?: string }) => {
+      const output = outputFormat(opts.output);
+      const registries = opts.registries
+        ? asUsage(() => parseRegistryList(opts.registries!)).map((r) => r.registry)
+        : undefined;
+      const dryRun = opts.dryRun === true;
+      let files: FileResult[];
+      try {
+        files = await unconfigureHosts({
+          certsDir: opts.certsDir,
+          dryRun,
+          ...(registries ? { registries } : {}),
+        });
+      } catch (err) {
+        if (err instanceof NodeConfigError) throw new UsageError(err.message, { cause: err });
+        throw err;
+      }
+      if (output === 'json')
+        process.stdout.write(`${JSON.stringify({ dryRun, certsDir: opts.certsDir, files })}\n`);
+      else if (files.length === 0) process.stdout.write(`nothing to restore in ${opts.certsDir}\n`);
+      else
+        for (const f of files) process.stdout.write(`${dryRun ? 'would be ' : ''}${f.action}: ${f.path}\n`);
+    });
+
+  node
+    .command('pull')
+    .description('pull images into the container runtime over CRI (skips images already present)')
+    .argument('<image...>', 'image references, e.g. docker.io/library/nginx:1.27')
+    .option(
+      '--runtime-endpoint <endpoint>',
+      'CRI socket, e.g. unix:///run/containerd/containerd.sock (default: the first that exists)',
+    )
+    .option('--always', 'pull even when the image is present')
+    .option('--creds <user:password>', 'registry credentials for the pull')
+    .option('--auth <base64>', 'registry credentials as base64 of user:password')
+    .option(
+      '--mirror <url>',
+      "the Hoist mirror to report on (default: the first host in the registry's hosts.toml)",
+    )
+    .option('--certs-dir <dir>', "containerd's registry config_path, to find the mirror", DEFAULT_CERTS_DIR)
+    .option(
+      '--disk-high-water <mark>',
+      'refuse to pull while the image filesystem is at or over this (85%, 40GiB)',
+    )
+    .option('--output <format>', 'text or json')
+    .action(
+      async (
+        images: string[],
+        opts: CommonFlags & {
+          always?: boolean;
+          creds?: string;
+          auth?: string;
+          mirror?: string;
+          certsDir: string;
+          diskHighWater?: string;
+        },
+      ) => {
+        const output = outputFormat(opts.output);
+        const refs = asUsage(() => images.map(normaliseImage));
+        const auth = parseCreds(opts.creds, opts.auth);
+        const mirrorUrl = opts.mirror ? asUsage(() => parseMirrorUrl(opts.mirror!)) : undefined;
+        const mark = parseMark(opts.diskHighWater);
+        const socket = asUsage(() => resolveRuntimeSocket(opts.runtimeEndpoint));
+        const cri = new CriClient({ socket });
+        const tty = output === 'text' && process.stderr.isTTY === true;
+        try {
+          const reports = await pullImages({
+            cri,
+            images: refs,
+            certsDir: opts.certsDir,
+            ...(opts.always ? { always: true } : {}),
+            ...(auth ? { auth } : {}),
+            ...(mirrorUrl ? { mirrorUrl } : {}),
+            ...(mark
+              ? {
+                  guard: async () => {
+                    const reason = overHighWaterMark(mark, await readDisk(() => cri.imageFsInfo(), mark));
+                    return reason ? { code: 'DISK_HIGH_WATER', reason } : undefined;
+                  },
+                }
+              : {}),
+            ...(tty
+              ? {
+                  onProgress: (image, p, ms) =>
+                    process.stderr.write(`\r\x1b[2K${progressLine(image, p, ms)}`),
+                }
+              : {}),
+          });
+          if (tty) process.stderr.write('\r\x1b[2K');
+          if (output === 'json')
+            process.stdout.write(`${JSON.stringify({ endpoint: cri.endpoint, images: reports })}\n`);
+          for (const r of reports) {
+            if (!r.ok) {
+              process.stderr.write(`hoist: ${r.image}: ${r.error?.message ?? 'pull failed'}\n`);
+              continue;
+            }
+            if (output === 'json') continue;
+            if (r.alreadyPresent) {
+              process.stdout.write(
+                `${r.image}: already present (${formatBytes(r.sizeBytes ?? 0)}), not pulled\n`,
+              );
+              continue;
+            }
+            const layers = r.downloaded
+              ? `, downloaded ${r.downloaded.layers} layers (${formatBytes(r.downloaded.bytes)} in ${r.downloaded.blobs} blobs)`
+              : '';
+            const mirror = r.mirror
+              ? r.mirror.served
+                ? `, mirror ${r.mirror.url} served ${formatBytes(r.mirror.servedBytes)}`
+                : `, NOT served by mirror ${r.mirror.url}`
+              : ', mirror unknown';
+            process.stdout.write(
+              `${r.image}: pulled ${formatBytes(r.sizeBytes ?? 0)} in ${(r.seconds ?? 0).toFixed(1)}s${layers}${mirror}\n`,
+            );
+          }
+          if (reports.some((r) => !r.ok)) process.exitCode = 1; // the work failed (main.ts EXIT_FAILED)
+        } finally {
+          cri.close();
+        }
+      },
+    );
+}

@@ -1,0 +1,34 @@
+export { NodeConfigError, type NodeErrorCode } from './errors.js';
+export { writeFileAtomic } from './atomic-write.js';
+export {
+  HOIST_HEADER,
+  MIRROR_CAPABILITIES,
+  defaultOrigin,
+  hostOrder,
+  mergeHostsToml,
+  parseHostsToml,
+  renderHostsToml,
+  type HostsToml,
+  type MergeInput,
+} from './hosts-toml.js';
+export {
+  configureHosts,
+  unconfigureHosts,
+  hostsTomlPath,
+  type ConfigureOptions,
+  type UnconfigureOptions,
+  type FileAction,
+  type FileResult,
+  type RegistryTarget,
+} from './hosts-config.js';
+export { readState, statePath, type BackupState } from './backup-state.js';
+export {
+  checkConfigPath,
+  checkContainerdConfig,
+  suggestConfigPath,
+  type ConfigPathCheck,
+  type ConfigPathStatus,
+} from './containerd-config.js';
+export { parseMirrorUrl, parseRegistryList } from './targets.js';
+export { parseMirrorCounters, readMirrorCounters, type MirrorCounters } from './mirror-stats.js';
+export { pullImages, mirrorFromHostsToml, type PullOptions, type PullReport } from './pull.js';

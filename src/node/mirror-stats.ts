@@ -1,0 +1,42 @@
+/**
+ * Reads a Hoist mirror's own counters from its /metrics (Prometheus text format), so a pull can
+ * report whether the mirror served it: the counters move only when the mirror sent blob bytes.
+ */
+export interface MirrorCounters {
+  /** hoist_mirror_served_bytes_total summed over sources. */
+  servedBytes: number;
+  /** hoist_mirror_requests_total with a 2xx status. */
+  okRequests: number;
+}
+
+/** Pure: sums the samples Hoist's mirror exports (README, "Metrics"). */
+export function parseMirrorCounters(text: string): MirrorCounters {
+  let servedBytes = 0;
+  let okRequests = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const value = Number(m[3]);
+    if (!Number.isFinite(value)) continue;
+    if (m[1] === 'hoist_mirror_served_bytes_total') servedBytes += value;
+    else if (m[1] === 'hoist_mirror_requests_total' && /status="2\d\d"/.test(m[2] ?? '')) okRequests += value;
+  }
+  return { servedBytes, okRequests };
+}
+
+/** undefined when the mirror cannot be reached or is not a Hoist mirror. */
+export async function readMirrorCounters(
+  mirrorUrl: string,
+  signal?: AbortSignal,
+): Promise<MirrorCounters | undefined> {
+  try {
+    const res = await fetch(`${mirrorUrl}/metrics`, { signal: signal ?? AbortSignal.timeout(5_000) });
+    if (!res.ok) return undefined;
+    const text = await res.text();
+    if (!text.includes('hoist_mirror_')) return undefined;
+    return parseMirrorCounters(text);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,79 @@
+// Helpers for the node-side tests: the `hoist` binary as users run it (dist/ must be built), and
+// a CRI client on a test containerd's socket.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { CriClient } from '../../src/cri/index.js';
+
+export const HOIST_BIN = fileURLToPath(new URL('../../bin/hoist.js', import.meta.url));
+
+export interface HoistResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `hoist ARGS...` to completion. */
+export function runHoist(args: string[]): Promise<HoistResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [HOIST_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Runs `hoist ARGS... --output json` and parses its one JSON document. */
+export async function runHoistJson<T>(args: string[]): Promise<HoistResult & { json: T }> {
+  const res = await runHoist([...args, '--output', 'json']);
+  let json: T;
+  try {
+    json = JSON.parse(res.stdout) as T;
+  } catch {
+    throw new Error(`hoist ${args.join(' ')} printed no JSON (exit ${res.code}): ${res.stdout}${res.stderr}`);
+  }
+  return { ...res, json };
+}
+
+export interface LongRunning {
+  child: ChildProcess;
+  /** Resolves with the URL from the "listening on URL" line. */
+  url: Promise<string>;
+  exited: Promise<number | null>;
+  stderr(): string;
+  stop(): Promise<number | null>;
+}
+
+/** Starts a long-running `hoist` command (agent, mirror) that prints "listening on URL". */
+export function startHoist(args: string[]): LongRunning {
+  const child = spawn(process.execPath, [HOIST_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  const exited = new Promise<number | null>((r) => child.on('close', r));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const url = new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+      const m = /^listening on (http:\/\/\S+)$/m.exec(stdout);
+      if (m?.[1]) resolve(m[1]);
+    });
+    void exited.then((code) => reject(new Error(`hoist ${args[0]} exited ${code}: ${stderr}`)));
+  });
+  url.catch(() => undefined);
+  return {
+    child,
+    url,
+    exited,
+    stderr: () => stderr,
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+export function criClient(socket: string): CriClient {
+  return new CriClient({ socket, callTimeoutMs: 30_000 });
+}
