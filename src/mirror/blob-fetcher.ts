@@ -1,6 +1,13 @@
 import type { Logger } from 'pino';
 import type { Digest } from '../oci/index.js';
-import type { BlobResponse, RequestOptions } from '../registry-client/index.js';
+import {
+  backoffDelayMs,
+  UpstreamError,
+  type BlobResponse,
+  type RequestOptions,
+  type RetryPolicy,
+} from '../registry-client/index.js';
+import { sliceStream } from './http.js';
 import type { BlobStore } from './blob-store.js';
 import { BlobVerifyError, InflightBlob } from './inflight-blob.js';
 import type { MirrorMetrics } from './metrics.js';
@@ -19,6 +26,16 @@ export interface BlobSource {
   headBlob(repo: string, digest: string, opts?: RequestOptions): Promise<{ size: number | undefined }>;
 }
 
+export interface BlobFetcherOptions {
+  store: BlobStore;
+  metrics: MirrorMetrics;
+  logger: Logger;
+  /** Resumes of a broken or stalled download before it fails. */
+  retries: number;
+  stallTimeoutMs: number;
+  retry: Pick<RetryPolicy, 'baseDelayMs' | 'maxDelayMs'>;
+}
+
 export type BlobLookup = { kind: 'stored'; size: number } | { kind: 'inflight'; blob: InflightBlob };
 
 /**
@@ -35,8 +52,10 @@ export class BlobFetcher {
   /** Downloads whose body is streaming, by digest. */
   private readonly downloads = new Map<string, InflightBlob>();
   private readonly shutdown = new AbortController();
+  private readonly options: BlobFetcherOptions;
 
-  constructor(options: { store: BlobStore; metrics: MirrorMetrics; logger: Logger }) {
+  constructor(options: BlobFetcherOptions) {
+    this.options = options;
     this.store = options.store;
     this.metrics = options.metrics;
     this.logger = options.logger;
@@ -105,8 +124,46 @@ export class BlobFetcher {
     this.metrics.inflightFetches.inc();
     log.debug({ size: blob.size }, 'blob download started');
     const upstreamBytes = this.metrics.upstreamBytes.labels({ upstream: source.name });
+    const size = blob.size;
     blob
-      .download(res.body, this.store, { signal: this.shutdown.signal, onBytes: (n) => upstreamBytes.inc(n) })
+      .download(res.body, this.store, {
+        signal: this.shutdown.signal,
+        onBytes: (n) => upstreamBytes.inc(n),
+        retries: this.options.retries,
+        stallTimeoutMs: this.options.stallTimeoutMs,
+        delayMs: (attempt, err) =>
+          backoffDelayMs(
+            attempt,
+            this.options.retry,
+            err instanceof UpstreamError ? err.retryAfterSeconds : undefined,
+          ),
+        onRetry: (attempt, err) => {
+          this.metrics.upstreamResumes.inc({ upstream: source.name });
+          log.warn({ attempt, offset: blob.bytesWritten, err: err.message }, 'blob download broke; resuming');
+        },
+        resume: async (offset) => {
+          const more = await source.getBlob(repo, digest.value, {
+            range: { start: offset },
+            signal: this.shutdown.signal,
+            background: true,
+          });
+          if (more.status === 206) {
+            if (size !== undefined && more.totalSize !== undefined && more.totalSize !== size) {
+              more.body.destroy();
+              throw new UpstreamError(
+                'UPSTREAM_BAD_RESPONSE',
+                `upstream now says the blob has ${more.totalSize} bytes`,
+              );
+            }
+            return more.body;
+          }
+          // The upstream ignored Range: skip what we already have.
+          const rest = sliceStream(offset, undefined);
+          more.body.pipe(rest);
+          more.body.on('error', (e) => rest.destroy(e));
+          return rest;
+        },
+      })
       .then(
         () => {
           endTimer({ outcome: 'ok' });

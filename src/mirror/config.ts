@@ -28,6 +28,18 @@ export const DEFAULTS = {
    * upstream on its own rather than waiting for the download to get there (lazy pulling).
    */
   rangeAheadBytes: 4 * 1024 * 1024,
+  /** Times a broken or stalled blob download is resumed (Range from the last byte) before it fails. */
+  upstreamRetries: 5,
+  /** A blob body that sends nothing for this long is treated as broken (and resumed). */
+  upstreamStallTimeoutSeconds: 30,
+  /** First retry delay; doubles per attempt (with jitter), capped by retryMaxDelayMs. Retry-After wins. */
+  retryBaseDelayMs: 250,
+  retryMaxDelayMs: 10_000,
+  /**
+   * Time a request a client waits on may spend retrying upstream 429/5xx. containerd falls back to
+   * its next host on any error, so a fast error beats a slow retry.
+   */
+  clientRetryBudgetMs: 500,
   logLevel: 'info',
 } as const;
 
@@ -60,6 +72,11 @@ export const configSchema = z
     tagTtlSeconds: z.number().int().nonnegative().default(DEFAULTS.tagTtlSeconds),
     upstreamHeadersTimeoutSeconds: z.number().positive().default(DEFAULTS.upstreamHeadersTimeoutSeconds),
     rangeAheadBytes: z.number().int().nonnegative().default(DEFAULTS.rangeAheadBytes),
+    upstreamRetries: z.number().int().min(0).max(100).default(DEFAULTS.upstreamRetries),
+    upstreamStallTimeoutSeconds: z.number().positive().default(DEFAULTS.upstreamStallTimeoutSeconds),
+    retryBaseDelayMs: z.number().int().nonnegative().default(DEFAULTS.retryBaseDelayMs),
+    retryMaxDelayMs: z.number().int().nonnegative().default(DEFAULTS.retryMaxDelayMs),
+    clientRetryBudgetMs: z.number().int().nonnegative().default(DEFAULTS.clientRetryBudgetMs),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default(DEFAULTS.logLevel),
@@ -83,6 +100,11 @@ export interface MirrorConfig {
   tagTtlSeconds: number;
   upstreamHeadersTimeoutSeconds: number;
   rangeAheadBytes: number;
+  upstreamRetries: number;
+  upstreamStallTimeoutSeconds: number;
+  retryBaseDelayMs: number;
+  retryMaxDelayMs: number;
+  clientRetryBudgetMs: number;
   logLevel: z.infer<typeof configSchema>['logLevel'];
 }
 
@@ -193,6 +215,11 @@ export async function resolveMirrorConfig(
     tagTtlSeconds: file.tagTtlSeconds,
     upstreamHeadersTimeoutSeconds: file.upstreamHeadersTimeoutSeconds,
     rangeAheadBytes: file.rangeAheadBytes,
+    upstreamRetries: file.upstreamRetries,
+    upstreamStallTimeoutSeconds: file.upstreamStallTimeoutSeconds,
+    retryBaseDelayMs: file.retryBaseDelayMs,
+    retryMaxDelayMs: file.retryMaxDelayMs,
+    clientRetryBudgetMs: file.clientRetryBudgetMs,
     logLevel: file.logLevel,
   };
 }

@@ -3,6 +3,9 @@ import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Digester, type Digest } from '../oci/index.js';
+import { sleep } from '../registry-client/index.js';
+import { BlobVerifyError, isResumable, PrematureEndError, stallGuard } from './download-faults.js';
+export { BlobVerifyError } from './download-faults.js';
 import type { BlobStore } from './blob-store.js';
 
 export type InflightState = 'downloading' | 'complete' | 'failed';
@@ -68,25 +71,34 @@ export class InflightBlob {
   /**
    * Streams `body` into the temp file, then verifies and commits it to `store`. Resolves when
    * the blob is stored; rejects (after failing every reader) when anything went wrong.
+   *
+   * When the body breaks or stalls and `resume` is given, the download continues from the last
+   * byte received (`resume(offset)` opens a ranged body), up to `retries` times with `delayMs`
+   * between attempts: readers see only a pause. The digest runs on across attempts, since the
+   * bytes arrive in order.
    */
-  async download(
-    body: Readable,
-    store: BlobStore,
-    options: { signal?: AbortSignal; onBytes?: (n: number) => void } = {},
-  ): Promise<void> {
+  async download(body: Readable, store: BlobStore, options: DownloadOptions = {}): Promise<void> {
     const digester = new Digester(this.digest.algorithm);
-    const sink = new Writable({
-      highWaterMark: READ_CHUNK_BYTES,
-      writev: (chunks, callback) => {
-        const buffers = chunks.map((c) => c.chunk as Buffer);
-        this.append(buffers, digester).then((n) => {
-          options.onBytes?.(n);
-          callback();
-        }, callback);
-      },
-    });
     try {
-      await pipeline(body, sink, options.signal ? { signal: options.signal } : {});
+      let current = body;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.receive(current, digester, options);
+          if (this.size === undefined || this.written === this.size) break;
+          throw new PrematureEndError(this.written, this.size);
+        } catch (err) {
+          if (
+            !isResumable(err) ||
+            !options.resume ||
+            attempt > (options.retries ?? 0) ||
+            options.signal?.aborted
+          ) {
+            throw err;
+          }
+          options.onRetry?.(attempt, err as Error);
+          current = await this.reopen(options, attempt, err);
+        }
+      }
       const got = digester.digest();
       if (this.size !== undefined && this.written !== this.size) {
         throw new BlobVerifyError(
@@ -110,6 +122,38 @@ export class InflightBlob {
       this.fail(err instanceof Error ? err : new Error(String(err)));
       throw err;
     }
+  }
+
+  /** Opens the rest of the blob after a failed attempt, retrying the open itself as attempts allow. */
+  private async reopen(options: DownloadOptions, attempt: number, cause: unknown): Promise<Readable> {
+    let last = cause;
+    for (let a = attempt; a <= (options.retries ?? 0); a++) {
+      await sleep(options.delayMs?.(a, last) ?? 0, options.signal);
+      try {
+        return await (options.resume as NonNullable<DownloadOptions['resume']>)(this.written);
+      } catch (err) {
+        if (!isResumable(err)) throw err;
+        last = err;
+      }
+    }
+    throw last;
+  }
+
+  /** Pipes one body into the file, guarded against stalls. */
+  private async receive(body: Readable, digester: Digester, options: DownloadOptions): Promise<void> {
+    const sink = new Writable({
+      highWaterMark: READ_CHUNK_BYTES,
+      writev: (chunks, callback) => {
+        const buffers = chunks.map((c) => c.chunk as Buffer);
+        this.append(buffers, digester).then((n) => {
+          options.onBytes?.(n);
+          callback();
+        }, callback);
+      },
+    });
+    const streams: Array<Readable | Writable> = [body];
+    if (options.stallTimeoutMs) streams.push(stallGuard(options.stallTimeoutMs));
+    await pipeline([...streams, sink], options.signal ? { signal: options.signal } : {});
   }
 
   private async append(buffers: Buffer[], digester: Digester): Promise<number> {
@@ -258,13 +302,18 @@ export class InflightBlob {
   }
 }
 
-export class BlobVerifyError extends Error {
-  readonly code: 'DIGEST_MISMATCH' | 'SIZE_MISMATCH';
-  constructor(code: 'DIGEST_MISMATCH' | 'SIZE_MISMATCH', message: string) {
-    super(message);
-    this.name = 'BlobVerifyError';
-    this.code = code;
-  }
+export interface DownloadOptions {
+  signal?: AbortSignal;
+  onBytes?: (n: number) => void;
+  /** Opens the blob from `offset` on (a ranged GET) after the body broke or stalled. */
+  resume?: (offset: number) => Promise<Readable>;
+  /** How many times to resume (0: never). */
+  retries?: number;
+  /** Delay before resume attempt `attempt` (1-based), given what failed. */
+  delayMs?: (attempt: number, error: unknown) => number;
+  /** A body that sends nothing for this long is treated as broken. */
+  stallTimeoutMs?: number;
+  onRetry?: (attempt: number, error: Error) => void;
 }
 
 function sliceBuffers(buffers: Buffer[], offset: number): Buffer[] {

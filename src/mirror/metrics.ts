@@ -40,6 +40,13 @@ export class MirrorMetrics {
     registers: [this.registry],
   });
 
+  readonly upstreamResumes = new Counter({
+    name: 'hoist_mirror_upstream_resumes_total',
+    help: 'Blob downloads resumed with a Range request after the upstream body broke or stalled',
+    labelNames: ['upstream'] as const,
+    registers: [this.registry],
+  });
+
   readonly upstreamFetchDuration = new Histogram({
     name: 'hoist_mirror_upstream_fetch_duration_seconds',
     help: 'Duration of upstream fetches, by upstream, kind and outcome',

@@ -57,7 +57,14 @@ export class Mirror {
     this.metrics = options.metrics ?? new MirrorMetrics();
     this.blobs = new BlobStore(this.config.storage);
     this.manifests = new ManifestStore(this.config.storage);
-    this.fetcher = new BlobFetcher({ store: this.blobs, metrics: this.metrics, logger: this.logger });
+    this.fetcher = new BlobFetcher({
+      store: this.blobs,
+      metrics: this.metrics,
+      logger: this.logger,
+      retries: this.config.upstreamRetries,
+      stallTimeoutMs: this.config.upstreamStallTimeoutSeconds * 1000,
+      retry: { baseDelayMs: this.config.retryBaseDelayMs, maxDelayMs: this.config.retryMaxDelayMs },
+    });
     this.manifestService = new ManifestService({
       store: this.manifests,
       metrics: this.metrics,
@@ -72,6 +79,11 @@ export class Mirror {
           url: u.url,
           headersTimeoutMs: this.config.upstreamHeadersTimeoutSeconds * 1000,
           userAgent: 'hoist-mirror',
+          retry: {
+            baseDelayMs: this.config.retryBaseDelayMs,
+            maxDelayMs: this.config.retryMaxDelayMs,
+            clientBudgetMs: this.config.clientRetryBudgetMs,
+          },
           ...(u.username !== undefined && u.password !== undefined
             ? { credentials: { username: u.username, password: u.password } }
             : {}),
