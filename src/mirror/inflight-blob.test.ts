@@ -93,7 +93,7 @@ describe('InflightBlob', () => {
     const r1 = collect(short.createReader(0));
     const d1 = short.download(b1, store);
     b1.end(data);
-    await assert.rejects(d1, { code: 'SIZE_MISMATCH' });
+    await assert.rejects(d1, { code: 'PREMATURE_END' });
     await assert.rejects(r1);
 
     const long = await InflightBlob.create(store, digestOf(data), 500);
@@ -101,6 +101,29 @@ describe('InflightBlob', () => {
     const d2 = long.download(b2, store);
     b2.end(data);
     await assert.rejects(d2, { code: 'SIZE_MISMATCH' });
+  });
+
+  it('resumes from the last byte received, and readers see one unbroken body', async () => {
+    const data = randomBytes(300_000);
+    const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
+    const first = new PassThrough();
+    const offsets: number[] = [];
+    const reader = collect(blob.createReader(0));
+    const done = blob.download(first, store, {
+      retries: 2,
+      resume: async (offset) => {
+        offsets.push(offset);
+        const rest = new PassThrough();
+        rest.end(data.subarray(offset));
+        return rest;
+      },
+    });
+    first.write(data.subarray(0, 123_456));
+    await until(blob, 123_456);
+    first.destroy(new Error('connection reset'));
+    await done;
+    assert.deepEqual(offsets, [123_456]);
+    assert.deepEqual(await reader, data);
   });
 
   it('aborts readers when the upstream connection breaks', async () => {
