@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { registerMirror } from './mirror.js';
+import { registerAnalyze } from './analyze.js';
 import { registerNode } from './node.js';
 import { registerAgent } from './agent.js';
 import { UsageError } from './usage-error.js';
@@ -17,6 +18,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerMirror(program);
+  registerAnalyze(program);
   registerNode(program);
   registerAgent(program);
   return program;

@@ -1,0 +1,271 @@
+import { AnalyzeError } from './errors.js';
+import { parseGoDuration } from './go-duration.js';
+
+/**
+ * Image pulls and pull failures from kubelet events (`kubectl get events -o json`, core/v1 or
+ * events.k8s.io/v1). Message formats by kubelet version (pkg/kubelet/images/image_manager.go):
+ *
+ * - before 1.17 or so:  `Successfully pulled image "x"` (no duration: not a measurable pull)
+ * - to 1.25:            `Successfully pulled image "x" in 1.234567891s`
+ * - 1.26 to 1.29:       `Successfully pulled image "x" in 1.234s (1.5s including waiting)`
+ * - 1.30 and later:     `... (1.5s including waiting). Image size: 12345 bytes.`
+ *
+ * Failures: `Failed to pull image "x": <runtime error>` (one ErrImagePull attempt), then
+ * `Back-off pulling image "x"` (newer kubelets append `: ErrImagePull: <error>`), and image-less
+ * `Error: ErrImagePull` / `Error: ImagePullBackOff`, which are tied to an image through the pod
+ * and container they are about. Pure.
+ */
+
+export type FailureCause =
+  'rate-limit' | 'not-found' | 'unauthorized' | 'timeout' | 'disk-pressure' | 'other';
+
+export interface Pull {
+  image: string;
+  node: string;
+  /** Time the pull itself took. */
+  seconds: number;
+  /** Time from the pull request to its end, including waiting for earlier pulls; null before 1.26. */
+  secondsIncludingWaiting: number | null;
+  /** Image size the kubelet reported (1.30+), else null. */
+  bytes: number | null;
+  /** How many identical events the API server folded into this one. */
+  count: number;
+  /** 'current' (1.30+), 'waiting' (1.26-1.29), 'legacy' (older). */
+  format: 'current' | 'waiting' | 'legacy';
+  pod?: string;
+  time?: string;
+}
+
+export interface Failure {
+  image: string;
+  node: string;
+  cause: FailureCause;
+  /** errImagePull + imagePullBackOff. */
+  count: number;
+  /** Failed pull attempts (`Failed to pull image`). */
+  errImagePull: number;
+  /** Back-off events (`Back-off pulling image`, `Error: ImagePullBackOff`). */
+  imagePullBackOff: number;
+  /** One example of the runtime's error text. */
+  example: string;
+}
+
+export interface ParsedEvents {
+  pulls: Pull[];
+  failures: Failure[];
+  /** `Container image "x" already present on machine`: pulls the node did not need. */
+  alreadyPresent: Array<{ image: string; node: string; count: number }>;
+  /** Pulls reported without a duration (very old kubelets). */
+  pullsWithoutDuration: number;
+  /** Events read, of any reason. */
+  events: number;
+}
+
+interface RawEvent {
+  reason: string;
+  message: string;
+  node: string;
+  count: number;
+  objectKey: string;
+  time?: string;
+}
+
+const PULLED =
+  /^Successfully pulled image "([^"]+)" in (\S+?)(?: \((\S+) including waiting\))?(?:\. Image size: (\d+) bytes)?\.?$/;
+const PULLED_NO_TIME = /^Successfully pulled image "([^"]+)"\.?$/;
+const FAILED = /^Failed to pull image "([^"]+)": ([\s\S]*)$/;
+const BACKOFF = /^Back-off pulling image "([^"]+)"(?::\s*([\s\S]*))?$/;
+const PULLING = /^Pulling image "([^"]+)"/;
+const PRESENT = /^Container image "([^"]+)" already present on machine/;
+const IMAGE_IN_MESSAGE = /image "([^"]+)"/;
+
+/** The cause of a pull failure from the runtime's error text (containerd, CRI-O, dockershim). */
+export function classifyPullFailure(text: string): FailureCause {
+  const t = text.toLowerCase();
+  if (/\b429\b|toomanyrequests|too many requests|rate limit|pull rate/.test(t)) return 'rate-limit';
+  if (/no space left on device|disk ?pressure|insufficient (disk|storage)|ephemeral-storage/.test(t)) {
+    return 'disk-pressure';
+  }
+  if (
+    /i\/o timeout|context deadline exceeded|deadlineexceeded|timed out|timeout exceeded|tls handshake timeout|timeout awaiting/.test(
+      t,
+    )
+  ) {
+    return 'timeout';
+  }
+  if (/manifest unknown|not found|notfound|name unknown|no such image|404/.test(t)) return 'not-found';
+  if (
+    /unauthorized|authentication required|access denied|pull access denied|forbidden|denied|insufficient_scope|\b401\b|\b403\b/.test(
+      t,
+    )
+  ) {
+    return 'unauthorized';
+  }
+  return 'other';
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+function obj(v: unknown): Record<string, unknown> | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+    ? (v as Record<string, unknown>)
+    : undefined;
+}
+
+/** Accepts core/v1 Events and events.k8s.io/v1 Events, as a List, an array or one event. */
+function rawEvents(doc: unknown): RawEvent[] {
+  const root = obj(doc);
+  const items: unknown[] = Array.isArray(doc)
+    ? doc
+    : Array.isArray(root?.items)
+      ? root.items
+      : root && (root.kind === 'Event' || 'reason' in root)
+        ? [root]
+        : [];
+  if (!Array.isArray(doc) && !Array.isArray(root?.items) && items.length === 0) {
+    throw new AnalyzeError(
+      'EVENTS_INVALID',
+      'not a list of Kubernetes events: expected the output of "kubectl get events -o json"',
+    );
+  }
+  const out: RawEvent[] = [];
+  for (const item of items) {
+    const e = obj(item);
+    if (!e) continue;
+    const involved = obj(e.involvedObject) ?? obj(e.regarding) ?? {};
+    const source = obj(e.source) ?? obj(e.deprecatedSource) ?? {};
+    const series = obj(e.series);
+    const meta = obj(e.metadata) ?? {};
+    const time =
+      str(e.lastTimestamp) ??
+      str(e.eventTime) ??
+      str(series?.lastObservedTime) ??
+      str(meta.creationTimestamp);
+    out.push({
+      reason: str(e.reason) ?? '',
+      message: (str(e.message) ?? str(e.note) ?? '').trim(),
+      node: str(source.host) ?? str(e.reportingInstance) ?? 'unknown',
+      count: Math.max(1, num(series?.count) ?? num(e.count) ?? num(e.deprecatedCount) ?? 1),
+      objectKey: `${str(involved.namespace) ?? ''}/${str(involved.name) ?? ''}/${str(involved.fieldPath) ?? ''}`,
+      ...(time !== undefined ? { time } : {}),
+    });
+  }
+  return out;
+}
+
+export function parseKubeletEvents(doc: unknown): ParsedEvents {
+  const events = rawEvents(doc);
+  const pulls: Pull[] = [];
+  const present = new Map<string, { image: string; node: string; count: number }>();
+  const failures = new Map<string, Failure>();
+  let pullsWithoutDuration = 0;
+  // Which image a pod's container pulls, for the image-less "Error: ..." events.
+  const imageOf = new Map<string, string>();
+  for (const e of events) {
+    const m = IMAGE_IN_MESSAGE.exec(e.message);
+    if (m?.[1]) imageOf.set(e.objectKey, m[1]);
+  }
+  const lastCause = new Map<string, { cause: FailureCause; example: string }>();
+  const failure = (image: string, node: string, cause: FailureCause, example: string) => {
+    const key = `${image}\n${node}\n${cause}`;
+    let f = failures.get(key);
+    if (!f) {
+      f = {
+        image,
+        node,
+        cause,
+        count: 0,
+        errImagePull: 0,
+        imagePullBackOff: 0,
+        example: example.slice(0, 300),
+      };
+      failures.set(key, f);
+    }
+    return f;
+  };
+
+  // Oldest first, so that a back-off is attributed to the failure that preceded it.
+  const ordered = [...events].sort((a, b) => (a.time ?? '').localeCompare(b.time ?? ''));
+  for (const e of ordered) {
+    const pod = e.objectKey.split('/').slice(0, 2).join('/');
+    let m: RegExpExecArray | null;
+    if ((m = PULLED.exec(e.message))) {
+      const seconds = parseGoDuration(m[2] ?? '');
+      if (seconds === undefined) continue;
+      const waiting = m[3] !== undefined ? parseGoDuration(m[3]) : undefined;
+      pulls.push({
+        image: m[1] ?? '',
+        node: e.node,
+        seconds,
+        secondsIncludingWaiting: waiting ?? null,
+        bytes: m[4] !== undefined ? Number(m[4]) : null,
+        count: e.count,
+        format: m[4] !== undefined ? 'current' : m[3] !== undefined ? 'waiting' : 'legacy',
+        ...(pod !== '/' ? { pod } : {}),
+        ...(e.time !== undefined ? { time: e.time } : {}),
+      });
+    } else if (PULLED_NO_TIME.test(e.message)) {
+      pullsWithoutDuration += e.count;
+    } else if ((m = PRESENT.exec(e.message))) {
+      const key = `${m[1]}\n${e.node}`;
+      const p = present.get(key) ?? { image: m[1] ?? '', node: e.node, count: 0 };
+      p.count += e.count;
+      present.set(key, p);
+    } else if ((m = FAILED.exec(e.message))) {
+      const cause = classifyPullFailure(m[2] ?? '');
+      const image = m[1] ?? '';
+      lastCause.set(`${image}\n${e.node}`, { cause, example: m[2] ?? '' });
+      failure(image, e.node, cause, m[2] ?? '').errImagePull += e.count;
+    } else if ((m = BACKOFF.exec(e.message)) || e.message === 'Error: ImagePullBackOff') {
+      const image = m?.[1] ?? imageOf.get(e.objectKey) ?? `(unknown image of ${pod})`;
+      const detail = m?.[2];
+      const known = lastCause.get(`${image}\n${e.node}`);
+      const cause = detail ? classifyPullFailure(detail) : (known?.cause ?? 'other');
+      failure(image, e.node, cause, detail ?? known?.example ?? e.message).imagePullBackOff += e.count;
+    } else if (
+      (e.reason === 'ErrImageNeverPull' || e.reason === 'InspectFailed' || e.reason === 'InvalidImageName') &&
+      !PULLING.test(e.message)
+    ) {
+      const image =
+        IMAGE_IN_MESSAGE.exec(e.message)?.[1] ?? imageOf.get(e.objectKey) ?? `(unknown image of ${pod})`;
+      failure(image, e.node, 'other', e.message).errImagePull += e.count;
+    }
+  }
+  for (const f of failures.values()) f.count = f.errImagePull + f.imagePullBackOff;
+  return {
+    pulls,
+    failures: [...failures.values()].sort((a, b) => b.count - a.count || a.image.localeCompare(b.image)),
+    alreadyPresent: [...present.values()],
+    pullsWithoutDuration,
+    events: events.length,
+  };
+}
+
+/** Parses the JSON text of `kubectl get events -o json`; exit-2 errors for anything else. */
+export function parseEventsJson(text: string, source: string): ParsedEvents {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (cause) {
+    throw new AnalyzeError(
+      'EVENTS_INVALID',
+      `${source}: not valid JSON; pass the output of "kubectl get events -o json"`,
+      {
+        cause,
+      },
+    );
+  }
+  try {
+    return parseKubeletEvents(doc);
+  } catch (err) {
+    if (err instanceof AnalyzeError)
+      throw new AnalyzeError(err.code, `${source}: ${err.message}`, { cause: err });
+    throw err;
+  }
+}

@@ -1,0 +1,123 @@
+import { readFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { AnalyzeError } from '../analyze/index.js';
+import { renderEventsHtml } from '../analyze/index.js';
+import { parseEventsJson, type ParsedEvents } from '../analyze/index.js';
+import { histograms, parsePrometheusText, type Histogram } from '../analyze/index.js';
+import { buildEventsReport, type EventsReport } from '../analyze/index.js';
+import { collect, inputErrorsAsUsage } from './analyze-common.js';
+import { UsageError } from './usage-error.js';
+
+const FAMILY = 'kubelet_image_pull_duration_seconds';
+
+interface EventsFlags {
+  output: string;
+  out: string;
+  metrics?: string[];
+}
+
+async function readInput(file: string): Promise<string> {
+  if (file === '-') {
+    if (process.stdin.isTTY) {
+      throw new UsageError(
+        'no input: give a file, or pipe "kubectl get events -o json" into hoist analyze events',
+      );
+    }
+    const chunks: Buffer[] = [];
+    for await (const c of process.stdin as AsyncIterable<Buffer>) chunks.push(c);
+    return Buffer.concat(chunks).toString('utf8');
+  }
+  try {
+    return await readFile(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+}
+
+const merge = (a: ParsedEvents, b: ParsedEvents): ParsedEvents => ({
+  pulls: [...a.pulls, ...b.pulls],
+  failures: [...a.failures, ...b.failures],
+  alreadyPresent: [...a.alreadyPresent, ...b.alreadyPresent],
+  pullsWithoutDuration: a.pullsWithoutDuration + b.pullsWithoutDuration,
+  events: a.events + b.events,
+});
+
+const seconds = (n: number) => `${n.toFixed(n >= 100 ? 0 : 1)}s`;
+
+export function formatEventsText(r: EventsReport): string {
+  let s = `${r.overall.pulls} pulls`;
+  if (r.overall.seconds)
+    s += `: p50 ${seconds(r.overall.seconds.p50)}, p90 ${seconds(r.overall.seconds.p90)}, p99 ${seconds(r.overall.seconds.p99)}`;
+  if (r.overall.waitingShare !== null)
+    s += `; ${Math.round(r.overall.waitingShare * 100)}% of pull time spent waiting`;
+  s += '\n';
+  if (r.images.length) {
+    const w = Math.min(60, Math.max(5, ...r.images.map((i) => i.image.length)));
+    s += `\n${'image'.padEnd(w)}  pulls  nodes      p50      p90  p90+wait  bytes\n`;
+    for (const i of r.images) {
+      const wait = i.secondsIncludingWaiting ? seconds(i.secondsIncludingWaiting.p90) : 'n/a';
+      s += `${i.image.padEnd(w)}  ${String(i.pulls).padStart(5)}  ${String(i.nodes).padStart(5)}  ${seconds(i.seconds.p50).padStart(7)}  ${seconds(i.seconds.p90).padStart(7)}  ${wait.padStart(8)}  ${i.bytes ?? 'n/a'}\n`;
+    }
+  }
+  if (r.failures.length) s += '\nfailures (ErrImagePull + ImagePullBackOff):\n';
+  for (const f of r.failures) s += `  ${f.image} on ${f.node}: ${f.cause} x${f.count}\n`;
+  for (const h of r.histograms) {
+    const labels = Object.entries(h.labels)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
+    s += `\n${FAMILY}{${labels}} (${h.source}): ${h.count} pulls, p50 ${h.p50 === null ? 'n/a' : seconds(h.p50)}, p90 ${h.p90 === null ? 'n/a' : seconds(h.p90)}\n`;
+  }
+  for (const a of r.advice) s += `\n${a.topic}: ${a.message}\n  fix: ${a.fix}\n`;
+  return s;
+}
+
+export function registerAnalyzeEvents(analyze: Command): void {
+  analyze
+    .command('events')
+    .description(
+      'pull times and failures from kubelet events (kubectl get events -o json) and kubelet /metrics',
+    )
+    .argument(
+      '[file...]',
+      'events JSON or kubelet /metrics text files, told apart by content; "-" or none reads stdin',
+    )
+    .option('--metrics <file>', 'kubelet /metrics text (repeatable, one per node)', collect)
+    .option('--output <format>', 'text, json or html', 'text')
+    .option('--out <file>', 'where --output html writes the report', 'hoist-events.html')
+    .action(async (files: string[], opts: EventsFlags) => {
+      if (!['text', 'json', 'html'].includes(opts.output)) {
+        throw new UsageError(`--output "${opts.output}": use text, json or html`);
+      }
+      const inputs = files.length === 0 && (opts.metrics ?? []).length === 0 ? ['-'] : files;
+      let parsed: ParsedEvents = {
+        pulls: [],
+        failures: [],
+        alreadyPresent: [],
+        pullsWithoutDuration: 0,
+        events: 0,
+      };
+      const metrics: Array<{ source: string; histograms: Histogram[] }> = [];
+      await inputErrorsAsUsage(async () => {
+        const addMetrics = (source: string, text: string) =>
+          metrics.push({ source, histograms: histograms(parsePrometheusText(text, source), FAMILY) });
+        for (const file of inputs) {
+          const text = await readInput(file);
+          const source = file === '-' ? 'stdin' : file;
+          if (/^\s*[[{]/.test(text)) parsed = merge(parsed, parseEventsJson(text, source));
+          else if (text.trim() === '') throw new AnalyzeError('INPUT_INVALID', `${source} is empty`);
+          else addMetrics(source, text);
+        }
+        for (const file of opts.metrics ?? []) addMetrics(file, await readInput(file));
+      });
+      const report = buildEventsReport(parsed, metrics);
+      if (opts.output === 'json') {
+        process.stdout.write(
+          `${JSON.stringify(report, (_k, v: unknown) => (v === Infinity ? '+Inf' : v), 2)}\n`,
+        );
+      } else if (opts.output === 'html') {
+        await writeFile(opts.out, renderEventsHtml(report, new Date().toISOString()));
+        process.stdout.write(`wrote ${opts.out}\n`);
+      } else process.stdout.write(formatEventsText(report));
+    });
+}
