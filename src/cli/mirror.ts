@@ -1,13 +1,25 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { ConfigError, loadMirrorConfig, Mirror, MIRROR_DEFAULTS, type MirrorFlags } from '../mirror/index.js';
+import {
+  ConfigError,
+  loadMirrorConfig,
+  Mirror,
+  MIRROR_DEFAULTS,
+  verifyStorage,
+  VerifyError,
+  type MirrorFlags,
+  type VerifyReport,
+} from '../mirror/index.js';
 import { UsageError } from './usage-error.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 export function registerMirror(program: Command): void {
-  program
+  const mirror = program
     .command('mirror')
+    // `hoist mirror verify --storage DIR`: options after a subcommand's name belong to it, not to
+    // `mirror` (which has a --storage of its own); `hoist mirror --listen ...` is unaffected.
+    .enablePositionalOptions()
     .description('run the read-only OCI pull-through mirror for many upstream registries')
     .option('--listen <host:port>', `address to serve on (default ${MIRROR_DEFAULTS.listen})`)
     .option(
@@ -61,4 +73,72 @@ nvcr.io and public.ecr.aws. Logs are JSON lines on stderr; stdout gets one line,
         process.once('SIGINT', () => stop('SIGINT'));
       });
     });
+  registerVerify(mirror);
+}
+
+function registerVerify(mirror: Command): void {
+  mirror
+    .command('verify')
+    .description(
+      'check every stored blob and manifest against its digest; remove bad ones and crash leftovers',
+    )
+    .option('--storage <dir>', `the mirror's storage (default ${MIRROR_DEFAULTS.storage})`)
+    .option('--config <file>', "the mirror's YAML configuration file, for its storage; flags win over it")
+    .option('--dry-run', 'report only; remove nothing')
+    .option('--output <format>', 'text or json')
+    .addHelpText(
+      'after',
+      `
+Run it while the mirror is stopped (a running mirror's temp files are live downloads). Exit codes:
+0 nothing bad, 1 bad entries were found (and removed unless --dry-run), 2 bad usage.`,
+    )
+    .action(async (_opts: unknown, command: Command) => {
+      // optsWithGlobals: `hoist mirror --storage DIR verify` works too.
+      const opts = command.optsWithGlobals<{
+        storage?: string;
+        config?: string;
+        dryRun?: boolean;
+        output?: string;
+      }>();
+      const output = opts.output ?? 'text';
+      if (output !== 'text' && output !== 'json') {
+        throw new UsageError(`--output must be text or json, not "${output}"`);
+      }
+      let storage = opts.storage ?? MIRROR_DEFAULTS.storage;
+      if (opts.config !== undefined) {
+        try {
+          storage = (await loadMirrorConfig({ config: opts.config, ...(opts.storage ? { storage } : {}) }))
+            .storage;
+        } catch (err) {
+          if (err instanceof ConfigError) throw new UsageError(err.message, { cause: err });
+          throw err;
+        }
+      }
+      let report: VerifyReport;
+      try {
+        report = await verifyStorage(storage, { dryRun: opts.dryRun === true, concurrency: 2 });
+      } catch (err) {
+        if (err instanceof VerifyError) throw new UsageError(err.message, { cause: err });
+        throw err;
+      }
+      if (output === 'json') process.stdout.write(`${JSON.stringify(report)}\n`);
+      else process.stdout.write(formatVerifyReport(report));
+      if (!report.ok) process.exitCode = 1;
+    });
+}
+
+function formatVerifyReport(r: VerifyReport): string {
+  const lines: string[] = [];
+  const mib = (r.blobs.bytes / (1024 * 1024)).toFixed(1);
+  lines.push(
+    `checked ${r.blobs.checked} blobs (${mib} MiB) and ${r.manifests.checked} manifests in ${r.storage}`,
+  );
+  const fate = r.dryRun ? 'would be removed' : 'removed';
+  for (const b of r.bad) {
+    const why = b.error ?? `expected ${b.expected}, content is ${b.actual ?? 'unreadable'}`;
+    lines.push(`bad ${b.kind} ${b.path}: ${why} (${fate})`);
+  }
+  for (const t of r.tempFiles) lines.push(`leftover temp file ${t.path}, ${t.bytes} bytes (${fate})`);
+  lines.push(r.ok ? 'no bad entries' : `${r.bad.length} bad entries ${fate}`);
+  return `${lines.join('\n')}\n`;
 }

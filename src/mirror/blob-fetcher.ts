@@ -34,6 +34,12 @@ export interface BlobFetcherOptions {
   retries: number;
   stallTimeoutMs: number;
   retry: Pick<RetryPolicy, 'baseDelayMs' | 'maxDelayMs'>;
+  /** Called when a blob was stored (the garbage collector checks the budget). */
+  onStored?: () => void;
+  /** Called when the disk refused a download (the garbage collector may free room). */
+  onNoSpace?: () => void;
+  /** Memory a download may hold for its clients once the disk is full. */
+  memoryTailBytes?: number;
 }
 
 export type BlobLookup = { kind: 'stored'; size: number } | { kind: 'inflight'; blob: InflightBlob };
@@ -51,6 +57,8 @@ export class BlobFetcher {
   private readonly inflight = new Map<string, Promise<InflightBlob>>();
   /** Downloads whose body is streaming, by digest. */
   private readonly downloads = new Map<string, InflightBlob>();
+  /** Every download still running, joinable or not (for shutdown). */
+  private readonly running = new Set<InflightBlob>();
   private readonly shutdown = new AbortController();
   private readonly options: BlobFetcherOptions;
 
@@ -82,7 +90,9 @@ export class BlobFetcher {
     this.metrics.cacheLookups.inc({ kind: 'blob', result: 'miss' });
     const started = this.start(source, repo, digest);
     this.inflight.set(digest.value, started);
-    started.catch(() => this.inflight.delete(digest.value));
+    started.catch(() => {
+      if (this.inflight.get(digest.value) === started) this.inflight.delete(digest.value);
+    });
     return { kind: 'inflight', blob: await started };
   }
 
@@ -93,13 +103,20 @@ export class BlobFetcher {
 
   /** Downloads in progress (for status and tests). */
   get inflightCount(): number {
-    return this.downloads.size;
+    return this.running.size;
   }
 
   /** Aborts every download (shutdown); their clients' connections are aborted. */
   abortAll(reason: Error): void {
     this.shutdown.abort(reason);
-    for (const blob of this.downloads.values()) blob.abort(reason);
+    for (const blob of this.running) blob.abort(reason);
+  }
+
+  /** Stops offering `blob` to new clients (only if it is still the one offered for its digest). */
+  private forget(digest: Digest, blob: InflightBlob): void {
+    if (this.downloads.get(digest.value) !== blob) return;
+    this.downloads.delete(digest.value);
+    this.inflight.delete(digest.value);
   }
 
   private async start(source: BlobSource, repo: string, digest: Digest): Promise<InflightBlob> {
@@ -120,7 +137,19 @@ export class BlobFetcher {
       endTimer({ outcome: 'error' });
       throw err;
     }
+    if (this.options.memoryTailBytes !== undefined) blob.memoryLimitBytes = this.options.memoryTailBytes;
+    blob.onUnstored = (err) => {
+      // New clients must not join a download that keeps only its newest bytes: they start their own.
+      this.forget(digest, blob);
+      this.metrics.storeWriteFailures.inc({ reason: (err as NodeJS.ErrnoException).code ?? 'ERROR' });
+      log.warn(
+        { err: err.message, received: blob.bytesWritten },
+        'disk full: streaming to clients without storing',
+      );
+      this.options.onNoSpace?.();
+    };
     this.downloads.set(digest.value, blob);
+    this.running.add(blob);
     this.metrics.inflightFetches.inc();
     log.debug({ size: blob.size }, 'blob download started');
     const upstreamBytes = this.metrics.upstreamBytes.labels({ upstream: source.name });
@@ -169,7 +198,12 @@ export class BlobFetcher {
           endTimer({ outcome: 'ok' });
           this.metrics.storeBytes.set(this.store.totalBytes);
           this.metrics.storeBlobs.set(this.store.blobCount);
-          log.info({ size: blob.bytesWritten }, 'blob stored');
+          if (blob.unstored) {
+            log.info({ size: blob.bytesWritten }, 'blob verified and served, not stored (disk full)');
+          } else {
+            log.info({ size: blob.bytesWritten }, 'blob stored');
+            this.options.onStored?.();
+          }
         },
         (err: unknown) => {
           endTimer({ outcome: 'error' });
@@ -178,9 +212,9 @@ export class BlobFetcher {
         },
       )
       .finally(() => {
-        this.downloads.delete(digest.value);
+        this.running.delete(blob);
+        this.forget(digest, blob);
         this.metrics.inflightFetches.dec();
-        this.inflight.delete(digest.value);
       });
     return blob;
   }

@@ -59,6 +59,33 @@ const upstreamSchema = z
     message: 'username needs a password or passwordFile',
   });
 
+const gcSchema = z
+  .object({
+    /** Store size budget: above it, least-recently-used blobs are evicted down to lowBytes. */
+    maxBytes: z.number().int().positive().optional(),
+    lowBytes: z.number().int().nonnegative().optional(),
+    /** Filesystem usage (%) above which eviction starts, like the kubelet's imageGCHighThresholdPercent. */
+    highWatermarkPercent: z.number().min(1).max(100).optional(),
+    lowWatermarkPercent: z.number().min(0).max(100).optional(),
+    intervalSeconds: z.number().positive().default(60),
+    /** Memory a download may hold for its clients once the disk is full. */
+    memoryTailBytes: z
+      .number()
+      .int()
+      .positive()
+      .default(32 * 1024 * 1024),
+  })
+  .strict()
+  .refine((g) => g.lowBytes === undefined || (g.maxBytes !== undefined && g.lowBytes < g.maxBytes), {
+    message: 'lowBytes needs maxBytes and must be below it',
+  })
+  .refine(
+    (g) =>
+      g.lowWatermarkPercent === undefined ||
+      (g.highWatermarkPercent !== undefined && g.lowWatermarkPercent < g.highWatermarkPercent),
+    { message: 'lowWatermarkPercent needs highWatermarkPercent and must be below it' },
+  );
+
 const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be HOST:PORT');
 
 export const configSchema = z
@@ -77,6 +104,7 @@ export const configSchema = z
     retryBaseDelayMs: z.number().int().nonnegative().default(DEFAULTS.retryBaseDelayMs),
     retryMaxDelayMs: z.number().int().nonnegative().default(DEFAULTS.retryMaxDelayMs),
     clientRetryBudgetMs: z.number().int().nonnegative().default(DEFAULTS.clientRetryBudgetMs),
+    gc: gcSchema.default({ intervalSeconds: 60, memoryTailBytes: 32 * 1024 * 1024 }),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default(DEFAULTS.logLevel),
@@ -105,6 +133,7 @@ export interface MirrorConfig {
   retryBaseDelayMs: number;
   retryMaxDelayMs: number;
   clientRetryBudgetMs: number;
+  gc: z.infer<typeof gcSchema>;
   logLevel: z.infer<typeof configSchema>['logLevel'];
 }
 
@@ -220,6 +249,7 @@ export async function resolveMirrorConfig(
     retryBaseDelayMs: file.retryBaseDelayMs,
     retryMaxDelayMs: file.retryMaxDelayMs,
     clientRetryBudgetMs: file.clientRetryBudgetMs,
+    gc: file.gc,
     logLevel: file.logLevel,
   };
 }

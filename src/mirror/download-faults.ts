@@ -1,4 +1,3 @@
-import { Transform } from 'node:stream';
 import { UpstreamError } from '../registry-client/index.js';
 
 /** What can go wrong with a blob download, and which of it is worth resuming. */
@@ -9,6 +8,15 @@ export class PrematureEndError extends Error {
   constructor(received: number, expected: number) {
     super(`upstream body ended after ${received} of ${expected} bytes`);
     this.name = 'PrematureEndError';
+  }
+}
+
+/** The disk is full and no client is left to stream the rest of a download to. */
+export class NoSpaceError extends Error {
+  readonly code = 'NO_SPACE';
+  constructor(digest: string) {
+    super(`no space left to store ${digest}, and no client is waiting for it`);
+    this.name = 'NoSpaceError';
   }
 }
 
@@ -26,7 +34,7 @@ export class StallError extends Error {
  * could not answer. A digest or size mismatch is final, and so is an upstream's "no" (404, 401).
  */
 export function isResumable(err: unknown): boolean {
-  if (err instanceof BlobVerifyError) return false;
+  if (err instanceof BlobVerifyError || err instanceof NoSpaceError) return false;
   if (err instanceof UpstreamError) {
     return (
       err.code === 'UPSTREAM_UNAVAILABLE' || err.code === 'UPSTREAM_TIMEOUT' || err.code === 'TOOMANYREQUESTS'
@@ -34,31 +42,6 @@ export function isResumable(err: unknown): boolean {
   }
   if ((err as { name?: string }).name === 'AbortError') return false;
   return true;
-}
-
-/** A pass-through that fails when no chunk arrives for `ms` (timer re-armed on every chunk). */
-export function stallGuard(ms: number): Transform {
-  let timer: NodeJS.Timeout | undefined;
-  const guard: Transform = new Transform({
-    transform(chunk, _enc, callback) {
-      arm();
-      callback(null, chunk);
-    },
-    flush(callback) {
-      clearTimeout(timer);
-      callback();
-    },
-    destroy(err, callback) {
-      clearTimeout(timer);
-      callback(err);
-    },
-  });
-  const arm = () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => guard.destroy(new StallError(ms)), ms);
-  };
-  arm();
-  return guard;
 }
 
 export class BlobVerifyError extends Error {

@@ -12,3 +12,4 @@ export { MirrorError, ConfigError, type MirrorErrorCode } from './errors.js';
 export { MirrorMetrics } from './metrics.js';
 export { routeRequest, type Route, type RoutingTable } from './routing.js';
 export type { BlobSource } from './blob-fetcher.js';
+export { verifyStorage, VerifyError, type VerifyReport, type BadEntry, type TempFile } from './verify.js';

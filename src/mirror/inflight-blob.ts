@@ -3,8 +3,15 @@ import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Digester, type Digest } from '../oci/index.js';
+import { MemoryTail } from './memory-tail.js';
 import { sleep } from '../registry-client/index.js';
-import { BlobVerifyError, isResumable, PrematureEndError, stallGuard } from './download-faults.js';
+import {
+  BlobVerifyError,
+  isResumable,
+  NoSpaceError,
+  PrematureEndError,
+  StallError,
+} from './download-faults.js';
 export { BlobVerifyError } from './download-faults.js';
 import type { BlobStore } from './blob-store.js';
 
@@ -34,9 +41,19 @@ export class InflightBlob {
   private written = 0;
   private stateValue: InflightState = 'downloading';
   private errorValue: Error | undefined;
-  private readers = 0;
+  /** Active readers and the next offset each will read. */
+  private readonly positions = new Map<number, number>();
+  private nextReaderId = 0;
   private waiters = new Set<() => void>();
   private closed = false;
+  /** Set once the disk refused a write: the rest of the blob is streamed from memory. */
+  private tail: MemoryTail | undefined;
+  private fileBytes: number | undefined;
+  private everRead = false;
+  /** Bytes of the download kept in memory when the disk is full. */
+  memoryLimitBytes = DEFAULT_MEMORY_TAIL_BYTES;
+  /** Told when the disk refused a write (the download goes on without storing). */
+  onUnstored: ((err: Error) => void) | undefined;
   private storedPath: string | undefined;
 
   private constructor(digest: Digest, size: number | undefined, tempPath: string, handle: FileHandle) {
@@ -64,8 +81,13 @@ export class InflightBlob {
     return this.errorValue;
   }
 
+  /** Whether the disk refused this download: it is streamed to its clients but not stored. */
+  get unstored(): boolean {
+    return this.tail !== undefined;
+  }
+
   get readerCount(): number {
-    return this.readers;
+    return this.positions.size;
   }
 
   /**
@@ -112,9 +134,14 @@ export class InflightBlob {
           `blob ${this.digest.value}: content digest is ${got.value}`,
         );
       }
-      await this.handle.sync();
-      await store.commit(this.tempPath, this.digest, this.written);
-      this.storedPath = store.pathOf(this.digest);
+      if (this.tail) {
+        // Verified, but not stored (the disk was full): the clients got good bytes.
+        unlink(this.tempPath).catch(() => {});
+      } else {
+        await this.handle.sync();
+        await store.commit(this.tempPath, this.digest, this.written);
+        this.storedPath = store.pathOf(this.digest);
+      }
       this.stateValue = 'complete';
       this.notify();
       this.maybeClose();
@@ -139,21 +166,38 @@ export class InflightBlob {
     throw last;
   }
 
-  /** Pipes one body into the file, guarded against stalls. */
+  /**
+   * Pipes one body into the file. The stall timer runs only while the sink is ready for more and
+   * nothing comes: time the sink spends waiting on slow clients (disk full, below) is not a stall.
+   */
   private async receive(body: Readable, digester: Digester, options: DownloadOptions): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const arm = () => {
+      if (!options.stallTimeoutMs) return;
+      clearTimeout(timer);
+      timer = setTimeout(
+        () => body.destroy(new StallError(options.stallTimeoutMs ?? 0)),
+        options.stallTimeoutMs,
+      );
+    };
     const sink = new Writable({
       highWaterMark: READ_CHUNK_BYTES,
       writev: (chunks, callback) => {
+        clearTimeout(timer);
         const buffers = chunks.map((c) => c.chunk as Buffer);
         this.append(buffers, digester).then((n) => {
           options.onBytes?.(n);
+          arm();
           callback();
         }, callback);
       },
     });
-    const streams: Array<Readable | Writable> = [body];
-    if (options.stallTimeoutMs) streams.push(stallGuard(options.stallTimeoutMs));
-    await pipeline([...streams, sink], options.signal ? { signal: options.signal } : {});
+    arm();
+    try {
+      await pipeline(body, sink, options.signal ? { signal: options.signal } : {});
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private async append(buffers: Buffer[], digester: Digester): Promise<number> {
@@ -166,9 +210,33 @@ export class InflightBlob {
       );
     }
     let offset = 0;
-    while (offset < length) {
-      const { bytesWritten } = await this.handle.writev(sliceBuffers(buffers, offset), this.written + offset);
-      offset += bytesWritten;
+    if (!this.tail) {
+      try {
+        while (offset < length) {
+          const { bytesWritten } = await this.handle.writev(
+            sliceBuffers(buffers, offset),
+            this.written + offset,
+          );
+          offset += bytesWritten;
+        }
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOSPC' && code !== 'EDQUOT') throw err;
+        // The disk is full: keep streaming to the clients from memory, store nothing.
+        this.fileBytes = this.written + offset;
+        this.tail = new MemoryTail(this.fileBytes);
+        this.onUnstored?.(err as Error);
+      }
+    }
+    if (this.tail) {
+      for (const b of sliceBuffers(buffers, offset)) this.tail.append(Buffer.from(b));
+      // Hold the upstream back while the slowest client still needs what memory holds.
+      for (;;) {
+        if (this.positions.size === 0 && this.everRead) throw new NoSpaceError(this.digest.value);
+        this.tail.dropBefore(Math.min(...this.positions.values()));
+        if (this.tail.heldBytes <= this.memoryLimitBytes || this.positions.size === 0) break;
+        await this.waitForChange();
+      }
     }
     for (const b of buffers) digester.update(b);
     this.written += length;
@@ -191,18 +259,31 @@ export class InflightBlob {
   }
 
   /**
-   * Registers a reader; resolves its release function, or undefined when the download has
-   * finished and let go of its file (the caller then reads the stored blob instead).
+   * Registers a reader, or resolves undefined when the download has finished and let go of its
+   * file (the caller then reads the stored blob instead). Reads go through the reader, which
+   * tracks its position: once the disk is full, memory keeps what the slowest reader still needs.
    */
-  acquire(): (() => void) | undefined {
+  acquire(): InflightReader | undefined {
     if (this.closed) return undefined;
-    this.readers += 1;
+    const id = this.nextReaderId++;
+    this.positions.set(id, 0);
+    this.everRead = true;
     let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.readers -= 1;
-      this.maybeClose();
+    return {
+      read: async (buf, pos, max, end) => {
+        this.positions.set(id, pos);
+        const n = await this.readAt(buf, pos, max, end);
+        if (!released) this.positions.set(id, pos + n);
+        if (this.tail) this.notify(); // a writer may be waiting for this reader to move on
+        return n;
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        this.positions.delete(id);
+        this.notify();
+        this.maybeClose();
+      },
     };
   }
 
@@ -210,9 +291,9 @@ export class InflightBlob {
    * Reads up to `max` bytes at `pos` into `buf` for a reader of the range ending at `end`
    * (inclusive; undefined: the end of the blob), waiting for bytes that have not arrived yet.
    * Resolves 0 at the end of the range. A read that reaches the blob's last byte resolves only
-   * once the digest checked out, and rejects if it did not. Needs an acquire()d reader.
+   * once the digest checked out, and rejects if it did not.
    */
-  async readAt(buf: Buffer, pos: number, max: number, end: number | undefined): Promise<number> {
+  private async readAt(buf: Buffer, pos: number, max: number, end: number | undefined): Promise<number> {
     for (;;) {
       const lastByte =
         this.size !== undefined
@@ -236,7 +317,14 @@ export class InflightBlob {
         this.stateValue === 'complete' || this.size === undefined ? Infinity : this.size - 1;
       const available = Math.min(stop + 1, this.written, verifiedOnly) - pos;
       if (available > 0) {
-        const { bytesRead } = await this.handle.read(buf, 0, Math.min(available, max, buf.byteLength), pos);
+        const want = Math.min(available, max, buf.byteLength);
+        if (this.fileBytes !== undefined) {
+          // The disk filled up: the file holds [0, fileBytes), memory the newest bytes after that.
+          if (pos >= this.fileBytes) return (this.tail as MemoryTail).read(pos, buf, want);
+          const { bytesRead } = await this.handle.read(buf, 0, Math.min(want, this.fileBytes - pos), pos);
+          return bytesRead;
+        }
+        const { bytesRead } = await this.handle.read(buf, 0, want, pos);
         return bytesRead;
       }
       if (this.stateValue === 'failed') throw this.errorValue;
@@ -251,10 +339,8 @@ export class InflightBlob {
    * stream form serves other consumers.
    */
   createReader(start: number, end?: number): Readable {
-    const release = this.acquire();
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const self = this;
-    if (!release) {
+    const reader = this.acquire();
+    if (!reader) {
       if (this.stateValue === 'complete' && this.storedPath) {
         // Finished and its descriptor closed: read the stored file (it holds the same bytes).
         return createReadStream(this.storedPath, { start, ...(end !== undefined ? { end } : {}) });
@@ -266,7 +352,7 @@ export class InflightBlob {
       highWaterMark: READ_CHUNK_BYTES,
       read: function (this: Readable) {
         const buf = Buffer.allocUnsafe(READ_CHUNK_BYTES);
-        self.readAt(buf, pos, buf.byteLength, end).then(
+        reader.read(buf, pos, buf.byteLength, end).then(
           (n) => {
             if (n === 0) {
               this.push(null);
@@ -279,7 +365,7 @@ export class InflightBlob {
         );
       },
       destroy: (err, callback) => {
-        release();
+        reader.release();
         callback(err);
       },
     });
@@ -296,11 +382,24 @@ export class InflightBlob {
   }
 
   private maybeClose(): void {
-    if (this.closed || this.stateValue === 'downloading' || this.readers > 0) return;
+    if (this.closed || this.stateValue === 'downloading' || this.positions.size > 0) return;
     this.closed = true;
     this.handle.close().catch(() => {});
   }
 }
+
+/** A registered reader of an in-flight blob (see InflightBlob.acquire). */
+export interface InflightReader {
+  /**
+   * Reads up to `max` bytes at `pos` into `buf` for a range ending at `end` (inclusive;
+   * undefined: the blob's end), waiting for bytes that have not arrived; resolves 0 at the end.
+   */
+  read(buf: Buffer, pos: number, max: number, end: number | undefined): Promise<number>;
+  release(): void;
+}
+
+/** Memory a download may hold for its clients once the disk is full. */
+export const DEFAULT_MEMORY_TAIL_BYTES = 32 * 1024 * 1024;
 
 export interface DownloadOptions {
   signal?: AbortSignal;

@@ -79,6 +79,25 @@ export class MirrorMetrics {
     registers: [this.registry],
   });
 
+  readonly gcEvictions = new Counter({
+    name: 'hoist_mirror_gc_evictions_total',
+    help: 'Blobs evicted by the garbage collector (least recently used first)',
+    registers: [this.registry],
+  });
+
+  readonly gcEvictedBytes = new Counter({
+    name: 'hoist_mirror_gc_evicted_bytes_total',
+    help: 'Bytes freed by the garbage collector',
+    registers: [this.registry],
+  });
+
+  readonly storeWriteFailures = new Counter({
+    name: 'hoist_mirror_store_write_failures_total',
+    help: 'Downloads that could not be stored (e.g. reason="ENOSPC": the disk is full); clients were still served',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   readonly verifyFailures = new Counter({
     name: 'hoist_mirror_verify_failures_total',
     help: 'Downloads discarded because their bytes did not match the digest or size',

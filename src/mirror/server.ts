@@ -5,6 +5,9 @@ import { parseAccept, parseRange, type Digest } from '../oci/index.js';
 import { RegistryClient } from '../registry-client/index.js';
 import { BlobFetcher } from './blob-fetcher.js';
 import { BlobStore } from './blob-store.js';
+import { GarbageCollector } from './gc.js';
+import { attachClientErrorHandler } from './client-errors.js';
+import { checkRequest } from './request-guard.js';
 import type { MirrorConfig } from './config.js';
 import { MirrorError } from './errors.js';
 import { API_VERSION_HEADER, sendError, sendJson, sliceStream, streamBody } from './http.js';
@@ -44,6 +47,7 @@ export class Mirror {
   readonly blobs: BlobStore;
   readonly manifests: ManifestStore;
   private readonly fetcher: BlobFetcher;
+  readonly gc: GarbageCollector;
   private readonly manifestService: ManifestService;
   private readonly clients = new Map<string, RegistryClient>();
   private readonly table: RoutingTable;
@@ -64,7 +68,16 @@ export class Mirror {
       retries: this.config.upstreamRetries,
       stallTimeoutMs: this.config.upstreamStallTimeoutSeconds * 1000,
       retry: { baseDelayMs: this.config.retryBaseDelayMs, maxDelayMs: this.config.retryMaxDelayMs },
+      memoryTailBytes: this.config.gc.memoryTailBytes,
+      onStored: () => void this.gc.run('stored'),
+      onNoSpace: () => void this.gc.run('disk full'),
     });
+    this.gc = new GarbageCollector(
+      this.blobs,
+      this.config.gc,
+      this.metrics,
+      this.logger.child({ module: 'gc' }),
+    );
     this.manifestService = new ManifestService({
       store: this.manifests,
       metrics: this.metrics,
@@ -100,6 +113,7 @@ export class Mirror {
     this.metrics.storeBytes.set(this.blobs.totalBytes);
     this.metrics.storeBlobs.set(this.blobs.blobCount);
     const server = createServer((req, res) => this.handle(req, res));
+    attachClientErrorHandler(server);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -108,6 +122,8 @@ export class Mirror {
         resolve();
       });
     });
+    this.gc.start();
+    void this.gc.run('start');
     this.ready = true;
     const address = server.address() as AddressInfo;
     this.logger.info(
@@ -121,6 +137,7 @@ export class Mirror {
   async close(graceMs = 10_000): Promise<void> {
     this.closing = true;
     this.ready = false;
+    this.gc.stop();
     const server = this.server;
     if (!server) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -163,6 +180,9 @@ export class Mirror {
   }
 
   private async dispatch(req: IncomingMessage, res: ServerResponse, info: RequestInfo): Promise<void> {
+    // Hostile or malformed targets are refused before anything is parsed or looked up.
+    const refused = checkRequest(req);
+    if (refused) throw refused;
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://mirror.invalid');
@@ -281,13 +301,19 @@ export class Mirror {
       return;
     }
 
-    const lookup = await this.fetcher.lookup(client, route.repo, route.digest);
-    if (lookup.kind === 'stored') {
-      info.cache = 'hit';
-      return this.serveStored(req, res, route.digest, lookup.size, baseHeaders, info);
+    // Pinned while it is served: the garbage collector never evicts a blob being read.
+    const unpin = this.blobs.pin(route.digest);
+    try {
+      const lookup = await this.fetcher.lookup(client, route.repo, route.digest);
+      if (lookup.kind === 'stored') {
+        info.cache = 'hit';
+        return await this.serveStored(req, res, route.digest, lookup.size, baseHeaders, info);
+      }
+      info.cache = 'miss';
+      return await this.serveInflight(req, res, route, lookup.blob, baseHeaders, info);
+    } finally {
+      unpin();
     }
-    info.cache = 'miss';
-    return this.serveInflight(req, res, route, lookup.blob, baseHeaders, info);
   }
 
   private async serveStored(
@@ -354,8 +380,8 @@ export class Mirror {
     const headers: Record<string, string | number> = { ...baseHeaders };
     if (end !== undefined) headers['content-length'] = end - start + 1;
     if (range.kind === 'range') headers['content-range'] = `bytes ${start}-${end}/${size}`;
-    const release = blob.acquire();
-    if (!release) {
+    const reader = blob.acquire();
+    if (!reader) {
       // The download finished and let go of its file between lookup and now: serve the store.
       const stored = await this.blobs.size(route.digest);
       if (stored === undefined)
@@ -367,7 +393,7 @@ export class Mirror {
     this.metrics.inflightClients.inc();
     try {
       await sendRange(
-        (buf, pos, max) => blob.readAt(buf, pos, max, end),
+        (buf, pos, max) => reader.read(buf, pos, max, end),
         res,
         start,
         end,
@@ -380,7 +406,7 @@ export class Mirror {
       // Verification failed, the upstream broke, or the client left: abort, never end cleanly.
       if (!res.destroyed) res.destroy();
     } finally {
-      release();
+      reader.release();
       this.metrics.inflightClients.dec();
     }
   }

@@ -66,6 +66,9 @@ export interface RequestOptions {
 
 export const DEFAULT_HEADERS_TIMEOUT_MS = 30_000;
 
+/** Statuses that mean the upstream is down or rate-limiting us (RFC 9110 §15.6, RFC 6585 §4). */
+const BREAKER_STATUSES = new Set([429, 502, 503, 504]);
+
 /**
  * A client for one upstream registry's pull API (OCI distribution-spec), with the auth dance:
  * a request without credentials, and on `401` the challenge answered (Bearer token fetched from
@@ -246,13 +249,18 @@ export class RegistryClient {
         return res;
       }
       const retryAfter = parseRetryAfter(res.headers.get('retry-after'));
-      this.health.recordFailure(
-        {
-          code: res.status === 429 ? 'TOOMANYREQUESTS' : 'UPSTREAM_UNAVAILABLE',
-          message: `${res.status} for ${path}`,
-        },
-        retryAfter,
-      );
+      // Only "down" or "slow down" answers trip the breaker: a 500 for one odd request (say, a
+      // manifest GET naming a layer digest) says nothing about the upstream, and must not let one
+      // client make the mirror turn everyone else away.
+      if (BREAKER_STATUSES.has(res.status)) {
+        this.health.recordFailure(
+          {
+            code: res.status === 429 ? 'TOOMANYREQUESTS' : 'UPSTREAM_UNAVAILABLE',
+            message: `${res.status} for ${path}`,
+          },
+          retryAfter,
+        );
+      }
       if (!retriable || opts.background || !this.fitsBudget(attempt, started, retryAfter)) return res;
       await res.body?.cancel();
       await sleep(backoffDelayMs(attempt, this.retry, retryAfter), opts.signal);

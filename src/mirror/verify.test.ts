@@ -1,0 +1,204 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { access, mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { digestOf, type Digest } from '../oci/index.js';
+import { BlobStore } from './blob-store.js';
+import { ManifestStore } from './manifest-store.js';
+import { verifyStorage, VerifyError } from './verify.js';
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
+/** A storage written by the mirror's own stores, so the layout is the one verify must read. */
+async function makeStorage(root: string) {
+  const blobs = new BlobStore(root);
+  const manifests = new ManifestStore(root);
+  await blobs.init();
+  await manifests.init();
+  const putBlob = async (data: Buffer, algorithm: Digest['algorithm'] = 'sha256') => {
+    const digest = digestOf(data, algorithm);
+    const tmp = blobs.tempPath(digest);
+    await writeFile(tmp, data);
+    await blobs.commit(tmp, digest, data.byteLength);
+    return { digest, path: blobs.pathOf(digest) };
+  };
+  const putManifest = async (body: Buffer) => {
+    const digest = digestOf(body);
+    await manifests.put(digest, OCI_MANIFEST, body);
+    return { digest, path: join(root, 'manifests', 'sha256', digest.hex) };
+  };
+  return { blobs, manifests, putBlob, putManifest };
+}
+
+async function flipByte(path: string, at: number): Promise<void> {
+  const data = await readFile(path);
+  data[at] = (data[at] ?? 0) ^ 0x01;
+  await writeFile(path, data);
+}
+
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
+
+describe('verifyStorage', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'hoist-verify-'));
+  });
+  afterEach(() => rm(root, { recursive: true, force: true }));
+
+  it('keeps good blobs and manifests and reports them checked', async () => {
+    const s = await makeStorage(root);
+    const a = await s.putBlob(randomBytes(3 * 1024 * 1024 + 5));
+    const b = await s.putBlob(randomBytes(10));
+    const c = await s.putBlob(randomBytes(1000), 'sha512');
+    const m = await s.putManifest(Buffer.from(JSON.stringify({ schemaVersion: 2, layers: [] })));
+    const report = await verifyStorage(root);
+    assert.equal(report.ok, true);
+    assert.deepEqual(report.bad, []);
+    assert.deepEqual(report.blobs, { checked: 3, bad: 0, bytes: 3 * 1024 * 1024 + 5 + 10 + 1000 });
+    assert.deepEqual(report.manifests, { checked: 1, bad: 0 });
+    for (const p of [a.path, b.path, c.path, m.path]) assert.ok(await exists(p), p);
+    assert.deepEqual(await s.manifests.get(m.digest), {
+      mediaType: OCI_MANIFEST,
+      body: Buffer.from(JSON.stringify({ schemaVersion: 2, layers: [] })),
+    });
+  });
+
+  it('finds and removes a flipped byte, a truncated blob and a manifest with wrong bytes', async () => {
+    const s = await makeStorage(root);
+    const good = await s.putBlob(randomBytes(2 * 1024 * 1024));
+    const flipped = await s.putBlob(randomBytes(2 * 1024 * 1024));
+    const truncated = await s.putBlob(randomBytes(64 * 1024));
+    const goodManifest = await s.putManifest(Buffer.from('{"schemaVersion":2,"n":1}'));
+    const badManifest = await s.putManifest(Buffer.from('{"schemaVersion":2,"n":2}'));
+    await flipByte(flipped.path, 1024 * 1024 + 3);
+    await truncate(truncated.path, 1000);
+    // Same length, one changed byte in the manifest body (after the media type line).
+    const raw = await readFile(badManifest.path);
+    await flipByte(badManifest.path, raw.indexOf(0x0a) + 5);
+    // What verify must compute for each: blobs over the whole file, manifests after the first line.
+    const actual = new Map<string, string>();
+    for (const p of [flipped.path, truncated.path]) actual.set(p, digestOf(await readFile(p)).value);
+    const corrupted = await readFile(badManifest.path);
+    actual.set(badManifest.path, digestOf(corrupted.subarray(corrupted.indexOf(0x0a) + 1)).value);
+
+    const report = await verifyStorage(root);
+    assert.equal(report.ok, false);
+    assert.deepEqual(report.blobs, { checked: 3, bad: 2, bytes: 4 * 1024 * 1024 + 1000 });
+    assert.deepEqual(report.manifests, { checked: 2, bad: 1 });
+    const byPath = new Map(report.bad.map((b) => [b.path, b]));
+    assert.equal(byPath.size, 3);
+    for (const bad of [flipped, truncated, badManifest]) {
+      const entry = byPath.get(bad.path);
+      assert.ok(entry, bad.path);
+      assert.equal(entry.expected, bad.digest.value);
+      assert.equal(entry.actual, actual.get(bad.path));
+      assert.notEqual(entry.actual, entry.expected);
+      assert.equal(entry.removed, true);
+      assert.equal(await exists(bad.path), false, `${bad.path} removed`);
+    }
+    assert.equal(byPath.get(badManifest.path)?.kind, 'manifest');
+    assert.ok(await exists(good.path));
+    assert.ok(await exists(goodManifest.path));
+
+    const again = await verifyStorage(root);
+    assert.equal(again.ok, true, 'a second run finds nothing');
+    assert.deepEqual(again.blobs, { checked: 1, bad: 0, bytes: 2 * 1024 * 1024 });
+  });
+
+  it('reports files that cannot be stored content: no media type line, a name that is no digest', async () => {
+    const s = await makeStorage(root);
+    const good = await s.putBlob(randomBytes(10));
+    const noHeader = join(root, 'manifests', 'sha256', digestOf('{}').hex);
+    await writeFile(noHeader, '{}');
+    const notDigest = join(root, 'blobs', 'sha256', 'not-a-digest');
+    await writeFile(notDigest, 'x');
+    const dir = join(root, 'blobs', 'sha256', digestOf('d').hex);
+    await mkdir(dir);
+    const report = await verifyStorage(root);
+    assert.deepEqual(
+      new Map(report.bad.map((b) => [b.path, b.error])),
+      new Map([
+        [dir, 'not a regular file'],
+        [notDigest, 'name is not a sha256 digest'],
+        [noHeader, 'no media type line'],
+      ]),
+    );
+    assert.equal(report.bad.find((b) => b.path === notDigest)?.expected, 'not-a-digest');
+    for (const p of [noHeader, notDigest, dir]) assert.equal(await exists(p), false);
+    assert.deepEqual(await readdir(join(root, 'blobs', 'sha256')), [good.digest.hex]);
+  });
+
+  it('removes leftover temp files and reports them', async () => {
+    const s = await makeStorage(root);
+    const kept = await s.putBlob(randomBytes(100));
+    const partial = join(s.blobs.tmpDir, 'abcdef0123456789.aaaaaa');
+    await writeFile(partial, randomBytes(5000));
+    await writeFile(join(s.blobs.tmpDir, 'm.0011'), 'x');
+    const report = await verifyStorage(root);
+    assert.equal(report.ok, true, 'temp files are crash leftovers, not bad entries');
+    assert.deepEqual(report.tempFiles, [
+      { path: partial, bytes: 5000, removed: true },
+      { path: join(s.blobs.tmpDir, 'm.0011'), bytes: 1, removed: true },
+    ]);
+    assert.deepEqual(await readdir(s.blobs.tmpDir), []);
+    assert.ok(await exists(kept.path));
+  });
+
+  it('removes nothing with dryRun, and reports the same', async () => {
+    const s = await makeStorage(root);
+    const flipped = await s.putBlob(randomBytes(4096));
+    await flipByte(flipped.path, 0);
+    const temp = join(s.blobs.tmpDir, 'leftover');
+    await writeFile(temp, 'partial');
+    const report = await verifyStorage(root, { dryRun: true });
+    assert.equal(report.dryRun, true);
+    assert.equal(report.ok, false);
+    assert.equal(report.bad.length, 1);
+    assert.equal(report.bad[0]?.removed, false);
+    assert.deepEqual(report.tempFiles, [{ path: temp, bytes: 7, removed: false }]);
+    assert.ok(await exists(flipped.path));
+    assert.ok(await exists(temp));
+  });
+
+  it('produces a JSON document of a fixed shape', async () => {
+    const s = await makeStorage(root);
+    const flipped = await s.putBlob(Buffer.from('hello'));
+    await writeFile(flipped.path, 'hellO');
+    const report = JSON.parse(JSON.stringify(await verifyStorage(root))) as unknown;
+    assert.deepEqual(report, {
+      storage: root,
+      dryRun: false,
+      blobs: { checked: 1, bad: 1, bytes: 5 },
+      manifests: { checked: 0, bad: 0 },
+      bad: [
+        {
+          kind: 'blob',
+          path: flipped.path,
+          expected: digestOf('hello').value,
+          actual: digestOf('hellO').value,
+          removed: true,
+        },
+      ],
+      tempFiles: [],
+      ok: false,
+    });
+  });
+
+  it('refuses a missing storage or a directory that is not a mirror storage', async () => {
+    await assert.rejects(verifyStorage(join(root, 'missing')), (e: unknown) => {
+      return e instanceof VerifyError && e.code === 'STORAGE_NOT_FOUND' && /does not exist/.test(e.message);
+    });
+    await mkdir(join(root, 'tmp'));
+    await writeFile(join(root, 'tmp', 'precious'), 'keep me');
+    await assert.rejects(verifyStorage(root), (e: unknown) => {
+      return e instanceof VerifyError && e.code === 'STORAGE_INVALID';
+    });
+    assert.ok(await exists(join(root, 'tmp', 'precious')), 'nothing is removed from a foreign directory');
+  });
+});
