@@ -1,17 +1,20 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
-import type { CriClient, RuntimeVersion } from '../cri/index.js';
+import type { CriClient, RegistryAuth, RuntimeVersion } from '../cri/index.js';
 import {
   checkContainerdConfig,
   configureHosts,
+  type AuthFile,
   type ConfigPathCheck,
   type FileResult,
   type RegistryTarget,
 } from '../node/index.js';
-import { formatMark, overHighWaterMark, readDisk, type HighWaterMark } from './disk-mark.js';
+import { parseImageReference } from '../oci/index.js';
+import { DiskGuard } from './disk-guard.js';
+import type { HighWaterMark } from './disk-mark.js';
 import { AgentMetrics } from './metrics.js';
-import { PullQueue, type ImageRuntime, type PullGuard } from './pull-queue.js';
+import { PullQueue, type ImageRuntime } from './pull-queue.js';
 import { createAgentServer, listen } from './server.js';
 
 export interface AgentNodeConfig {
@@ -30,6 +33,13 @@ export interface AgentOptions {
   highWaterMark?: HighWaterMark;
   /** The containerd mirror configuration to apply at start; undefined leaves it alone. */
   node?: AgentNodeConfig;
+  /**
+   * Where the runtime finds registries (containerd's config_path, overridden by `node.certsDir`),
+   * so that size estimates go through the same hosts; `mirrorUrl` is tried first for every image.
+   */
+  hosts?: { certsDir: string; mirrorUrl?: string };
+  /** Registry credentials, for CRI PullImage and for the size estimate. */
+  auth?: AuthFile;
   logger: Logger;
 }
 
@@ -55,14 +65,17 @@ export class Agent {
         const found = await cri.imageStatus(image);
         return found ? { id: found.id, size: found.size } : undefined;
       },
-      pull: (image, signal) => cri.pullImage(image, { signal }),
+      pull: (image, signal) => {
+        const auth = this.credentialsFor(image);
+        return cri.pullImage(image, { signal, ...(auth ? { auth } : {}) });
+      },
     };
     this.queue = new PullQueue({
       runtime,
       concurrency: opts.concurrency,
       metrics: this.metrics,
       logger: opts.logger.child({ module: 'pull-queue' }),
-      ...(opts.highWaterMark ? { guard: this.diskGuard(opts.highWaterMark) } : {}),
+      ...(opts.highWaterMark ? { guard: this.diskGuard(opts.highWaterMark).check } : {}),
     });
     this.server = createAgentServer({
       queue: this.queue,
@@ -71,20 +84,32 @@ export class Agent {
     });
   }
 
-  private diskGuard(mark: HighWaterMark): PullGuard {
-    return async () => {
-      try {
-        const reading = await readDisk(() => this.opts.cri.imageFsInfo(), mark);
-        this.metrics.imageFsUsedBytes.set(reading.imageFsUsedBytes);
-        const reason = overHighWaterMark(mark, reading);
-        return reason ? { code: 'DISK_HIGH_WATER', reason } : undefined;
-      } catch (err) {
-        return {
-          code: 'DISK_UNKNOWN',
-          reason: `cannot check the ${formatMark(mark)} mark: ${(err as Error).message}`,
-        };
-      }
-    };
+  /**
+   * The auth file's credentials for the image's registry, as a CRI AuthConfig without
+   * server_address (as the kubelet sends them): containerd answers any host's challenge with them.
+   */
+  private credentialsFor(image: string): RegistryAuth | undefined {
+    const registries = this.opts.auth?.registries;
+    if (!registries || registries.size === 0) return undefined;
+    return registries.get(parseImageReference(image).registry);
+  }
+
+  private diskGuard(mark: HighWaterMark): DiskGuard {
+    const { node, hosts, auth } = this.opts;
+    const certsDir = node?.certsDir ?? hosts?.certsDir;
+    // Not node.mirrorUrl: the hosts.toml written at start puts the mirror first for exactly the
+    // registries it serves, and the estimate follows hosts.toml as containerd does.
+    const mirrorUrl = hosts?.mirrorUrl;
+    return new DiskGuard({
+      mark,
+      cri: this.opts.cri,
+      estimator: {
+        ...(certsDir ? { certsDir } : {}),
+        ...(mirrorUrl ? { mirrorUrl } : {}),
+        ...(auth ? { credentials: (registry: string) => auth.registries.get(registry) } : {}),
+      },
+      onReading: (reading) => this.metrics.imageFsUsedBytes.set(reading.imageFsUsedBytes),
+    });
   }
 
   /** Applies the containerd configuration, checks the runtime, then listens. */

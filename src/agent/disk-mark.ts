@@ -2,9 +2,10 @@ import { statfs } from 'node:fs/promises';
 import type { FilesystemUsage } from '../cri/index.js';
 
 /**
- * The image filesystem high-water mark: pulls are refused while the runtime's image filesystem
- * is at or past it, so pre-pulling never fills a node's disk (the kubelet would then evict pods
- * and garbage-collect images, kubelet imageGCHighThresholdPercent defaults to 85).
+ * The image filesystem high-water mark: a pull is refused while the runtime's image filesystem
+ * is at or past it, or when the image's estimated size would take it past, so pre-pulling never
+ * fills a node's disk (the kubelet would then evict pods and garbage-collect images, kubelet
+ * imageGCHighThresholdPercent defaults to 85).
  *
  *   "85%"    share of the filesystem in use (statfs of the mountpoint ImageFsInfo names)
  *   "40GiB"  bytes the runtime's images use (ImageFsInfo used_bytes); also 500MB, 1e9, 1000000
@@ -61,8 +62,26 @@ export interface DiskReading {
   /** What the runtime's images use (ImageFsInfo). */
   imageFsUsedBytes: number;
   mountpoint: string;
+  /** When the runtime measured it (ImageFsInfo timestamp, ns since the epoch). */
+  timestampNs?: number;
   /** statfs of the mountpoint: share of the filesystem in use, 0..100 (percent marks only). */
   filesystemUsedPercent?: number;
+  /** statfs: bytes in use, and in use plus available to unprivileged users (percent marks only). */
+  filesystemUsedBytes?: number;
+  filesystemCapacityBytes?: number;
+}
+
+/** What a pull is expected to add, for the check before it starts. */
+export interface PlannedPull {
+  /** Added to ImageFsInfo: the unpacked layers (containerd counts snapshots only). */
+  imageFsBytes: number;
+  /** Added to the filesystem: the unpacked layers plus the compressed blobs containerd keeps. */
+  diskBytes: number;
+  /** How the estimate was made, for the reason: "3 layers compressed x 3". */
+  basis: string;
+  /** Reserved by pulls in progress, or finished but not yet counted by the runtime. */
+  reservedImageFsBytes: number;
+  reservedDiskBytes: number;
 }
 
 /** Pure: the reason to refuse a pull, or undefined when the reading is under the mark. */
@@ -76,6 +95,33 @@ export function overHighWaterMark(mark: HighWaterMark, reading: DiskReading): st
   return `image filesystem ${reading.mountpoint} is ${used.toFixed(1)}% full, at or over the high-water mark of ${mark.percent}%; free space or raise --disk-high-water`;
 }
 
+/**
+ * Pure: refuses when usage is already at or over the mark, or when usage plus what is reserved
+ * plus this pull's estimate would go past it. The reason gives every number of the sum.
+ */
+export function checkPull(
+  mark: HighWaterMark,
+  reading: DiskReading,
+  planned: PlannedPull | undefined,
+): string | undefined {
+  const now = overHighWaterMark(mark, reading);
+  if (now || !planned) return now;
+  const reserved = (bytes: number) => (bytes > 0 ? ` + ${bytes} bytes reserved by other pulls` : '');
+  const advice = 'free space, raise --disk-high-water, or pull fewer images at a time';
+  if (mark.kind === 'bytes') {
+    const total = reading.imageFsUsedBytes + planned.reservedImageFsBytes + planned.imageFsBytes;
+    if (total <= mark.bytes) return undefined;
+    return `pulling it would take image filesystem ${reading.mountpoint} past the high-water mark: ${reading.imageFsUsedBytes} bytes of images${reserved(planned.reservedImageFsBytes)} + ${planned.imageFsBytes} bytes estimated for this image (${planned.basis}) = ${total} bytes, over the mark of ${mark.bytes} bytes; ${advice}`;
+  }
+  const used = reading.filesystemUsedBytes;
+  const capacity = reading.filesystemCapacityBytes;
+  if (used === undefined || capacity === undefined || capacity <= 0) return undefined;
+  const total = used + planned.reservedDiskBytes + planned.diskBytes;
+  const percent = (total / capacity) * 100;
+  if (percent <= mark.percent) return undefined;
+  return `pulling it would take image filesystem ${reading.mountpoint} past the high-water mark: ${used} bytes in use${reserved(planned.reservedDiskBytes)} + ${planned.diskBytes} bytes estimated for this image (${planned.basis}, unpacked plus compressed) = ${total} of ${capacity} bytes, ${percent.toFixed(1)}% full, over the mark of ${mark.percent}%; ${advice}`;
+}
+
 /** Reads the image filesystem through CRI ImageFsInfo (and statfs for percent marks). */
 export async function readDisk(
   imageFsInfo: () => Promise<FilesystemUsage[]>,
@@ -84,7 +130,11 @@ export async function readDisk(
   const filesystems = await imageFsInfo();
   const fs = filesystems[0];
   if (!fs) throw new Error('the runtime reported no image filesystem (ImageFsInfo was empty)');
-  const reading: DiskReading = { imageFsUsedBytes: fs.usedBytes, mountpoint: fs.mountpoint };
+  const reading: DiskReading = {
+    imageFsUsedBytes: fs.usedBytes,
+    mountpoint: fs.mountpoint,
+    timestampNs: fs.timestampNs,
+  };
   if (mark.kind === 'percent') {
     const st = await statfs(fs.mountpoint).catch((err: NodeJS.ErrnoException) => {
       throw new Error(
@@ -95,6 +145,8 @@ export async function readDisk(
     const usedBlocks = st.blocks - st.bfree;
     const denominator = usedBlocks + st.bavail;
     reading.filesystemUsedPercent = denominator > 0 ? (usedBlocks / denominator) * 100 : 0;
+    reading.filesystemUsedBytes = usedBlocks * st.bsize;
+    reading.filesystemCapacityBytes = denominator * st.bsize;
   }
   return reading;
 }

@@ -14,12 +14,16 @@ export {
   type PullQueueOptions,
 } from './pull-queue.js';
 export {
+  checkPull,
   formatMark,
   overHighWaterMark,
   parseHighWaterMark,
   readDisk,
   type DiskReading,
+  type PlannedPull,
   type HighWaterMark,
 } from './disk-mark.js';
 export { AssignmentError, normaliseImage, parseAssignmentBody, parseImagesFile } from './assignments.js';
 export { createAgentServer } from './server.js';
+export { DiskGuard, type DiskCheck, type DiskGuardOptions, type GuardDecision } from './disk-guard.js';
+export { DiskReservations } from './disk-reservations.js';

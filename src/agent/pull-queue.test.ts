@@ -79,33 +79,57 @@ describe('pull queue', () => {
     assert.deepEqual(byState, { pending: 0, pulling: 0, present: 3, failed: 1 });
   });
 
-  it('skips present images, re-queues failed ones, and refuses when the guard says so', async () => {
+  it('skips present images, re-queues failed ones, refuses when the guard says so, releases after', async () => {
     const runtime = new ManualRuntime();
     runtime.present.set('here', 5);
     let refuse = true;
+    const released: Array<[string, boolean]> = [];
+    const disk = {
+      mark: '1000 bytes',
+      mountpoint: '/var/lib',
+      imageFsUsedBytes: 10,
+      reservedBytes: 0,
+    };
+    const guarded: string[] = [];
     const queue = new PullQueue({
       runtime,
       concurrency: 1,
-      guard: async () => (refuse ? { code: 'DISK_HIGH_WATER', reason: 'disk full' } : undefined),
+      guard: async (image) => {
+        guarded.push(image);
+        return refuse
+          ? { refuse: { code: 'DISK_HIGH_WATER', reason: 'disk full' }, disk }
+          : { disk, release: (ok) => released.push([image, ok]) };
+      },
     });
     queue.assign(['here', 'new'], 'test');
     await queue.idle();
     assert.equal(queue.get('here')?.state, 'present');
     assert.equal(queue.get('here')?.alreadyPresent, true);
+    assert.deepEqual(guarded, ['new'], 'present images are not checked against the disk');
     assert.deepEqual(
       [queue.get('new')?.state, queue.get('new')?.code, queue.get('new')?.reason],
       ['failed', 'DISK_HIGH_WATER', 'disk full'],
     );
+    assert.deepEqual(queue.get('new')?.disk, disk, 'what the check saw is in the status');
     assert.deepEqual(runtime.started, [], 'nothing pulled');
 
     refuse = false;
-    queue.assign(['new', 'new'], 'again');
+    queue.assign(['new', 'new', 'broken'], 'again');
     await runtime.startedCount(1);
+    assert.deepEqual(released, [], 'reserved while pulling');
     runtime.finish('new');
+    await runtime.startedCount(2);
+    runtime.finish('broken', new Error('connection reset'));
     await queue.idle();
     assert.equal(queue.get('new')?.state, 'present');
     assert.equal(queue.get('new')?.reason, undefined, 'the old reason is gone');
-    assert.deepEqual(runtime.started, ['new'], 'assigned twice while pending: pulled once');
+    assert.deepEqual(queue.get('new')?.disk, disk);
+    assert.deepEqual(runtime.started, ['new', 'broken'], 'assigned twice while pending: pulled once');
+    assert.deepEqual(released, [
+      ['new', true],
+      ['broken', false],
+    ]);
+    assert.equal(queue.get('broken')?.code, 'PULL_FAILED');
   });
 
   it('rejects a concurrency below 1', () => {

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
+import type { DiskCheck, GuardDecision } from './disk-guard.js';
 import type { AgentMetrics } from './metrics.js';
 import { imageSizeBucket } from './metrics.js';
 
@@ -27,6 +28,8 @@ export interface ImageStatus {
   alreadyPresent?: boolean;
   /** Wall time of the pull, when one happened. */
   pullSeconds?: number;
+  /** The disk check before the pull: usage, the size estimate (or why there is none), the mark. */
+  disk?: DiskCheck;
   /** Who asked for it (e.g. "http", "file:/etc/hoist/images"). */
   source: string;
   assignedAt: string;
@@ -41,8 +44,8 @@ export interface ImageRuntime {
   pull(image: string, signal: AbortSignal): Promise<string>;
 }
 
-/** Returns a reason (and code) to refuse a pull now, or undefined to go ahead. */
-export type PullGuard = () => Promise<{ code: string; reason: string } | undefined>;
+/** Checked before each pull: refuse (with a code and reason) or go ahead, and what it saw. */
+export type PullGuard = (image: string, signal: AbortSignal) => Promise<GuardDecision>;
 
 export interface PullQueueOptions {
   runtime: ImageRuntime;
@@ -161,7 +164,15 @@ export class PullQueue extends EventEmitter<{ change: [ImageStatus] }> {
 
   private async work(image: string): Promise<void> {
     const { runtime, metrics, logger } = this.opts;
-    const clear = { code: undefined, reason: undefined, alreadyPresent: undefined, pullSeconds: undefined };
+    const clear = {
+      code: undefined,
+      reason: undefined,
+      alreadyPresent: undefined,
+      pullSeconds: undefined,
+      disk: undefined,
+    };
+    let release: ((ok: boolean) => void) | undefined;
+    let disk: DiskCheck | undefined;
     try {
       const present = await runtime.status(image);
       if (present) {
@@ -175,16 +186,23 @@ export class PullQueue extends EventEmitter<{ change: [ImageStatus] }> {
         });
         return;
       }
-      const refusal = await this.opts.guard?.();
+      const decision = (await this.opts.guard?.(image, this.abort.signal)) ?? {};
+      disk = decision.disk;
+      const refusal = decision.refuse;
       if (refusal) {
         metrics?.pulls.inc({ outcome: 'refused' });
         logger?.warn({ image, code: refusal.code, reason: refusal.reason }, 'pull refused');
-        this.update(image, { ...clear, state: 'failed', code: refusal.code, reason: refusal.reason });
+        this.update(image, { ...clear, state: 'failed', code: refusal.code, reason: refusal.reason, disk });
         return;
       }
-      this.update(image, { ...clear, state: 'pulling' });
+      if (disk?.estimateError)
+        logger?.warn({ image, reason: disk.estimateError }, 'image size not estimated');
+      release = decision.release;
+      this.update(image, { ...clear, state: 'pulling', disk });
       const started = process.hrtime.bigint();
       const imageRef = await runtime.pull(image, this.abort.signal);
+      release?.(true);
+      release = undefined;
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const after = await runtime.status(image);
       const size = after?.size ?? 0;
@@ -199,12 +217,14 @@ export class PullQueue extends EventEmitter<{ change: [ImageStatus] }> {
         sizeBytes: size,
         pullSeconds: seconds,
         alreadyPresent: false,
+        disk,
       });
     } catch (err) {
+      release?.(false);
       const reason = err instanceof Error ? err.message : String(err);
       metrics?.pulls.inc({ outcome: 'failed' });
       logger?.warn({ image, err: reason }, 'pull failed');
-      this.update(image, { ...clear, state: 'failed', code: 'PULL_FAILED', reason });
+      this.update(image, { ...clear, state: 'failed', code: 'PULL_FAILED', reason, disk });
     }
   }
 }

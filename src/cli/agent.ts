@@ -5,7 +5,14 @@ import { Agent, parseImagesFile, type AgentNodeConfig } from '../agent/index.js'
 import { CriClient, resolveRuntimeSocket } from '../cri/index.js';
 import { parseMirrorUrl, parseRegistryList } from '../node/index.js';
 import { PUBLIC_UPSTREAMS } from '../mirror/index.js';
-import { asUsage, DEFAULT_CERTS_DIR, DEFAULT_CONTAINERD_CONFIG, parseMark } from './node.js';
+import {
+  asUsage,
+  AUTH_FILE_HELP,
+  DEFAULT_CERTS_DIR,
+  DEFAULT_CONTAINERD_CONFIG,
+  parseMark,
+  readAuthFile,
+} from './node.js';
 import { UsageError } from './usage-error.js';
 
 const DEFAULT_LISTEN = '127.0.0.1:5010';
@@ -22,6 +29,7 @@ interface AgentFlags {
   diskHighWater: string;
   imagesFile?: string;
   image?: string[];
+  authFile?: string;
   logLevel: string;
 }
 
@@ -70,9 +78,10 @@ export function registerAgent(program: Command): void {
     .option('--concurrency <n>', 'images pulled at a time', '2')
     .option(
       '--disk-high-water <mark>',
-      'refuse pulls while the image filesystem is at or over this: 85%, 40GiB, or none',
+      "refuse a pull when the image filesystem is at this, or the image's estimated size would take it past: 85%, 40GiB, or none",
       '85%',
     )
+    .option('--auth-file <file>', AUTH_FILE_HELP)
     .option('--images-file <file>', 'images to pull at start, one reference per line (# comments)')
     .option('--image <ref>', 'an image to pull at start; repeatable', collect)
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
@@ -110,9 +119,15 @@ stdout gets one line, "listening on http://HOST:PORT", once the API accepts requ
         fileImages = asUsage(() => parseImagesFile(text, opts.imagesFile!));
       }
       const flagImages = asUsage(() => parseImagesFile((opts.image ?? []).join('\n'), '--image'));
+      const auth = await readAuthFile(opts.authFile);
       const socket = asUsage(() => resolveRuntimeSocket(opts.runtimeEndpoint));
 
       const logger = pino({ level: opts.logLevel }, pino.destination({ fd: 2, sync: false }));
+      if (auth) {
+        logger.info({ authFile: auth.path, registries: [...auth.registries.keys()] }, 'registry credentials');
+        for (const skipped of auth.skipped)
+          logger.warn({ authFile: auth.path }, `credentials skipped: ${skipped}`);
+      }
       const agent = new Agent({
         cri: new CriClient({ socket }),
         listen,
@@ -120,6 +135,8 @@ stdout gets one line, "listening on http://HOST:PORT", once the API accepts requ
         logger,
         ...(highWaterMark ? { highWaterMark } : {}),
         ...(node ? { node } : {}),
+        hosts: { certsDir: opts.certsDir },
+        ...(auth ? { auth } : {}),
       });
       let address;
       try {

@@ -8,22 +8,27 @@ import {
 } from '../cri/index.js';
 import {
   AssignmentError,
+  DiskGuard,
   normaliseImage,
-  overHighWaterMark,
   parseHighWaterMark,
-  readDisk,
+  type DiskCheck,
   type HighWaterMark,
 } from '../agent/index.js';
 import {
+  authFilePath,
   checkContainerdConfig,
   configureHosts,
+  loadAuthFile,
   NodeConfigError,
   parseMirrorUrl,
   parseRegistryList,
   pullImages,
   unconfigureHosts,
+  type AuthFile,
   type FileResult,
+  type RegistryCredentials,
 } from '../node/index.js';
+import { parseImageReference } from '../oci/index.js';
 import { PUBLIC_UPSTREAMS } from '../mirror/index.js';
 import { UsageError } from './usage-error.js';
 
@@ -73,14 +78,32 @@ function printFiles(files: FileResult[], dryRun: boolean): void {
   }
 }
 
-function parseCreds(creds: string | undefined, auth: string | undefined): RegistryAuth | undefined {
-  if (creds !== undefined) {
-    const colon = creds.indexOf(':');
-    if (colon <= 0) throw new UsageError('--creds must be USERNAME:PASSWORD');
-    return { username: creds.slice(0, colon), password: creds.slice(colon + 1) };
+function parseCreds(creds: string | undefined, auth: string | undefined): RegistryCredentials | undefined {
+  const value = creds ?? (auth !== undefined ? Buffer.from(auth, 'base64').toString('utf8') : undefined);
+  if (value === undefined) return undefined;
+  const colon = value.indexOf(':');
+  if (colon <= 0)
+    throw new UsageError(
+      creds !== undefined
+        ? '--creds must be USERNAME:PASSWORD'
+        : '--auth must be base64 of USERNAME:PASSWORD',
+    );
+  return { username: value.slice(0, colon), password: value.slice(colon + 1) };
+}
+
+export const AUTH_FILE_HELP =
+  'registry credentials, a Docker config.json (auths.<registry>.auth or username/password); default $DOCKER_CONFIG/config.json when DOCKER_CONFIG is set';
+
+/** The --auth-file, or the DOCKER_CONFIG default; a bad file is bad input (exit 2). */
+export async function readAuthFile(flag: string | undefined): Promise<AuthFile | undefined> {
+  const path = authFilePath(flag, process.env);
+  if (path === undefined) return undefined;
+  try {
+    return await loadAuthFile(path, flag !== undefined);
+  } catch (err) {
+    if (err instanceof NodeConfigError) throw new UsageError(`--auth-file: ${err.message}`, { cause: err });
+    throw err;
   }
-  if (auth !== undefined) return { auth };
-  return undefined;
 }
 
 function formatBytes(n: number): string {
@@ -209,6 +232,7 @@ export function registerNode(program: Command): void {
     .option('--always', 'pull even when the image is present')
     .option('--creds <user:password>', 'registry credentials for the pull')
     .option('--auth <base64>', 'registry credentials as base64 of user:password')
+    .option('--auth-file <file>', AUTH_FILE_HELP)
     .option(
       '--mirror <url>',
       "the Hoist mirror to report on (default: the first host in the registry's hosts.toml)",
@@ -216,7 +240,7 @@ export function registerNode(program: Command): void {
     .option('--certs-dir <dir>', "containerd's registry config_path, to find the mirror", DEFAULT_CERTS_DIR)
     .option(
       '--disk-high-water <mark>',
-      'refuse to pull while the image filesystem is at or over this (85%, 40GiB)',
+      "refuse a pull when the image filesystem is at this, or the image's estimated size would take it past (85%, 40GiB)",
     )
     .option('--output <format>', 'text or json')
     .action(
@@ -226,6 +250,7 @@ export function registerNode(program: Command): void {
           always?: boolean;
           creds?: string;
           auth?: string;
+          authFile?: string;
           mirror?: string;
           certsDir: string;
           diskHighWater?: string;
@@ -233,7 +258,12 @@ export function registerNode(program: Command): void {
       ) => {
         const output = outputFormat(opts.output);
         const refs = asUsage(() => images.map(normaliseImage));
-        const auth = parseCreds(opts.creds, opts.auth);
+        const creds = parseCreds(opts.creds, opts.auth);
+        const authFile = creds ? undefined : await readAuthFile(opts.authFile);
+        for (const skipped of authFile?.skipped ?? [])
+          process.stderr.write(`hoist: warning: ${authFile?.path}: credentials skipped: ${skipped}\n`);
+        const credentialsFor = (registry: string): RegistryCredentials | undefined =>
+          creds ?? authFile?.registries.get(registry);
         const mirrorUrl = opts.mirror ? asUsage(() => parseMirrorUrl(opts.mirror!)) : undefined;
         const mark = parseMark(opts.diskHighWater);
         const socket = asUsage(() => resolveRuntimeSocket(opts.runtimeEndpoint));
@@ -245,14 +275,19 @@ export function registerNode(program: Command): void {
             images: refs,
             certsDir: opts.certsDir,
             ...(opts.always ? { always: true } : {}),
-            ...(auth ? { auth } : {}),
+            authFor: (image): RegistryAuth | undefined => credentialsFor(parseImageReference(image).registry),
             ...(mirrorUrl ? { mirrorUrl } : {}),
             ...(mark
               ? {
-                  guard: async () => {
-                    const reason = overHighWaterMark(mark, await readDisk(() => cri.imageFsInfo(), mark));
-                    return reason ? { code: 'DISK_HIGH_WATER', reason } : undefined;
-                  },
+                  guard: new DiskGuard({
+                    mark,
+                    cri,
+                    estimator: {
+                      certsDir: opts.certsDir,
+                      ...(mirrorUrl ? { mirrorUrl } : {}),
+                      credentials: credentialsFor,
+                    },
+                  }).check,
                 }
               : {}),
             ...(tty
@@ -266,6 +301,8 @@ export function registerNode(program: Command): void {
           if (output === 'json')
             process.stdout.write(`${JSON.stringify({ endpoint: cri.endpoint, images: reports })}\n`);
           for (const r of reports) {
+            const estimateError = (r.disk as DiskCheck | undefined)?.estimateError;
+            if (estimateError) process.stderr.write(`hoist: warning: ${r.image}: ${estimateError}\n`);
             if (!r.ok) {
               process.stderr.write(`hoist: ${r.image}: ${r.error?.message ?? 'pull failed'}\n`);
               continue;

@@ -6,6 +6,7 @@ export type NodeErrorCode =
   | 'INVALID_REGISTRY'
   | 'INVALID_HOSTS_TOML'
   | 'INVALID_STATE'
+  | 'INVALID_AUTH_FILE'
   | 'NOT_CONFIGURED'
   | 'IO_FAILED';
 

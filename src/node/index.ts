@@ -31,4 +31,33 @@ export {
 } from './containerd-config.js';
 export { parseMirrorUrl, parseRegistryList } from './targets.js';
 export { parseMirrorCounters, readMirrorCounters, type MirrorCounters } from './mirror-stats.js';
-export { pullImages, mirrorFromHostsToml, type PullOptions, type PullReport } from './pull.js';
+export {
+  pullImages,
+  mirrorFromHostsToml,
+  type PullGuardDecision,
+  type PullOptions,
+  type PullReport,
+} from './pull.js';
+export {
+  authFilePath,
+  authKeyRegistry,
+  loadAuthFile,
+  parseAuthFile,
+  type AuthFile,
+  type RegistryCredentials,
+} from './auth-file.js';
+export {
+  ESTARGZ_UNCOMPRESSED_SIZE,
+  UNPACK_FACTOR,
+  estimateFromManifest,
+  formatPlatform,
+  nodePlatform,
+  selectPlatformManifest,
+  type ImageSizeEstimate,
+} from './image-size.js';
+export {
+  ImageSizeEstimator,
+  defaultServer,
+  registryHosts,
+  type SizeEstimatorOptions,
+} from './size-estimator.js';

@@ -30,7 +30,18 @@ export interface PullReport {
   downloaded?: { blobs: number; layers: number; bytes: number };
   /** The mirror in front of the registry, and the blob bytes it sent during this pull. */
   mirror?: { url: string; servedBytes: number; served: boolean };
+  /** What the disk check found (usage, the image's size estimate or why there is none). */
+  disk?: object;
   error?: { code: string; message: string };
+}
+
+/** A guard's answer: refuse (with a stable code and one-line reason) or go ahead. */
+export interface PullGuardDecision {
+  refuse?: { code: string; reason: string };
+  /** Kept in the report as `disk`. */
+  disk?: object;
+  /** Called once the pull it allowed has ended (to release what it reserved). */
+  release?: (ok: boolean) => void;
 }
 
 export interface PullOptions {
@@ -39,11 +50,13 @@ export interface PullOptions {
   /** Pull even when the image is present (the kubelet's imagePullPolicy Always). */
   always?: boolean;
   auth?: RegistryAuth;
+  /** Credentials per image (from an auth file), when `auth` is not given. */
+  authFor?: (image: string) => RegistryAuth | undefined;
   /** The mirror to ask for its counters; else the first host in the registry's hosts.toml. */
   mirrorUrl?: string;
   certsDir?: string;
-  /** Refuses a pull: returns a reason, or undefined to go ahead. */
-  guard?: () => Promise<{ code: string; reason: string } | undefined>;
+  /** Checked before each pull (the disk high-water mark). */
+  guard?: (image: string) => Promise<PullGuardDecision>;
   onProgress?: (image: string, progress: PullProgressSnapshot, elapsedMs: number) => void;
   /** How often progress is sampled while a pull runs. */
   progressIntervalMs?: number;
@@ -71,15 +84,28 @@ async function pullOne(opts: PullOptions, image: string): Promise<PullReport> {
       return { image, ok: true, alreadyPresent: true, imageRef: present.id, sizeBytes: present.size };
     }
   }
-  const refusal = await opts.guard?.();
-  if (refusal)
+  const decision = (await opts.guard?.(image)) ?? {};
+  const disk = decision.disk ? { disk: decision.disk } : {};
+  if (decision.refuse)
     return {
       image,
       ok: false,
       alreadyPresent: false,
-      error: { code: refusal.code, message: refusal.reason },
+      ...disk,
+      error: { code: decision.refuse.code, message: decision.refuse.reason },
     };
+  try {
+    const report = await pullAllowed(opts, image);
+    decision.release?.(report.ok);
+    return { ...report, ...disk };
+  } catch (err) {
+    decision.release?.(false);
+    throw err;
+  }
+}
 
+async function pullAllowed(opts: PullOptions, image: string): Promise<PullReport> {
+  const { cri } = opts;
   const mirrorUrl =
     opts.mirrorUrl ?? (opts.certsDir ? await mirrorFromHostsToml(opts.certsDir, image) : undefined);
   const before = mirrorUrl ? await readMirrorCounters(mirrorUrl) : undefined;
@@ -103,7 +129,8 @@ async function pullOne(opts: PullOptions, image: string): Promise<PullReport> {
     else opts.onProgress?.(image, progress.snapshot(), elapsedMs());
   }, opts.progressIntervalMs ?? 500);
   try {
-    const imageRef = await cri.pullImage(image, opts.auth ? { auth: opts.auth } : {});
+    const auth = opts.auth ?? opts.authFor?.(image);
+    const imageRef = await cri.pullImage(image, auth ? { auth } : {});
     clearInterval(timer);
     if (sampling) await sample(); // the last ingests are gone now: every layer seen is done
     const seconds = elapsedMs() / 1000;
