@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerMirror } from './mirror.js';
 import { registerAnalyze } from './analyze.js';
+import { registerConvert } from './convert.js';
 import { registerNode } from './node.js';
 import { registerAgent } from './agent.js';
 import { UsageError } from './usage-error.js';
@@ -19,6 +20,7 @@ export function buildProgram(): Command {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   registerMirror(program);
   registerAnalyze(program);
+  registerConvert(program);
   registerNode(program);
   registerAgent(program);
   return program;

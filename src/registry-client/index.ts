@@ -10,3 +10,13 @@ export {
 export { UpstreamError, parseRetryAfter, type UpstreamErrorCode } from './errors.js';
 export { backoffDelayMs, sleep, UpstreamHealth, DEFAULT_RETRY_POLICY, type RetryPolicy } from './backoff.js';
 export { parseChallenges, basicAuthorization, type Credentials, type Challenge } from './auth.js';
+export {
+  blobExists,
+  mountBlob,
+  pushBlob,
+  pushManifest,
+  BlobUpload,
+  DEFAULT_CHUNK_BYTES,
+  type ChunkedWriter,
+  type PushOptions,
+} from './push.js';

@@ -1,0 +1,121 @@
+// Builds and runs test/go/estargz-verify (the stargz reference library, Debian's
+// golang-github-containerd-stargz-snapshotter-dev, in GOPATH mode), plus the small registry
+// reads the eStargz tests share.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { run } from '../helpers/process.js';
+
+const SOURCE = fileURLToPath(new URL('./estargz-verify/main.go', import.meta.url));
+export const STARGZ_LIBRARY = '/usr/share/gocode/src/github.com/containerd/stargz-snapshotter/estargz';
+export const BIN = fileURLToPath(new URL('../../bin/hoist.js', import.meta.url));
+
+export interface VerifiedFile {
+  type: string;
+  size: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  linkName?: string;
+  source?: string;
+  sha256?: string;
+  xattrs?: Record<string, string>;
+  devMajor?: number;
+  devMinor?: number;
+}
+
+export interface VerifierReport {
+  tocDigest: string;
+  tocOffset: number;
+  diffId: string;
+  uncompressedSize: number;
+  chunksVerified: number;
+  tocOrder: string[];
+  chunkSizes: Record<string, number[] | null>;
+  files: Record<string, VerifiedFile>;
+}
+
+/** `GO111MODULE=off GOPATH=<dir>:/usr/share/gocode go build`; returns the binary's path. */
+export async function buildVerifier(dir: string): Promise<string> {
+  const pkg = join(dir, 'src', 'estargz-verify');
+  await mkdir(pkg, { recursive: true });
+  await copyFile(SOURCE, join(pkg, 'main.go'));
+  const bin = join(dir, 'estargz-verify');
+  await run('go', ['build', '-o', bin, '.'], {
+    cwd: pkg,
+    env: {
+      ...process.env,
+      GO111MODULE: 'off',
+      GOPATH: `${dir}:/usr/share/gocode`,
+      GOCACHE: join(dir, 'cache'),
+    },
+    timeoutMs: 300_000,
+  });
+  return bin;
+}
+
+export function hasStargzLibrary(): boolean {
+  return existsSync(join(STARGZ_LIBRARY, 'estargz.go'));
+}
+
+/** Runs the verifier; rejects with its stderr when the reference library refuses the blob. */
+export async function verifyBlob(bin: string, blobPath: string, tocDigest: string): Promise<VerifierReport> {
+  const { stdout } = await run(bin, ['-blob', blobPath, '-toc-digest', tocDigest], { timeoutMs: 120_000 });
+  return JSON.parse(stdout) as VerifierReport;
+}
+
+export interface HoistResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built `hoist` binary (npm run build first). */
+export function hoist(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<HoistResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const ACCEPT = [
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+].join(', ');
+
+export interface Fetched {
+  body: Buffer;
+  contentType: string;
+  digest: string;
+}
+
+export async function getManifest(url: string, repo: string, ref: string): Promise<Fetched> {
+  const res = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { headers: { accept: ACCEPT } });
+  if (res.status !== 200) throw new Error(`manifest ${repo}:${ref} answered ${res.status}`);
+  const body = Buffer.from(await res.arrayBuffer());
+  return {
+    body,
+    contentType: res.headers.get('content-type') ?? '',
+    digest: `sha256:${createHash('sha256').update(body).digest('hex')}`,
+  };
+}
+
+export async function getBlob(url: string, repo: string, digest: string): Promise<Buffer> {
+  const res = await fetch(`${url}/v2/${repo}/blobs/${digest}`);
+  if (res.status !== 200) throw new Error(`blob ${repo}@${digest} answered ${res.status}`);
+  return Buffer.from(await res.arrayBuffer());
+}
+
+export async function saveBlob(url: string, repo: string, digest: string, path: string): Promise<void> {
+  await writeFile(path, await getBlob(url, repo, digest));
+}
