@@ -80,17 +80,32 @@ async function tree(dir: string, skip?: string): Promise<string[]> {
   return out.sort();
 }
 
-/** The storage layout (blob-store.ts, manifest-store.ts): anything else is a file that should not be there. */
+/**
+ * The storage layout (blob-store.ts, manifest-store.ts, access.ts): anything else is a file that
+ * should not be there.
+ */
 function unexpectedInStorage(paths: string[]): string[] {
   const hex = (n: number) => `[a-f0-9]{${n}}`;
   const allowed = [
-    /^(blobs|manifests|tags|tmp)$/,
+    /^(blobs|manifests|tags|tmp|access)$/,
     /^(blobs|manifests)\/(sha256|sha512)$/,
     new RegExp(`^(blobs|manifests)/sha256/${hex(64)}$`),
     new RegExp(`^(blobs|manifests)/sha512/${hex(128)}$`),
   ];
   return paths.filter((p) => {
     if (allowed.some((re) => re.test(p))) return false;
+    // access/<upstream, URI-encoded>/<repository>/_members/<algorithm>/<hex>: the same shape as tags/.
+    const a = /^access\/([^/]+)(?:\/(.+?))?(?:\/_members(?:\/(sha256|sha512)(?:\/([a-f0-9]+))?)?)?$/.exec(p);
+    if (a) {
+      const [, upstream = '', repo, , digestHex] = a;
+      if (!/^[A-Za-z0-9.%-]+$/.test(upstream)) return true;
+      if (
+        repo !== undefined &&
+        !repo.split('/').every((_, i, parts) => isValidRepository(parts.slice(0, i + 1).join('/')))
+      )
+        return true;
+      return digestHex !== undefined && !/^[a-f0-9]{64}$|^[a-f0-9]{128}$/.test(digestHex);
+    }
     // tags/<upstream, URI-encoded>/<repository>[/_tags[/<tag>]]
     const m = /^tags\/([^/]+)(?:\/(.+?))?(?:\/_tags(?:\/([^/]+))?)?$/.exec(p);
     if (!m) return true;

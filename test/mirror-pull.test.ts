@@ -423,7 +423,10 @@ describe('tags, offline serving and upstream credentials', () => {
         { file: { upstreams: { [registry.host]: { url: registry.url, username: 'puller', password } } } },
       );
       t.after(() => mirror.close());
-      await skopeoCopyToDir(`docker://${mirror.host}/private/app:v1`, join(work, 'out'));
+      // The repository is private upstream, so the client logs in to the mirror too (mirror-private.test.ts).
+      await skopeoCopyToDir(`docker://${mirror.host}/private/app:v1`, join(work, 'out'), {
+        creds: `puller:${password}`,
+      });
       assert.equal(await fileDigest(join(work, 'out', 'manifest.json')), image.digest);
       const logs = JSON.stringify(mirror.logs()) + JSON.stringify(anonymous.logs());
       assert.ok(!logs.includes(password), 'the password is not in the logs');

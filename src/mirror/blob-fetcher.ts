@@ -96,6 +96,11 @@ export class BlobFetcher {
     return { kind: 'inflight', blob: await started };
   }
 
+  /** Whether a download of this blob is starting or running. */
+  isInflight(digest: Digest): boolean {
+    return this.inflight.has(digest.value);
+  }
+
   /** Size of a blob being downloaded, when the upstream said. */
   inflightSize(digest: Digest): number | undefined {
     return this.downloads.get(digest.value)?.size;

@@ -50,6 +50,12 @@ const upstreamSchema = z
     password: z.string().optional(),
     /** A file holding the password (a mounted Secret), read at start-up. */
     passwordFile: z.string().min(1).optional(),
+    /**
+     * With credentials, private repositories are served only to clients the upstream accepts
+     * (`verify`, the default), or to every client (`trust`: a node-local mirror whose clients
+     * all may read what its credentials can).
+     */
+    clientAuth: z.enum(['verify', 'trust']).default('verify'),
   })
   .strict()
   .refine((u) => !(u.password !== undefined && u.passwordFile !== undefined), {
@@ -104,6 +110,8 @@ export const configSchema = z
     retryBaseDelayMs: z.number().int().nonnegative().default(DEFAULTS.retryBaseDelayMs),
     retryMaxDelayMs: z.number().int().nonnegative().default(DEFAULTS.retryMaxDelayMs),
     clientRetryBudgetMs: z.number().int().nonnegative().default(DEFAULTS.clientRetryBudgetMs),
+    /** How long a client's access to a private repository, once checked upstream, is trusted. */
+    accessCacheSeconds: z.number().nonnegative().default(60),
     gc: gcSchema.default({ intervalSeconds: 60, memoryTailBytes: 32 * 1024 * 1024 }),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
@@ -118,6 +126,7 @@ export interface UpstreamConfig {
   url: string;
   username?: string;
   password?: string;
+  clientAuth?: 'verify' | 'trust';
 }
 
 export interface MirrorConfig {
@@ -134,6 +143,7 @@ export interface MirrorConfig {
   retryMaxDelayMs: number;
   clientRetryBudgetMs: number;
   gc: z.infer<typeof gcSchema>;
+  accessCacheSeconds: number;
   logLevel: z.infer<typeof configSchema>['logLevel'];
 }
 
@@ -199,6 +209,7 @@ export async function resolveMirrorConfig(
     upstreams.set(name, {
       name,
       url: u.url,
+      clientAuth: u.clientAuth,
       ...(u.username !== undefined ? { username: u.username } : {}),
       ...(password !== undefined ? { password } : {}),
     });
@@ -250,6 +261,7 @@ export async function resolveMirrorConfig(
     retryMaxDelayMs: file.retryMaxDelayMs,
     clientRetryBudgetMs: file.clientRetryBudgetMs,
     gc: file.gc,
+    accessCacheSeconds: file.accessCacheSeconds,
     logLevel: file.logLevel,
   };
 }

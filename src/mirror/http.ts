@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { CHALLENGE } from './access.js';
 import { errorBody, toMirrorError, type MirrorError } from './errors.js';
 
 /** Response helpers shared by the handlers: errors, JSON, and streaming with the right failure mode. */
@@ -24,6 +25,8 @@ export function sendError(req: IncomingMessage, res: ServerResponse, err: unknow
     'content-length': Buffer.byteLength(body),
   };
   if (e.retryAfterSeconds !== undefined) headers['retry-after'] = e.retryAfterSeconds;
+  // A 401 carries a challenge, so that clients with credentials for the mirror send them (RFC 9110 §11.6.1).
+  if (e.status === 401) headers['www-authenticate'] = CHALLENGE;
   res.writeHead(e.status, headers);
   res.end(req.method === 'HEAD' ? undefined : body);
   return e;

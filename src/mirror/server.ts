@@ -6,6 +6,7 @@ import { RegistryClient } from '../registry-client/index.js';
 import { BlobFetcher } from './blob-fetcher.js';
 import { BlobStore } from './blob-store.js';
 import { GarbageCollector } from './gc.js';
+import { AccessControl } from './access.js';
 import { attachClientErrorHandler } from './client-errors.js';
 import { checkRequest } from './request-guard.js';
 import type { MirrorConfig } from './config.js';
@@ -48,6 +49,7 @@ export class Mirror {
   readonly manifests: ManifestStore;
   private readonly fetcher: BlobFetcher;
   readonly gc: GarbageCollector;
+  private readonly access: AccessControl;
   private readonly manifestService: ManifestService;
   private readonly clients = new Map<string, RegistryClient>();
   private readonly table: RoutingTable;
@@ -104,6 +106,13 @@ export class Mirror {
       );
     }
     this.table = { upstreams: new Set(this.clients.keys()), defaultUpstream: this.config.defaultUpstream };
+    this.access = new AccessControl({
+      storageRoot: this.config.storage,
+      clients: this.clients,
+      trusted: new Set(this.config.upstreams.filter((u) => u.clientAuth === 'trust').map((u) => u.name)),
+      cacheSeconds: this.config.accessCacheSeconds,
+      logger: this.logger.child({ module: 'access' }),
+    });
   }
 
   /** Prepares the store and starts listening. Upstreams are not contacted: the mirror starts offline. */
@@ -206,6 +215,12 @@ export class Mirror {
 
     switch (route.kind) {
       case 'base':
+        if (this.access.mayNeedLogin && !req.headers.authorization) {
+          throw new MirrorError(
+            'UNAUTHORIZED',
+            'some repositories here are private: send registry credentials',
+          );
+        }
         return sendJson(req, res, 200, {});
       case 'healthz':
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
@@ -228,6 +243,7 @@ export class Mirror {
           if (v !== null) query.set(key, v);
         }
         const q = query.size ? `?${query.toString()}` : '';
+        await this.access.authorize(req.headers.authorization, route.upstream, route.repo, { kind: 'tags' });
         const tags = await this.client(route.upstream).listTags(route.repo, q);
         return sendJson(req, res, 200, tags.body);
       }
@@ -253,12 +269,25 @@ export class Mirror {
     info: RequestInfo,
   ): Promise<void> {
     const accepted = parseAccept(req.headers.accept);
-    const m = await this.manifestService.resolve(
-      this.client(route.upstream),
-      route.repo,
-      route.reference,
-      accepted,
-    );
+    await this.access.authorize(req.headers.authorization, route.upstream, route.repo, {
+      kind: 'manifest',
+      reference: route.rawReference,
+    });
+    const ref = route.reference;
+    if (ref.kind === 'digest' && (await this.manifests.get(ref.digest))) {
+      // Cached by digest, perhaps for another repository or registry: serve it here only if it is here.
+      const member = await this.access.isMember(
+        route.upstream,
+        route.repo,
+        { kind: 'manifest', reference: ref.digest.value },
+        ref.digest.value,
+      );
+      if (!member)
+        throw new MirrorError('MANIFEST_UNKNOWN', `manifest ${ref.digest.value} is not in ${route.repo}`);
+    }
+    const m = await this.manifestService.resolve(this.client(route.upstream), route.repo, ref, accepted);
+    if (m.cache !== 'hit' || ref.kind === 'tag')
+      await this.access.recordMember(route.upstream, route.repo, m.digest);
     info.cache = m.cache;
     const headers: Record<string, string | number> = {
       ...API_VERSION_HEADER,
@@ -291,12 +320,18 @@ export class Mirror {
       'accept-ranges': 'bytes',
     };
 
+    const target = { kind: 'blob', digest: route.digest.value } as const;
+    await this.access.authorize(req.headers.authorization, route.upstream, route.repo, target);
+    const held = (await this.blobs.size(route.digest)) ?? this.fetcher.inflightSize(route.digest);
+    const present = held !== undefined || this.fetcher.isInflight(route.digest);
+    if (present && !(await this.access.isMember(route.upstream, route.repo, target, route.digest.value))) {
+      // Held for another repository or registry: serving it here could leak a private layer.
+      throw new MirrorError('BLOB_UNKNOWN', `blob ${route.digest.value} is not in ${route.repo}`);
+    }
+
     if (head) {
       // A HEAD answers from what is known; it never starts a download.
-      const size =
-        (await this.blobs.size(route.digest)) ??
-        this.fetcher.inflightSize(route.digest) ??
-        (await client.headBlob(route.repo, route.digest.value)).size;
+      const size = held ?? (await client.headBlob(route.repo, route.digest.value)).size;
       res.writeHead(200, { ...baseHeaders, ...(size !== undefined ? { 'content-length': size } : {}) }).end();
       return;
     }
@@ -305,6 +340,8 @@ export class Mirror {
     const unpin = this.blobs.pin(route.digest);
     try {
       const lookup = await this.fetcher.lookup(client, route.repo, route.digest);
+      // Not held before: the upstream just served it for this repository.
+      if (!present) await this.access.recordMember(route.upstream, route.repo, route.digest.value);
       if (lookup.kind === 'stored') {
         info.cache = 'hit';
         return await this.serveStored(req, res, route.digest, lookup.size, baseHeaders, info);
