@@ -59,6 +59,7 @@ export class BlobFetcher {
   private readonly downloads = new Map<string, InflightBlob>();
   /** Every download still running, joinable or not (for shutdown). */
   private readonly running = new Set<InflightBlob>();
+  private readonly settling = new Set<Promise<void>>();
   private readonly shutdown = new AbortController();
   private readonly options: BlobFetcherOptions;
 
@@ -104,6 +105,11 @@ export class BlobFetcher {
   /** Size of a blob being downloaded, when the upstream said. */
   inflightSize(digest: Digest): number | undefined {
     return this.downloads.get(digest.value)?.size;
+  }
+
+  /** Resolves when every download has finished or failed (and cleaned up its temp file). */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.settling]);
   }
 
   /** Downloads in progress (for status and tests). */
@@ -159,7 +165,7 @@ export class BlobFetcher {
     log.debug({ size: blob.size }, 'blob download started');
     const upstreamBytes = this.metrics.upstreamBytes.labels({ upstream: source.name });
     const size = blob.size;
-    blob
+    const settle = blob
       .download(res.body, this.store, {
         signal: this.shutdown.signal,
         onBytes: (n) => upstreamBytes.inc(n),
@@ -220,7 +226,9 @@ export class BlobFetcher {
         this.running.delete(blob);
         this.forget(digest, blob);
         this.metrics.inflightFetches.dec();
+        this.settling.delete(settle);
       });
+    this.settling.add(settle);
     return blob;
   }
 }

@@ -110,6 +110,8 @@ export const configSchema = z
     retryBaseDelayMs: z.number().int().nonnegative().default(DEFAULTS.retryBaseDelayMs),
     retryMaxDelayMs: z.number().int().nonnegative().default(DEFAULTS.retryMaxDelayMs),
     clientRetryBudgetMs: z.number().int().nonnegative().default(DEFAULTS.clientRetryBudgetMs),
+    /** On SIGTERM, how long open requests and downloads may take to finish before they are aborted. */
+    shutdownGraceSeconds: z.number().nonnegative().default(10),
     /** How long a client's access to a private repository, once checked upstream, is trusted. */
     accessCacheSeconds: z.number().nonnegative().default(60),
     gc: gcSchema.default({ intervalSeconds: 60, memoryTailBytes: 32 * 1024 * 1024 }),
@@ -144,6 +146,7 @@ export interface MirrorConfig {
   clientRetryBudgetMs: number;
   gc: z.infer<typeof gcSchema>;
   accessCacheSeconds: number;
+  shutdownGraceSeconds: number;
   logLevel: z.infer<typeof configSchema>['logLevel'];
 }
 
@@ -262,6 +265,7 @@ export async function resolveMirrorConfig(
     clientRetryBudgetMs: file.clientRetryBudgetMs,
     gc: file.gc,
     accessCacheSeconds: file.accessCacheSeconds,
+    shutdownGraceSeconds: file.shutdownGraceSeconds,
     logLevel: file.logLevel,
   };
 }

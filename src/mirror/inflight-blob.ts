@@ -146,6 +146,8 @@ export class InflightBlob {
       this.notify();
       this.maybeClose();
     } catch (err) {
+      // The temp file goes first, so that a settled download has left nothing behind.
+      await unlink(this.tempPath).catch(() => {});
       this.fail(err instanceof Error ? err : new Error(String(err)));
       throw err;
     }
@@ -249,7 +251,6 @@ export class InflightBlob {
     this.stateValue = 'failed';
     this.errorValue = err;
     this.notify();
-    unlink(this.tempPath).catch(() => {});
     this.maybeClose();
   }
 

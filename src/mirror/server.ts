@@ -142,8 +142,12 @@ export class Mirror {
     return address;
   }
 
-  /** Stops accepting, gives open requests `graceMs` to finish, then aborts the rest. */
-  async close(graceMs = 10_000): Promise<void> {
+  /**
+   * Graceful shutdown: stops accepting (and reports not ready), gives open requests and downloads
+   * `graceMs` to finish, then aborts the rest (their clients see aborted connections) and waits
+   * until every download has settled, so that no temp file is left behind.
+   */
+  async close(graceMs = this.config.shutdownGraceSeconds * 1000): Promise<void> {
     this.closing = true;
     this.ready = false;
     this.gc.stop();
@@ -152,12 +156,14 @@ export class Mirror {
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     const timer = setTimeout(() => {
+      this.logger.warn({ graceMs }, 'shutdown grace period over: aborting what is still running');
       this.fetcher.abortAll(new Error('mirror shutting down'));
       server.closeAllConnections();
     }, graceMs);
     await closed;
     clearTimeout(timer);
     this.fetcher.abortAll(new Error('mirror shut down'));
+    await this.fetcher.settled();
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
