@@ -280,7 +280,11 @@ export class Mirror {
       reference: route.rawReference,
     });
     const ref = route.reference;
-    if (ref.kind === 'digest' && (await this.manifests.get(ref.digest))) {
+    if (
+      ref.kind === 'digest' &&
+      !(await this.access.knownMember(route.upstream, route.repo, ref.digest.value)) &&
+      (await this.manifests.get(ref.digest))
+    ) {
       // Cached by digest, perhaps for another repository or registry: serve it here only if it is here.
       const member = await this.access.isMember(
         route.upstream,
