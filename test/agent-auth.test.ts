@@ -8,8 +8,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { ImageStatus } from '../src/agent/index.js';
-import { startContainerd, writeHostsToml } from './helpers/containerd.js';
-import { criClient, runHoist, startHoist } from './helpers/cri.js';
+import { writeHostsToml } from './helpers/containerd.js';
+import { startCriNode, runHoist, startHoist } from './helpers/cri.js';
 import { buildImage, pushImage } from './helpers/images.js';
 import { startMirror } from './helpers/mirror.js';
 import { requirePeers, requireRoot, testTempDir } from './helpers/peers.js';
@@ -60,10 +60,7 @@ describe('hoist agent registry credentials', () => {
       }),
     );
 
-    const ctd = await startContainerd();
-    t.after(() => ctd.stop());
-    const cri = criClient(ctd.socket);
-    t.after(() => cri.close());
+    const { ctd, cri } = await startCriNode(t);
     // Straight to the private registry: hosts.toml with its server only.
     await writeHostsToml(ctd.hostsDir, registry.host, registry.url, []);
     const common = [

@@ -9,8 +9,7 @@ import { describe, it } from 'node:test';
 import type { ImageStatus } from '../src/agent/index.js';
 import type { CriClient } from '../src/cri/index.js';
 import { UNPACK_FACTOR, type PullReport } from '../src/node/index.js';
-import { startContainerd } from './helpers/containerd.js';
-import { criClient, runHoist, runHoistJson, startHoist } from './helpers/cri.js';
+import { startCriNode, runHoist, runHoistJson, startHoist } from './helpers/cri.js';
 import { buildImage, pushImage } from './helpers/images.js';
 import { startMirror } from './helpers/mirror.js';
 import { freePort, requirePeers, requireRoot, testTempDir } from './helpers/peers.js';
@@ -71,11 +70,7 @@ describe('disk high-water mark with size estimates', () => {
 
     const mirror = await startMirror({ [registry.host]: registry.url });
     t.after(() => mirror.close());
-    const ctd = await startContainerd({ criStatsCollectPeriodSeconds: 1 });
-    t.after(() => ctd.stop());
-    const cri = criClient(ctd.socket);
-    t.after(() => cri.close());
-    const endpoint = `unix://${ctd.socket}`;
+    const { ctd, cri, endpoint } = await startCriNode(t, { criStatsCollectPeriodSeconds: 1 });
     const configured = await runHoist([
       'node',
       'configure',

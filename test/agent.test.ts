@@ -6,8 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { ImageStatus } from '../src/agent/index.js';
-import { startContainerd } from './helpers/containerd.js';
-import { criClient, startHoist } from './helpers/cri.js';
+import { startCriNode, startHoist } from './helpers/cri.js';
 import { buildImage, pushImage } from './helpers/images.js';
 import { startMirror } from './helpers/mirror.js';
 import { requirePeers, requireRoot, testTempDir } from './helpers/peers.js';
@@ -59,10 +58,7 @@ describe('hoist agent', () => {
       }
       const mirror = await startMirror({ [registry.host]: registry.url });
       t.after(() => mirror.close());
-      const ctd = await startContainerd({ criStatsCollectPeriodSeconds: 1 });
-      t.after(() => ctd.stop());
-      const cri = criClient(ctd.socket);
-      t.after(() => cri.close());
+      const { ctd, cri } = await startCriNode(t, { criStatsCollectPeriodSeconds: 1 });
 
       const common = [
         '--runtime-endpoint',

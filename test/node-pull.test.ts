@@ -6,8 +6,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { ConfigPathCheck, FileResult, PullReport } from '../src/node/index.js';
-import { startContainerd } from './helpers/containerd.js';
-import { criClient, runHoist, runHoistJson } from './helpers/cri.js';
+import { startCriNode, runHoist, runHoistJson } from './helpers/cri.js';
 import { buildImage, pushImage } from './helpers/images.js';
 import { startMirror } from './helpers/mirror.js';
 import { requirePeers, requireRoot, testTempDir } from './helpers/peers.js';
@@ -39,11 +38,7 @@ describe('hoist node configure + pull through containerd CRI', () => {
 
     const mirror = await startMirror({ [registry.host]: registry.url });
     t.after(() => mirror.close());
-    const ctd = await startContainerd({ criStatsCollectPeriodSeconds: 1 });
-    t.after(() => ctd.stop());
-    const cri = criClient(ctd.socket);
-    t.after(() => cri.close());
-    const endpoint = `unix://${ctd.socket}`;
+    const { ctd, cri, endpoint } = await startCriNode(t, { criStatsCollectPeriodSeconds: 1 });
 
     // configure: the test containerd's config_path is its hosts dir, so the check passes.
     const configured = await runHoistJson<{ files: FileResult[]; containerdConfig: ConfigPathCheck }>([

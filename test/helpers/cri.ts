@@ -1,3 +1,5 @@
+import type { TestContext } from 'node:test';
+import { startContainerd, type ContainerdOptions, type ContainerdPeer } from './containerd.js';
 // Helpers for the node-side tests: the `hoist` binary as users run it (dist/ must be built), and
 // a CRI client on a test containerd's socket.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -76,4 +78,19 @@ export function startHoist(args: string[]): LongRunning {
 
 export function criClient(socket: string): CriClient {
   return new CriClient({ socket, callTimeoutMs: 30_000 });
+}
+
+/**
+ * A real containerd for a test, with a CRI client on its socket; both are stopped after the test.
+ * `endpoint` is the `--runtime-endpoint` value for the hoist commands.
+ */
+export async function startCriNode(
+  t: TestContext,
+  opts: ContainerdOptions = {},
+): Promise<{ ctd: ContainerdPeer; cri: CriClient; endpoint: string }> {
+  const ctd = await startContainerd(opts);
+  t.after(() => ctd.stop());
+  const cri = criClient(ctd.socket);
+  t.after(() => cri.close());
+  return { ctd, cri, endpoint: `unix://${ctd.socket}` };
 }
