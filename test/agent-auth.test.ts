@@ -99,15 +99,17 @@ describe('hoist agent registry credentials', () => {
     assert.equal(status.disk?.estimate?.source, registry.url);
     assert.ok((status.disk?.estimate?.downloadBytes ?? 0) > layerSizes.direct!);
     assert.ok(await cri.imageStatus(ref('direct')), 'pulled into containerd');
-    const authed = registry
-      .accessLog()
-      .filter((e) => e.status === 200 && e.path === `/v2/private/direct/manifests/v1`);
+    // distribution logs a request after answering it: wait for the lines rather than race them.
+    const authedBy = (agent: (ua: string) => boolean) =>
+      registry.waitForAccess(
+        (e) => e.status === 200 && e.path === `/v2/private/direct/manifests/v1` && agent(e.userAgent),
+      );
     assert.ok(
-      authed.some((e) => e.userAgent === 'hoist-agent'),
+      await authedBy((ua) => ua === 'hoist-agent'),
       'the estimate read the manifest with credentials',
     );
     assert.ok(
-      authed.some((e) => e.userAgent.startsWith('containerd/')),
+      await authedBy((ua) => ua.startsWith('containerd/')),
       'containerd read it with the CRI AuthConfig',
     );
     assert.equal(await withFile.stop(), 0, withFile.stderr());
