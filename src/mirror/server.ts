@@ -1,24 +1,22 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { parseAccept, parseRange, type Digest } from '../oci/index.js';
+import { parseAccept } from '../oci/index.js';
 import { RegistryClient } from '../registry-client/index.js';
 import { BlobFetcher } from './blob-fetcher.js';
 import { BlobStore } from './blob-store.js';
 import { GarbageCollector } from './gc.js';
+import { BlobHandler, type RequestInfo } from './blob-handler.js';
 import { AccessControl } from './access.js';
 import { attachClientErrorHandler } from './client-errors.js';
 import { checkRequest } from './request-guard.js';
 import type { MirrorConfig } from './config.js';
 import { MirrorError } from './errors.js';
-import { API_VERSION_HEADER, sendError, sendJson, sliceStream, streamBody } from './http.js';
-import type { InflightBlob } from './inflight-blob.js';
+import { API_VERSION_HEADER, sendError, sendJson } from './http.js';
 import { ManifestStore } from './manifest-store.js';
 import { ManifestService } from './manifests.js';
 import { MirrorMetrics } from './metrics.js';
 import { routeRequest, type Route, type RoutingTable } from './routing.js';
-import { fileReader, sendRange } from './send-file.js';
-import { pipeline } from 'node:stream/promises';
 
 export interface MirrorOptions {
   config: MirrorConfig;
@@ -26,16 +24,7 @@ export interface MirrorOptions {
   metrics?: MirrorMetrics;
 }
 
-type BlobRoute = Extract<Route, { kind: 'blob' }>;
 type ManifestRoute = Extract<Route, { kind: 'manifest' }>;
-
-/** Per-request facts gathered for the one log line each request gets. */
-interface RequestInfo {
-  route: string;
-  cache?: string;
-  bytes: number;
-  upstream?: string;
-}
 
 /**
  * The pull-through mirror: an HTTP server speaking the OCI distribution-spec pull API in front of
@@ -51,6 +40,7 @@ export class Mirror {
   readonly gc: GarbageCollector;
   private readonly access: AccessControl;
   private readonly manifestService: ManifestService;
+  private readonly blobHandler: BlobHandler;
   private readonly clients = new Map<string, RegistryClient>();
   private readonly table: RoutingTable;
   private server: Server | undefined;
@@ -112,6 +102,13 @@ export class Mirror {
       trusted: new Set(this.config.upstreams.filter((u) => u.clientAuth === 'trust').map((u) => u.name)),
       cacheSeconds: this.config.accessCacheSeconds,
       logger: this.logger.child({ module: 'access' }),
+    });
+    this.blobHandler = new BlobHandler({
+      blobs: this.blobs,
+      fetcher: this.fetcher,
+      access: this.access,
+      metrics: this.metrics,
+      rangeAheadBytes: this.config.rangeAheadBytes,
     });
   }
 
@@ -256,7 +253,7 @@ export class Mirror {
       case 'manifest':
         return this.serveManifest(req, res, route, info);
       case 'blob':
-        return this.serveBlob(req, res, route, info);
+        return this.blobHandler.serve(req, res, route, this.client(route.upstream), info);
       default:
         throw new MirrorError('NOT_FOUND', 'no such endpoint');
     }
@@ -310,197 +307,5 @@ export class Mirror {
     if (m.cache === 'stale') headers.warning = '110 hoist "tag served from cache: upstream unreachable"';
     res.writeHead(200, headers);
     res.end(req.method === 'HEAD' ? undefined : m.body);
-  }
-
-  private async serveBlob(
-    req: IncomingMessage,
-    res: ServerResponse,
-    route: BlobRoute,
-    info: RequestInfo,
-  ): Promise<void> {
-    const client = this.client(route.upstream);
-    const head = req.method === 'HEAD';
-    // A malformed Range is refused before any lookup or upstream traffic.
-    parseRange(req.headers.range, undefined);
-    const baseHeaders = {
-      ...API_VERSION_HEADER,
-      'content-type': 'application/octet-stream',
-      'docker-content-digest': route.digest.value,
-      etag: `"${route.digest.value}"`,
-      'accept-ranges': 'bytes',
-    };
-
-    const target = { kind: 'blob', digest: route.digest.value } as const;
-    await this.access.authorize(req.headers.authorization, route.upstream, route.repo, target);
-    const held = (await this.blobs.size(route.digest)) ?? this.fetcher.inflightSize(route.digest);
-    const present = held !== undefined || this.fetcher.isInflight(route.digest);
-    if (present && !(await this.access.isMember(route.upstream, route.repo, target, route.digest.value))) {
-      // Held for another repository or registry: serving it here could leak a private layer.
-      throw new MirrorError('BLOB_UNKNOWN', `blob ${route.digest.value} is not in ${route.repo}`);
-    }
-
-    if (head) {
-      // A HEAD answers from what is known; it never starts a download.
-      const size = held ?? (await client.headBlob(route.repo, route.digest.value)).size;
-      res.writeHead(200, { ...baseHeaders, ...(size !== undefined ? { 'content-length': size } : {}) }).end();
-      return;
-    }
-
-    // Pinned while it is served: the garbage collector never evicts a blob being read.
-    const unpin = this.blobs.pin(route.digest);
-    try {
-      const lookup = await this.fetcher.lookup(client, route.repo, route.digest);
-      // Not held before: the upstream just served it for this repository.
-      if (!present) await this.access.recordMember(route.upstream, route.repo, route.digest.value);
-      if (lookup.kind === 'stored') {
-        info.cache = 'hit';
-        return await this.serveStored(req, res, route.digest, lookup.size, baseHeaders, info);
-      }
-      info.cache = 'miss';
-      return await this.serveInflight(req, res, route, lookup.blob, baseHeaders, info);
-    } finally {
-      unpin();
-    }
-  }
-
-  private async serveStored(
-    req: IncomingMessage,
-    res: ServerResponse,
-    digest: Digest,
-    size: number,
-    baseHeaders: Record<string, string>,
-    info: RequestInfo,
-  ): Promise<void> {
-    const range = parseRange(req.headers.range, size);
-    if (range.kind === 'unsatisfiable') {
-      res.setHeader('content-range', `bytes */${size}`);
-      throw new MirrorError('RANGE_NOT_SATISFIABLE', `range is outside the blob's ${size} bytes`);
-    }
-    const start = range.kind === 'range' ? range.range.start : 0;
-    const end = range.kind === 'range' ? range.range.end : size - 1;
-    const handle = await this.blobs.openHandle(digest);
-    if (!handle) throw new MirrorError('BLOB_UNKNOWN', `blob ${digest.value} is not stored`);
-    try {
-      const headers: Record<string, string | number> = { ...baseHeaders, 'content-length': end - start + 1 };
-      if (range.kind === 'range') headers['content-range'] = `bytes ${start}-${end}/${size}`;
-      res.writeHead(range.kind === 'range' ? 206 : 200, headers);
-      if (req.method === 'HEAD' || end < start) {
-        res.end();
-        return;
-      }
-      const served = this.metrics.servedBytes.labels({ source: 'cache' });
-      await sendRange(fileReader(handle), res, start, end, (n) => {
-        info.bytes += n;
-        served.inc(n);
-      }).catch(() => {
-        if (!res.destroyed) res.destroy();
-      });
-    } finally {
-      await handle.close();
-    }
-  }
-
-  private async serveInflight(
-    req: IncomingMessage,
-    res: ServerResponse,
-    route: BlobRoute,
-    blob: InflightBlob,
-    baseHeaders: Record<string, string>,
-    info: RequestInfo,
-  ): Promise<void> {
-    const size = blob.size;
-    const range = parseRange(req.headers.range, size);
-    if (range.kind === 'unsatisfiable') {
-      if (size !== undefined) res.setHeader('content-range', `bytes */${size}`);
-      throw new MirrorError('RANGE_NOT_SATISFIABLE', 'range is outside the blob');
-    }
-    if (
-      range.kind === 'range' &&
-      (size === undefined || range.range.start > blob.bytesWritten + this.config.rangeAheadBytes)
-    ) {
-      // Far ahead of the download (or of unknown size): fetch just this range upstream now,
-      // rather than make a lazy-pulling client wait for the whole blob to arrive.
-      return this.serveUpstreamRange(res, route, range.range, size, baseHeaders, info);
-    }
-    const start = range.kind === 'range' ? range.range.start : 0;
-    const end = range.kind === 'range' ? range.range.end : size !== undefined ? size - 1 : undefined;
-    const headers: Record<string, string | number> = { ...baseHeaders };
-    if (end !== undefined) headers['content-length'] = end - start + 1;
-    if (range.kind === 'range') headers['content-range'] = `bytes ${start}-${end}/${size}`;
-    const reader = blob.acquire();
-    if (!reader) {
-      // The download finished and let go of its file between lookup and now: serve the store.
-      const stored = await this.blobs.size(route.digest);
-      if (stored === undefined)
-        throw new MirrorError('BLOB_UNKNOWN', `blob ${route.digest.value} is not stored`);
-      return this.serveStored(req, res, route.digest, stored, baseHeaders, info);
-    }
-    res.writeHead(range.kind === 'range' ? 206 : 200, headers);
-    const served = this.metrics.servedBytes.labels({ source: 'inflight' });
-    this.metrics.inflightClients.inc();
-    try {
-      await sendRange(
-        (buf, pos, max) => reader.read(buf, pos, max, end),
-        res,
-        start,
-        end,
-        (n) => {
-          info.bytes += n;
-          served.inc(n);
-        },
-      );
-    } catch {
-      // Verification failed, the upstream broke, or the client left: abort, never end cleanly.
-      if (!res.destroyed) res.destroy();
-    } finally {
-      reader.release();
-      this.metrics.inflightClients.dec();
-    }
-  }
-
-  private async serveUpstreamRange(
-    res: ServerResponse,
-    route: BlobRoute,
-    range: { start: number; end: number },
-    size: number | undefined,
-    baseHeaders: Record<string, string>,
-    info: RequestInfo,
-  ): Promise<void> {
-    const client = this.client(route.upstream);
-    const wantEnd = size === undefined && range.end === Number.MAX_SAFE_INTEGER ? undefined : range.end;
-    const up = await client.getBlob(route.repo, route.digest.value, {
-      range: { start: range.start, ...(wantEnd !== undefined ? { end: wantEnd } : {}) },
-    });
-    const total = up.totalSize ?? size;
-    let body = up.body;
-    let start = range.start;
-    let length: number | undefined;
-    if (up.status === 206) {
-      start = up.offset;
-      length = up.contentLength;
-    } else {
-      // The upstream ignored Range: cut the range out of the whole body ourselves.
-      length =
-        wantEnd !== undefined
-          ? wantEnd - range.start + 1
-          : total !== undefined
-            ? total - range.start
-            : undefined;
-      const slice = sliceStream(range.start, length);
-      void pipeline(up.body, slice).catch(() => slice.destroy());
-      body = slice;
-    }
-    const headers: Record<string, string | number> = { ...baseHeaders };
-    if (length !== undefined) {
-      headers['content-length'] = length;
-      headers['content-range'] = `bytes ${start}-${start + length - 1}/${total ?? '*'}`;
-    }
-    res.writeHead(206, headers);
-    info.cache = 'miss-range';
-    const served = this.metrics.servedBytes.labels({ source: 'upstream' });
-    await streamBody(body, res, (n) => {
-      info.bytes += n;
-      served.inc(n);
-    });
   }
 }

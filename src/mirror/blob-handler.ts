@@ -1,0 +1,245 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { parseRange, type Digest } from '../oci/index.js';
+import type { RegistryClient } from '../registry-client/index.js';
+import type { AccessControl } from './access.js';
+import type { BlobFetcher } from './blob-fetcher.js';
+import type { BlobStore } from './blob-store.js';
+import { MirrorError } from './errors.js';
+import { API_VERSION_HEADER, sliceStream, streamBody } from './http.js';
+import type { InflightBlob } from './inflight-blob.js';
+import type { MirrorMetrics } from './metrics.js';
+import type { Route } from './routing.js';
+import { fileReader, sendRange } from './send-file.js';
+
+type BlobRoute = Extract<Route, { kind: 'blob' }>;
+
+/** Per-request facts gathered for the one log line each request gets. */
+export interface RequestInfo {
+  route: string;
+  cache?: string;
+  bytes: number;
+  upstream?: string;
+}
+
+export interface BlobHandlerOptions {
+  blobs: BlobStore;
+  fetcher: BlobFetcher;
+  access: AccessControl;
+  metrics: MirrorMetrics;
+  rangeAheadBytes: number;
+}
+
+/**
+ * `GET`/`HEAD /v2/<name>/blobs/<digest>` (distribution-spec "Pulling blobs"), whole or ranged:
+ * from the store, from a download in progress, or (a range far ahead of a cold download) straight
+ * from the upstream.
+ */
+export class BlobHandler {
+  private readonly blobs: BlobStore;
+  private readonly fetcher: BlobFetcher;
+  private readonly access: AccessControl;
+  private readonly metrics: MirrorMetrics;
+  private readonly rangeAheadBytes: number;
+
+  constructor(options: BlobHandlerOptions) {
+    this.blobs = options.blobs;
+    this.fetcher = options.fetcher;
+    this.access = options.access;
+    this.metrics = options.metrics;
+    this.rangeAheadBytes = options.rangeAheadBytes;
+  }
+
+  async serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: BlobRoute,
+    client: RegistryClient,
+    info: RequestInfo,
+  ): Promise<void> {
+    const head = req.method === 'HEAD';
+    // A malformed Range is refused before any lookup or upstream traffic.
+    parseRange(req.headers.range, undefined);
+    const baseHeaders = {
+      ...API_VERSION_HEADER,
+      'content-type': 'application/octet-stream',
+      'docker-content-digest': route.digest.value,
+      etag: `"${route.digest.value}"`,
+      'accept-ranges': 'bytes',
+    };
+
+    const target = { kind: 'blob', digest: route.digest.value } as const;
+    await this.access.authorize(req.headers.authorization, route.upstream, route.repo, target);
+    const held = (await this.blobs.size(route.digest)) ?? this.fetcher.inflightSize(route.digest);
+    const present = held !== undefined || this.fetcher.isInflight(route.digest);
+    if (present && !(await this.access.isMember(route.upstream, route.repo, target, route.digest.value))) {
+      // Held for another repository or registry: serving it here could leak a private layer.
+      throw new MirrorError('BLOB_UNKNOWN', `blob ${route.digest.value} is not in ${route.repo}`);
+    }
+
+    if (head) {
+      // A HEAD answers from what is known; it never starts a download.
+      const size = held ?? (await client.headBlob(route.repo, route.digest.value)).size;
+      res.writeHead(200, { ...baseHeaders, ...(size !== undefined ? { 'content-length': size } : {}) }).end();
+      return;
+    }
+
+    // Pinned while it is served: the garbage collector never evicts a blob being read.
+    const unpin = this.blobs.pin(route.digest);
+    try {
+      const lookup = await this.fetcher.lookup(client, route.repo, route.digest);
+      // Not held before: the upstream just served it for this repository.
+      if (!present) await this.access.recordMember(route.upstream, route.repo, route.digest.value);
+      if (lookup.kind === 'stored') {
+        info.cache = 'hit';
+        return await this.serveStored(req, res, route.digest, lookup.size, baseHeaders, info);
+      }
+      info.cache = 'miss';
+      return await this.serveInflight(req, res, route, client, lookup.blob, baseHeaders, info);
+    } finally {
+      unpin();
+    }
+  }
+
+  private async serveStored(
+    req: IncomingMessage,
+    res: ServerResponse,
+    digest: Digest,
+    size: number,
+    baseHeaders: Record<string, string>,
+    info: RequestInfo,
+  ): Promise<void> {
+    const range = parseRange(req.headers.range, size);
+    if (range.kind === 'unsatisfiable') {
+      res.setHeader('content-range', `bytes */${size}`);
+      throw new MirrorError('RANGE_NOT_SATISFIABLE', `range is outside the blob's ${size} bytes`);
+    }
+    const start = range.kind === 'range' ? range.range.start : 0;
+    const end = range.kind === 'range' ? range.range.end : size - 1;
+    const handle = await this.blobs.openHandle(digest);
+    if (!handle) throw new MirrorError('BLOB_UNKNOWN', `blob ${digest.value} is not stored`);
+    try {
+      const headers: Record<string, string | number> = { ...baseHeaders, 'content-length': end - start + 1 };
+      if (range.kind === 'range') headers['content-range'] = `bytes ${start}-${end}/${size}`;
+      res.writeHead(range.kind === 'range' ? 206 : 200, headers);
+      if (req.method === 'HEAD' || end < start) {
+        res.end();
+        return;
+      }
+      const served = this.metrics.servedBytes.labels({ source: 'cache' });
+      await sendRange(fileReader(handle), res, start, end, (n) => {
+        info.bytes += n;
+        served.inc(n);
+      }).catch(() => {
+        if (!res.destroyed) res.destroy();
+      });
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private async serveInflight(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: BlobRoute,
+    client: RegistryClient,
+    blob: InflightBlob,
+    baseHeaders: Record<string, string>,
+    info: RequestInfo,
+  ): Promise<void> {
+    const size = blob.size;
+    const range = parseRange(req.headers.range, size);
+    if (range.kind === 'unsatisfiable') {
+      if (size !== undefined) res.setHeader('content-range', `bytes */${size}`);
+      throw new MirrorError('RANGE_NOT_SATISFIABLE', 'range is outside the blob');
+    }
+    if (
+      range.kind === 'range' &&
+      (size === undefined || range.range.start > blob.bytesWritten + this.rangeAheadBytes)
+    ) {
+      // Far ahead of the download (or of unknown size): fetch just this range upstream now,
+      // rather than make a lazy-pulling client wait for the whole blob to arrive.
+      return this.serveUpstreamRange(res, route, client, range.range, size, baseHeaders, info);
+    }
+    const start = range.kind === 'range' ? range.range.start : 0;
+    const end = range.kind === 'range' ? range.range.end : size !== undefined ? size - 1 : undefined;
+    const headers: Record<string, string | number> = { ...baseHeaders };
+    if (end !== undefined) headers['content-length'] = end - start + 1;
+    if (range.kind === 'range') headers['content-range'] = `bytes ${start}-${end}/${size}`;
+    const reader = blob.acquire();
+    if (!reader) {
+      // The download finished and let go of its file between lookup and now: serve the store.
+      const stored = await this.blobs.size(route.digest);
+      if (stored === undefined)
+        throw new MirrorError('BLOB_UNKNOWN', `blob ${route.digest.value} is not stored`);
+      return this.serveStored(req, res, route.digest, stored, baseHeaders, info);
+    }
+    res.writeHead(range.kind === 'range' ? 206 : 200, headers);
+    const served = this.metrics.servedBytes.labels({ source: 'inflight' });
+    this.metrics.inflightClients.inc();
+    try {
+      await sendRange(
+        (buf, pos, max) => reader.read(buf, pos, max, end),
+        res,
+        start,
+        end,
+        (n) => {
+          info.bytes += n;
+          served.inc(n);
+        },
+      );
+    } catch {
+      // Verification failed, the upstream broke, or the client left: abort, never end cleanly.
+      if (!res.destroyed) res.destroy();
+    } finally {
+      reader.release();
+      this.metrics.inflightClients.dec();
+    }
+  }
+
+  private async serveUpstreamRange(
+    res: ServerResponse,
+    route: BlobRoute,
+    client: RegistryClient,
+    range: { start: number; end: number },
+    size: number | undefined,
+    baseHeaders: Record<string, string>,
+    info: RequestInfo,
+  ): Promise<void> {
+    const wantEnd = size === undefined && range.end === Number.MAX_SAFE_INTEGER ? undefined : range.end;
+    const up = await client.getBlob(route.repo, route.digest.value, {
+      range: { start: range.start, ...(wantEnd !== undefined ? { end: wantEnd } : {}) },
+    });
+    const total = up.totalSize ?? size;
+    let body = up.body;
+    let start = range.start;
+    let length: number | undefined;
+    if (up.status === 206) {
+      start = up.offset;
+      length = up.contentLength;
+    } else {
+      // The upstream ignored Range: cut the range out of the whole body ourselves.
+      length =
+        wantEnd !== undefined
+          ? wantEnd - range.start + 1
+          : total !== undefined
+            ? total - range.start
+            : undefined;
+      const slice = sliceStream(range.start, length);
+      void pipeline(up.body, slice).catch(() => slice.destroy());
+      body = slice;
+    }
+    const headers: Record<string, string | number> = { ...baseHeaders };
+    if (length !== undefined) {
+      headers['content-length'] = length;
+      headers['content-range'] = `bytes ${start}-${start + length - 1}/${total ?? '*'}`;
+    }
+    res.writeHead(206, headers);
+    info.cache = 'miss-range';
+    const served = this.metrics.servedBytes.labels({ source: 'upstream' });
+    await streamBody(body, res, (n) => {
+      info.bytes += n;
+      served.inc(n);
+    });
+  }
+}
