@@ -1,12 +1,7 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import {
-  basicAuthorization,
-  parseChallenges,
-  tokenFromResponse,
-  type CachedToken,
-  type Credentials,
-} from './auth.js';
+import type { Credentials } from './auth.js';
+import { Authenticator } from './authenticator.js';
 import { DEFAULT_RETRY_POLICY, UpstreamHealth, backoffDelayMs, sleep, type RetryPolicy } from './backoff.js';
 import { errorFromResponse, parseRetryAfter, UpstreamError } from './errors.js';
 
@@ -81,11 +76,7 @@ export class RegistryClient {
   private readonly headersTimeoutMs: number;
   private readonly userAgent: string;
   private readonly now: () => number;
-  private readonly tokens = new Map<string, CachedToken>();
-  private readonly pendingTokens = new Map<string, Promise<CachedToken>>();
-  /** The last challenge seen, so that later scopes can fetch a token before the first request. */
-  private bearer: { realm: string; service: string | undefined } | undefined;
-  private useBasic = false;
+  private readonly auth: Authenticator;
   private readonly retry: RetryPolicy;
   /** Recent failures of this upstream; while it backs off, requests fail at once. */
   readonly health: UpstreamHealth;
@@ -99,6 +90,13 @@ export class RegistryClient {
     this.now = options.now ?? Date.now;
     this.retry = { ...DEFAULT_RETRY_POLICY, ...options.retry };
     this.health = new UpstreamHealth(this.retry, this.now);
+    this.auth = new Authenticator(
+      this.name,
+      this.credentials,
+      this.userAgent,
+      (url, init, signal) => this.fetchWithTimeout(url, init, signal),
+      this.now,
+    );
   }
 
   get hasCredentials(): boolean {
@@ -283,12 +281,12 @@ export class RegistryClient {
     opts: RequestOptions,
   ): Promise<Response> {
     const scope = `repository:${repo}:${opts.push ? 'pull,push' : 'pull'}`;
-    let authorization = await this.cachedAuthorization(scope, opts.signal);
+    let authorization = await this.auth.cachedAuthorization(scope, opts.signal);
     const res = await this.send(method, path, authorization, opts);
     if (res.status !== 401) return res;
     const header = res.headers.get('www-authenticate') ?? '';
     await res.body?.cancel();
-    authorization = await this.answerChallenge(header, scope, opts.signal);
+    authorization = await this.auth.answerChallenge(header, scope, opts.signal);
     if (authorization === undefined) {
       return this.send(method, path, undefined, opts); // yields the 401 again, for the caller to report
     }
@@ -348,95 +346,6 @@ export class RegistryClient {
       // The abort listener stays: body reads honour the caller's signal through `controller`.
       clearTimeout(timer);
     }
-  }
-
-  private async cachedAuthorization(
-    scope: string,
-    signal: AbortSignal | undefined,
-  ): Promise<string | undefined> {
-    if (this.useBasic && this.credentials) return basicAuthorization(this.credentials);
-    if (!this.bearer) return undefined;
-    const key = this.tokenKey(this.bearer.realm, this.bearer.service, scope);
-    const cached = this.tokens.get(key);
-    if (cached && cached.expiresAt > this.now()) return cached.authorization;
-    // We know this registry wants a token: get one now rather than take a 401 first.
-    return (await this.fetchToken(this.bearer.realm, this.bearer.service, scope, signal)).authorization;
-  }
-
-  private async answerChallenge(
-    header: string,
-    scope: string,
-    signal: AbortSignal | undefined,
-  ): Promise<string | undefined> {
-    const challenges = parseChallenges(header);
-    const bearer = challenges.find((c) => c.scheme === 'bearer');
-    if (bearer?.params.realm) {
-      this.bearer = { realm: bearer.params.realm, service: bearer.params.service };
-      const wanted = bearer.params.scope ?? scope;
-      const key = this.tokenKey(bearer.params.realm, bearer.params.service, wanted);
-      this.tokens.delete(key); // the token we sent, if any, was refused
-      return (await this.fetchToken(bearer.params.realm, bearer.params.service, wanted, signal))
-        .authorization;
-    }
-    if (challenges.some((c) => c.scheme === 'basic') && this.credentials) {
-      this.useBasic = true;
-      return basicAuthorization(this.credentials);
-    }
-    return undefined;
-  }
-
-  private tokenKey(realm: string, service: string | undefined, scope: string): string {
-    return `${realm}\n${service ?? ''}\n${scope}`;
-  }
-
-  private fetchToken(
-    realm: string,
-    service: string | undefined,
-    scope: string,
-    signal: AbortSignal | undefined,
-  ): Promise<CachedToken> {
-    const key = this.tokenKey(realm, service, scope);
-    const pending = this.pendingTokens.get(key);
-    if (pending) return pending;
-    const promise = this.requestToken(realm, service, scope, signal).finally(() =>
-      this.pendingTokens.delete(key),
-    );
-    this.pendingTokens.set(key, promise);
-    return promise;
-  }
-
-  private async requestToken(
-    realm: string,
-    service: string | undefined,
-    scope: string,
-    signal: AbortSignal | undefined,
-  ): Promise<CachedToken> {
-    let url: URL;
-    try {
-      url = new URL(realm);
-    } catch (cause) {
-      throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${this.name} named an invalid token realm`, {
-        cause,
-      });
-    }
-    if (service) url.searchParams.set('service', service);
-    url.searchParams.set('scope', scope);
-    const headers: Record<string, string> = { 'user-agent': this.userAgent };
-    if (this.credentials) headers.authorization = basicAuthorization(this.credentials);
-    const res = await this.fetchWithTimeout(url.toString(), { method: 'GET', headers }, signal);
-    if (res.status !== 200) {
-      const body = await res.text().catch(() => '');
-      const err = errorFromResponse(res.status, body, `a token for ${scope}`, res.headers.get('retry-after'));
-      throw new UpstreamError(
-        res.status === 401 || res.status === 403 ? 'UNAUTHORIZED' : err.code,
-        `${this.name} token service answered ${res.status} for ${scope}${this.credentials ? ' (check the configured credentials)' : ''}`,
-        { status: res.status },
-      );
-    }
-    const token = tokenFromResponse(await res.json().catch(() => undefined), this.now());
-    if (!token) throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `${this.name} token service sent no token`);
-    this.tokens.set(this.tokenKey(realm, service, scope), token);
-    return token;
   }
 
   private async failure(res: Response, what: string): Promise<UpstreamError> {
