@@ -196,6 +196,18 @@ describe('pull-through with skopeo and docker-registry', () => {
     assert.equal(index.digest, f.multi.digest);
   });
 
+  it('passes tag lists through, with pagination', TIMEOUT, async (t) => {
+    const f = await peers(t);
+    if (!f) return;
+    const all = await fetch(`${f.mirror.url}/v2/test/app/tags/list`);
+    assert.equal(all.status, 200);
+    assert.deepEqual(await all.json(), { name: 'test/app', tags: ['v1'] });
+    const page = await fetch(`${f.mirror.url}/v2/test/app/tags/list?n=1&last=a`);
+    assert.equal(page.status, 200);
+    assert.deepEqual(((await page.json()) as { tags: string[] }).tags, ['v1']);
+    assert.equal((await fetch(`${f.mirror.url}/v2/test/nothing/tags/list`)).status, 404);
+  });
+
   it('answers blob HEAD and GET with the spec headers', TIMEOUT, async (t) => {
     const f = await peers(t);
     if (!f) return;
