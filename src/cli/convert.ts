@@ -6,8 +6,10 @@ import {
   checkImage,
   EstargzError,
   ESTARGZ_DEFAULTS,
+  formatPlatform,
   ImageConverter,
   parseDockerConfig,
+  parsePlatform,
   parsePriorityList,
   resolveEndpoint,
   type ConvertImageResult,
@@ -30,6 +32,7 @@ interface ConvertFlags {
   authfile?: string;
   config?: string;
   output?: string;
+  platform: string[];
 }
 
 /** EstargzError codes that mean the input was bad (exit 2) rather than the work failing (exit 1). */
@@ -38,6 +41,8 @@ const BAD_INPUT = new Set([
   'UNSUPPORTED_MEDIA_TYPE',
   'PRIORITY_LIST_INVALID',
   'TAR_INVALID',
+  'PLATFORM_INVALID',
+  'PLATFORM_NOT_FOUND',
 ]);
 
 function parseRef(input: string, what: string): ImageReference {
@@ -139,9 +144,7 @@ function printConversion(result: ConvertImageResult, dst: string, json: boolean)
   }
   if (process.stderr.isTTY) process.stderr.write('\n');
   for (const m of result.manifests) {
-    const p = m.platform
-      ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}`
-      : 'image';
+    const p = m.platform ? formatPlatform(m.platform) : 'image';
     process.stdout.write(`${p}: ${m.digest}\n`);
     for (const l of m.layers) {
       if (l.action === 'converted') {
@@ -155,6 +158,20 @@ function printConversion(result: ConvertImageResult, dst: string, json: boolean)
       }
     }
   }
+  for (const o of result.others) {
+    const p = o.platform ? `${formatPlatform(o.platform)} ` : '';
+    if (o.action === 'dropped') {
+      process.stdout.write(`${p}${o.digest} dropped (${o.reason})\n`);
+      continue;
+    }
+    process.stdout.write(`${p}${o.digest} copied unchanged (${o.reason})\n`);
+    if (o.reference) {
+      // The statements inside still name the source manifest: say so rather than let it surprise.
+      process.stdout.write(
+        `  now refers to ${o.reference.destination}; the attestation's own subject is still the source manifest ${o.reference.source}\n`,
+      );
+    }
+  }
   process.stdout.write(`pushed ${dst}@${result.digest}\n`);
 }
 
@@ -164,7 +181,7 @@ function printCheck(check: ImageCheck, json: boolean): void {
     return;
   }
   for (const m of check.manifests) {
-    const p = m.platform ? `${m.platform.os}/${m.platform.architecture}` : 'image';
+    const p = m.platform ? formatPlatform(m.platform) : 'image';
     process.stdout.write(`${p} ${m.digest}\n`);
     for (const l of m.layers) {
       process.stdout.write(
@@ -174,6 +191,8 @@ function printCheck(check: ImageCheck, json: boolean): void {
       );
     }
   }
+  for (const s of check.skipped)
+    process.stdout.write(`${s.digest} not an image, not checked (${s.reason})\n`);
   process.stdout.write(
     check.valid ? 'every layer is valid eStargz\n' : 'some layers are not valid eStargz\n',
   );
@@ -187,6 +206,12 @@ export function registerConvert(program: Command): void {
     .argument('[dst]', 'destination image reference (a tag)')
     .option('--check', 'check that every layer of SRC is valid eStargz instead of converting')
     .option('--plain-http', 'reach non-loopback registries over plain HTTP (loopback always is)')
+    .option(
+      '--platform <os/arch[/variant]>',
+      'convert only this platform of an index (repeatable; default every platform)',
+      (value: string, all: string[]) => [...all, value],
+      [] as string[],
+    )
     .option('--prioritize <file>', 'paths to put first (one per line, or a ctr-remote --record-out file)')
     .option(
       '--chunk-size <bytes>',
@@ -211,6 +236,8 @@ export function registerConvert(program: Command): void {
       try {
         if (flags.check) {
           if (dstArg !== undefined) throw new UsageError('--check takes one image reference, not two');
+          if (flags.platform.length > 0)
+            throw new UsageError('--platform applies to conversion, not --check');
           const check = await checkImage(srcRepo, srcReference);
           printCheck(check, json);
           if (!check.valid) process.exitCode = 1;
@@ -222,9 +249,11 @@ export function registerConvert(program: Command): void {
         const prioritizedFiles = flags.prioritize
           ? parsePriorityList(await readText(flags.prioritize, '--prioritize file'), flags.prioritize)
           : [];
+        const platforms = flags.platform.map(parsePlatform);
         const onProgress = progressPrinter();
         const converter = new ImageConverter(srcRepo, repoRef(dst, sources, plainHttp), {
           prioritizedFiles,
+          platforms,
           chunkSizeBytes: parseIntFlag(
             flags.chunkSize,
             '--chunk-size',

@@ -13,6 +13,7 @@ import {
 import type { RegistryClient } from '../registry-client/index.js';
 import { TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION } from './constants.js';
 import { EstargzError } from './errors.js';
+import { artifactReason, classifyEntry } from './index-entries.js';
 import { readSmallBlob, type RepoRef } from './layer-transfer.js';
 import { checkBlob, type BlobAccess } from './verify.js';
 
@@ -33,10 +34,18 @@ export interface ManifestCheck {
   layers: LayerCheck[];
 }
 
+/** An index entry that is not a container image (an attestation, an artifact): not checked. */
+export interface SkippedEntry {
+  digest: string;
+  platform?: Platform;
+  reason: string;
+}
+
 export interface ImageCheck {
   reference: string;
   valid: boolean;
   manifests: ManifestCheck[];
+  skipped: SkippedEntry[];
 }
 
 function blobAccess(
@@ -119,13 +128,19 @@ async function checkLayer(
 export async function checkImage(src: RepoRef, reference: string, signal?: AbortSignal): Promise<ImageCheck> {
   const top = await src.client.getManifest(src.repo, reference, MANIFEST_MEDIA_TYPES, { signal });
   const parsed = parseManifest(top.body, top.contentType);
-  const targets: Array<{ digest: string; platform?: Platform }> =
-    parsed.kind === 'index'
-      ? parsed.manifests.map((m) => ({
-          digest: m.digest.value,
-          ...(m.platform ? { platform: m.platform } : {}),
-        }))
-      : [{ digest: digestOf(top.body).value }];
+  const skipped: SkippedEntry[] = [];
+  const targets: Array<{ digest: string; platform?: Platform }> = [];
+  if (parsed.kind === 'index') {
+    // Attestations and artifacts carry no image layers (index-entries.ts): listed, not checked.
+    for (const m of parsed.manifests) {
+      const kind = classifyEntry(m);
+      const entry = { digest: m.digest.value, ...(m.platform ? { platform: m.platform } : {}) };
+      if (kind.kind === 'other') skipped.push({ ...entry, reason: kind.reason });
+      else targets.push(entry);
+    }
+  } else {
+    targets.push({ digest: digestOf(top.body).value });
+  }
   const manifests: ManifestCheck[] = [];
   for (const target of targets) {
     const res =
@@ -133,8 +148,11 @@ export async function checkImage(src: RepoRef, reference: string, signal?: Abort
         ? await src.client.getManifest(src.repo, target.digest, MANIFEST_MEDIA_TYPES, { signal })
         : top;
     const m = parseManifest(res.body, res.contentType);
-    if (m.kind !== 'manifest')
-      throw new EstargzError('UNSUPPORTED_MEDIA_TYPE', `${target.digest} is a nested index`);
+    const reason = m.kind === 'manifest' ? artifactReason(res.body, m.config.mediaType) : 'nested index';
+    if (m.kind !== 'manifest' || (reason !== undefined && parsed.kind === 'index')) {
+      skipped.push({ ...target, reason: reason ?? 'nested index' });
+      continue;
+    }
     const config = JSON.parse((await readSmallBlob(src, m.config, signal)).toString('utf8')) as {
       rootfs?: { diff_ids?: unknown[] };
     };
@@ -144,5 +162,10 @@ export async function checkImage(src: RepoRef, reference: string, signal?: Abort
     }
     manifests.push({ ...target, layers });
   }
-  return { reference, valid: manifests.every((m) => m.layers.every((l) => l.valid)), manifests };
+  return {
+    reference,
+    valid: manifests.length > 0 && manifests.every((m) => m.layers.every((l) => l.valid)),
+    manifests,
+    skipped,
+  };
 }

@@ -1,6 +1,8 @@
 /**
  * Registry-to-registry image conversion: reads an image (a manifest, or an index and every
- * platform in it), converts each gzip or tar layer to eStargz, keeps layers already in eStargz,
+ * platform in it, or those `--platform` selects; entries that are not images, such as BuildKit
+ * attestations, are copied unchanged: see index-entries.ts), converts each gzip or tar layer to
+ * eStargz, keeps layers already in eStargz,
  * and pushes OCI manifests whose layers carry the TOC digest and uncompressed size annotations
  * and whose config lists the new diff IDs (image-spec config.md "rootfs").
  */
@@ -16,17 +18,29 @@ import {
 import { pushBlob, pushManifest } from '../registry-client/index.js';
 import { TOC_DIGEST_ANNOTATION, UNCOMPRESSED_SIZE_ANNOTATION } from './constants.js';
 import type { ConvertLayerOptions } from './convert-layer.js';
+import { copyManifestTree } from './copy-manifest.js';
 import { EstargzError } from './errors.js';
+import {
+  artifactReason,
+  classifyEntry,
+  planIndex,
+  rewriteReference,
+  type EntryKind,
+} from './index-entries.js';
 import {
   convertAndUpload,
   copyBlob,
+  isNonDistributable,
   readSmallBlob,
   type RepoRef,
   type TransferProgress,
 } from './layer-transfer.js';
+import { formatPlatform, platformMatches, type PlatformSpec } from './platforms.js';
 
 export interface ConvertImageOptions extends ConvertLayerOptions {
   signal?: AbortSignal;
+  /** Convert only these platforms of an index (empty: every platform). */
+  platforms?: readonly PlatformSpec[];
   onProgress?: (event: ProgressEvent) => void;
 }
 
@@ -55,11 +69,24 @@ export interface ManifestOutcome {
   layers: LayerOutcome[];
 }
 
+/** An index entry that is not a converted image: copied unchanged, or left out. */
+export interface OtherEntryOutcome {
+  action: 'copied' | 'dropped';
+  /** The source entry's digest (a copied entry keeps it). */
+  digest: string;
+  mediaType: string;
+  platform?: Platform;
+  reason: string;
+  /** An attestation's `vnd.docker.reference.digest`: the source manifest, and the converted one it now names. */
+  reference?: { source: string; destination: string };
+}
+
 export interface ConvertImageResult {
   /** Digest of what the destination tag now names. */
   digest: string;
   mediaType: string;
   manifests: ManifestOutcome[];
+  others: OtherEntryOutcome[];
 }
 
 const GZIP_OR_TAR = new Set<string>([
@@ -69,14 +96,13 @@ const GZIP_OR_TAR = new Set<string>([
   'application/vnd.docker.image.rootfs.diff.tar',
 ]);
 const ZSTD = new Set<string>([MediaType.OciLayerZstd]);
-const FOREIGN = /nondistributable|foreign/;
 
 type Plan = { kind: 'convert' } | { kind: 'keep'; reason: string };
 
 /** Decides per layer, before anything is pushed, so that a zstd layer fails the run up front. */
 export function planLayer(layer: Descriptor): Plan {
   if (layer.annotations?.[TOC_DIGEST_ANNOTATION]) return { kind: 'keep', reason: 'already eStargz' };
-  if (FOREIGN.test(layer.mediaType)) return { kind: 'keep', reason: 'non-distributable layer' };
+  if (isNonDistributable(layer.mediaType)) return { kind: 'keep', reason: 'non-distributable layer' };
   if (ZSTD.has(layer.mediaType)) {
     throw new EstargzError(
       'UNSUPPORTED_COMPRESSION',
@@ -133,57 +159,119 @@ export class ImageConverter {
   ) {}
 
   async convert(reference: string, dstTag: string): Promise<ConvertImageResult> {
-    const top = await fetchManifest(this.src, reference, this.options.signal);
+    const signal = this.options.signal;
+    const top = await fetchManifest(this.src, reference, signal);
     if (top.manifest.kind === 'manifest') {
+      await this.checkSingleImage(top);
       for (const l of top.manifest.layers) planLayer(l);
       const out = await this.convertManifest(top.manifest, digestOf(top.body).value, dstTag);
-      return { digest: out.digest, mediaType: MediaType.OciManifest, manifests: [out] };
+      return { digest: out.digest, mediaType: MediaType.OciManifest, manifests: [out], others: [] };
     }
     // Fetch and check every platform first: nothing is pushed for an image Hoist cannot convert.
-    const children: Array<{ desc: Descriptor; fetched: Fetched }> = [];
+    const entries: Array<{ desc: Descriptor; kind: EntryKind; fetched?: Fetched }> = [];
     for (const desc of top.manifest.manifests) {
-      const fetched = await fetchManifest(this.src, desc.digest.value, this.options.signal);
-      if (fetched.manifest.kind !== 'manifest') {
-        throw new EstargzError(
-          'UNSUPPORTED_MEDIA_TYPE',
-          `index ${reference} nests an index (${desc.digest.value})`,
-        );
+      let kind = classifyEntry(desc);
+      let fetched: Fetched | undefined;
+      if (kind.kind === 'image') {
+        fetched = await fetchManifest(this.src, desc.digest.value, signal);
+        const reason =
+          fetched.manifest.kind === 'manifest'
+            ? artifactReason(fetched.body, fetched.manifest.config.mediaType)
+            : 'nested index';
+        if (reason !== undefined) kind = { kind: 'other', reason };
       }
-      for (const l of fetched.manifest.layers) planLayer(l);
-      children.push({ desc, fetched });
+      entries.push({ desc, kind, ...(fetched ? { fetched } : {}) });
     }
-    const outcomes: Array<ManifestOutcome & { size: number }> = [];
-    const entries: Array<Record<string, unknown>> = [];
-    for (const { desc, fetched } of children) {
-      if (fetched.manifest.kind !== 'manifest') continue;
+    const steps = planIndex(entries, this.options.platforms ?? []);
+    for (const [i, { fetched }] of entries.entries()) {
+      if (steps[i]?.action === 'convert' && fetched?.manifest.kind === 'manifest') {
+        for (const l of fetched.manifest.layers) planLayer(l);
+      }
+    }
+    // Images first: a copied attestation's reference is rewritten to its image's new digest.
+    const converted = new Map<string, ManifestOutcome & { size: number }>();
+    for (const [i, { desc, fetched }] of entries.entries()) {
+      if (steps[i]?.action !== 'convert' || fetched?.manifest.kind !== 'manifest') continue;
       const out = await this.convertManifest(fetched.manifest, desc.digest.value, undefined, desc.platform);
-      outcomes.push(out);
-      entries.push(
-        descriptorJson({
-          mediaType: MediaType.OciManifest,
-          digest: out.digest,
-          size: out.size,
-          platform: desc.platform,
-          annotations: desc.annotations,
-        }),
-      );
+      converted.set(desc.digest.value, out);
     }
-    const index = Buffer.from(
+    const newDigests = new Map([...converted].map(([source, out]) => [source, out.digest]));
+    const index: Array<Record<string, unknown>> = [];
+    const others: OtherEntryOutcome[] = [];
+    for (const [i, { desc }] of entries.entries()) {
+      const step = steps[i];
+      const out = converted.get(desc.digest.value);
+      const base = {
+        digest: desc.digest.value,
+        mediaType: desc.mediaType,
+        ...(desc.platform ? { platform: desc.platform } : {}),
+      };
+      if (step?.action === 'convert' && out) {
+        index.push(
+          descriptorJson({
+            mediaType: MediaType.OciManifest,
+            digest: out.digest,
+            size: out.size,
+            platform: desc.platform,
+            annotations: desc.annotations,
+          }),
+        );
+      } else if (step?.action === 'copy') {
+        await copyManifestTree(this.src, this.dst, desc, signal);
+        const ref = rewriteReference(desc.annotations, newDigests);
+        index.push(descriptorJson({ ...desc, digest: desc.digest.value, annotations: ref.annotations }));
+        others.push({
+          ...base,
+          action: 'copied',
+          reason: step.reason,
+          ...(ref.from !== undefined && ref.to !== undefined
+            ? { reference: { source: ref.from, destination: ref.to } }
+            : {}),
+        });
+      } else if (step?.action === 'drop') {
+        others.push({ ...base, action: 'dropped', reason: step.reason });
+      }
+    }
+    const body = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
         mediaType: MediaType.OciIndex,
-        manifests: entries,
+        manifests: index,
         ...(top.manifest.annotations ? { annotations: top.manifest.annotations } : {}),
       }),
     );
-    await pushManifest(this.dst.client, this.dst.repo, dstTag, index, MediaType.OciIndex, {
-      signal: this.options.signal,
-    });
+    await pushManifest(this.dst.client, this.dst.repo, dstTag, body, MediaType.OciIndex, { signal });
     return {
-      digest: digestOf(index).value,
+      digest: digestOf(body).value,
       mediaType: MediaType.OciIndex,
-      manifests: outcomes.map(({ size: _size, ...m }) => m),
+      manifests: [...converted.values()].map(({ size: _size, ...m }) => m),
+      others,
     };
+  }
+
+  /** A single manifest must be a container image, of the `--platform` asked for if any. */
+  private async checkSingleImage(top: Fetched): Promise<void> {
+    if (top.manifest.kind !== 'manifest') return;
+    const reason = artifactReason(top.body, top.manifest.config.mediaType);
+    if (reason !== undefined) {
+      throw new EstargzError('UNSUPPORTED_MEDIA_TYPE', `the source is not a container image (${reason})`);
+    }
+    const wanted = this.options.platforms ?? [];
+    if (wanted.length === 0) return;
+    const config = JSON.parse(
+      (await readSmallBlob(this.src, top.manifest.config, this.options.signal)).toString('utf8'),
+    ) as { os?: unknown; architecture?: unknown; variant?: unknown };
+    const platform = {
+      os: String(config.os ?? ''),
+      architecture: String(config.architecture ?? ''),
+      ...(typeof config.variant === 'string' ? { variant: config.variant } : {}),
+    };
+    if (!wanted.some((p) => platformMatches(p, platform))) {
+      throw new EstargzError(
+        'PLATFORM_NOT_FOUND',
+        `the source is a single ${formatPlatform(platform)} image, not ${wanted.map(formatPlatform).join(' or ')}`,
+      );
+    }
   }
 
   private async convertManifest(
@@ -266,7 +354,8 @@ export class ImageConverter {
     const plan = planLayer(layer);
     const source = layer.digest.value;
     if (plan.kind === 'keep') {
-      if (!FOREIGN.test(layer.mediaType)) await copyBlob(this.src, this.dst, layer, this.options.signal);
+      if (!isNonDistributable(layer.mediaType))
+        await copyBlob(this.src, this.dst, layer, this.options.signal);
       return { action: 'kept', source, digest: source, size: layer.size, reason: plan.reason };
     }
     const { onProgress, ...options } = this.options;

@@ -14,7 +14,11 @@ export type EstargzErrorCode =
   /** Downloaded bytes do not match their descriptor. */
   | 'DIGEST_MISMATCH'
   /** A prioritized-files list that cannot be read. */
-  | 'PRIORITY_LIST_INVALID';
+  | 'PRIORITY_LIST_INVALID'
+  /** A `--platform` that is not os/arch[/variant]. */
+  | 'PLATFORM_INVALID'
+  /** A `--platform` that names no platform of the image. */
+  | 'PLATFORM_NOT_FOUND';
 
 export class EstargzError extends Error {
   readonly code: EstargzErrorCode;

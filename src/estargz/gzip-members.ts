@@ -11,6 +11,10 @@ const gzipAsync = promisify(gzip) as (data: Buffer, options: ZlibOptions) => Pro
 
 export type Sink = (chunk: Buffer) => Promise<void>;
 
+/** zlib's own default output chunk (zlib.constants.Z_DEFAULT_CHUNK). */
+const MIN_CHUNK_BYTES = 16 * 1024;
+const MAX_CHUNK_BYTES = 1024 * 1024;
+
 interface InFlight {
   result: Promise<Buffer>;
   /** Called with the member's offset in the output just before it is written. */
@@ -29,7 +33,16 @@ export class OrderedGzipWriter {
   ) {}
 
   async submit(data: Buffer, onStart?: (offset: number) => void): Promise<void> {
-    const result = gzipAsync(data, { level: this.level });
+    // Few zlib work items per member: with zlib's default 16 KiB output chunk the thread pool comes
+    // back to the main thread after every 16 KiB and waits there while it hashes or parses, so
+    // compression stalls. deflate's output never exceeds its input by more than 5 bytes per 16 KiB
+    // stored block plus the gzip wrapper (zlib deflateBound), so a member up to 1 MiB is one work
+    // item; larger ones take a few, which keeps each output buffer small.
+    const chunkSize = Math.min(
+      MAX_CHUNK_BYTES,
+      Math.max(MIN_CHUNK_BYTES, data.length + (data.length >>> 10) + 1024),
+    );
+    const result = gzipAsync(data, { level: this.level, chunkSize });
     result.catch(() => undefined); // surfaced when awaited in order; avoids an unhandled rejection
     this.queue.push({ result, onStart });
     while (this.queue.length > this.concurrency) await this.writeOldest();

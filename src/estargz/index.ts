@@ -21,9 +21,25 @@ export {
   type ConvertImageResult,
   type LayerOutcome,
   type ManifestOutcome,
+  type OtherEntryOutcome,
   type ProgressEvent,
 } from './convert-image.js';
-export { checkImage, type ImageCheck, type ManifestCheck, type LayerCheck } from './check-image.js';
+export { parsePlatform, platformMatches, formatPlatform, type PlatformSpec } from './platforms.js';
+export {
+  classifyEntry,
+  planIndex,
+  REFERENCE_DIGEST_ANNOTATION,
+  REFERENCE_TYPE_ANNOTATION,
+  type EntryKind,
+  type EntryStep,
+} from './index-entries.js';
+export {
+  checkImage,
+  type ImageCheck,
+  type ManifestCheck,
+  type LayerCheck,
+  type SkippedEntry,
+} from './check-image.js';
 export {
   resolveEndpoint,
   parseDockerConfig,
