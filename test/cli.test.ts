@@ -119,6 +119,23 @@ describe('hoist command line', () => {
     assert.ok(lines.some((l) => JSON.parse(l).msg === 'request'));
   });
 
+  it('runs one mirror per storage, and verify waits for it to stop', TIMEOUT, async (t) => {
+    const dir = await testTempDir(t, 'hoist-cli-');
+    const storage = join(dir, 'data');
+    const first = startCli(['--listen', '127.0.0.1:0', '--storage', storage]);
+    t.after(() => first.child.kill('SIGKILL'));
+    await first.url;
+    const second = await hoist(['mirror', '--listen', '127.0.0.1:0', '--storage', storage]);
+    assert.equal(second.code, 2);
+    assert.match(second.stderr, /is in use by a running mirror \(pid \d+\)/);
+    const verify = await hoist(['mirror', 'verify', '--storage', storage]);
+    assert.equal(verify.code, 2);
+    assert.match(verify.stderr, /in use by a running mirror/);
+    first.child.kill('SIGTERM');
+    assert.equal(await first.exited, 0);
+    assert.equal((await hoist(['mirror', 'verify', '--storage', storage])).code, 0);
+  });
+
   it('mirrors the public registries with no flags, and refuses an address in use', TIMEOUT, async (t) => {
     const dir = await testTempDir(t, 'hoist-cli-');
     const busy = createServer();

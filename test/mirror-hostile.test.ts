@@ -87,7 +87,7 @@ async function tree(dir: string, skip?: string): Promise<string[]> {
 function unexpectedInStorage(paths: string[]): string[] {
   const hex = (n: number) => `[a-f0-9]{${n}}`;
   const allowed = [
-    /^(blobs|manifests|tags|tmp|access)$/,
+    /^(blobs|manifests|tags|tmp|access|mirror\.pid)$/,
     /^(blobs|manifests)\/(sha256|sha512)$/,
     new RegExp(`^(blobs|manifests)/sha256/${hex(64)}$`),
     new RegExp(`^(blobs|manifests)/sha512/${hex(128)}$`),

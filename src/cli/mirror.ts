@@ -5,6 +5,7 @@ import {
   loadMirrorConfig,
   Mirror,
   MIRROR_DEFAULTS,
+  StorageLockedError,
   verifyStorage,
   VerifyError,
   type MirrorFlags,
@@ -55,6 +56,7 @@ nvcr.io and public.ecr.aws. Logs are JSON lines on stderr; stdout gets one line,
         address = await mirror.listen();
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
+        if (err instanceof StorageLockedError) throw new UsageError(err.message, { cause: err });
         if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
           throw new UsageError(
             `cannot listen on ${config.listen.host}:${config.listen.port}: ${code}; choose another --listen`,
@@ -89,7 +91,7 @@ function registerVerify(mirror: Command): void {
     .addHelpText(
       'after',
       `
-Run it while the mirror is stopped (a running mirror's temp files are live downloads). Exit codes:
+It refuses to run while a mirror is using the storage (its temp files are live downloads). Exit codes:
 0 nothing bad, 1 bad entries were found (and removed unless --dry-run), 2 bad usage.`,
     )
     .action(async (_opts: unknown, command: Command) => {

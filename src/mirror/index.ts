@@ -13,3 +13,4 @@ export { MirrorMetrics } from './metrics.js';
 export { routeRequest, type Route, type RoutingTable } from './routing.js';
 export type { BlobSource } from './blob-fetcher.js';
 export { verifyStorage, VerifyError, type VerifyReport, type BadEntry, type TempFile } from './verify.js';
+export { lockStorage, storageHolder, StorageLockedError } from './storage-lock.js';

@@ -10,6 +10,7 @@ import { BlobHandler, type RequestInfo } from './blob-handler.js';
 import { AccessControl } from './access.js';
 import { attachClientErrorHandler } from './client-errors.js';
 import { checkRequest } from './request-guard.js';
+import { lockStorage } from './storage-lock.js';
 import type { MirrorConfig } from './config.js';
 import { MirrorError } from './errors.js';
 import { API_VERSION_HEADER, sendError, sendJson } from './http.js';
@@ -45,6 +46,7 @@ export class Mirror {
   private readonly table: RoutingTable;
   private server: Server | undefined;
   private ready = false;
+  private unlock: (() => Promise<void>) | undefined;
   private closing = false;
 
   constructor(options: MirrorOptions) {
@@ -114,6 +116,7 @@ export class Mirror {
 
   /** Prepares the store and starts listening. Upstreams are not contacted: the mirror starts offline. */
   async listen(): Promise<AddressInfo> {
+    this.unlock = await lockStorage(this.config.storage);
     await this.blobs.init();
     await this.manifests.init();
     this.metrics.storeBytes.set(this.blobs.totalBytes);
@@ -161,6 +164,7 @@ export class Mirror {
     clearTimeout(timer);
     this.fetcher.abortAll(new Error('mirror shut down'));
     await this.fetcher.settled();
+    await this.unlock?.();
   }
 
   private handle(req: IncomingMessage, res: ServerResponse): void {

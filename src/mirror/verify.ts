@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Digester, isDigest, type Digest } from '../oci/index.js';
 import { syncDir } from './blob-store.js';
+import { storageHolder } from './storage-lock.js';
 
 /**
  * `hoist mirror verify`: re-hashes everything the store holds under a digest and removes what does
@@ -17,7 +18,7 @@ import { syncDir } from './blob-store.js';
  * Run it while the mirror is stopped: a running mirror's temp files are live downloads.
  */
 
-export type VerifyErrorCode = 'STORAGE_NOT_FOUND' | 'STORAGE_INVALID';
+export type VerifyErrorCode = 'STORAGE_NOT_FOUND' | 'STORAGE_INVALID' | 'STORAGE_IN_USE';
 
 /** The storage root is missing or is not a mirror's storage (bad input: exit 2). */
 export class VerifyError extends Error {
@@ -174,6 +175,13 @@ async function checkStorageRoot(storage: string): Promise<void> {
   }
   if (!s.isDirectory()) {
     throw new VerifyError('STORAGE_INVALID', `storage ${storage} is not a directory; pass --storage`);
+  }
+  const holder = await storageHolder(storage);
+  if (holder !== undefined) {
+    throw new VerifyError(
+      'STORAGE_IN_USE',
+      `storage ${storage} is in use by a running mirror (pid ${holder}): its temp files are live downloads; stop the mirror first`,
+    );
   }
   // Verify removes files; refuse a directory the mirror never initialised (a mistyped path).
   const blobs = await stat(join(storage, 'blobs')).catch(() => undefined);
