@@ -205,6 +205,9 @@ describe('hostile input', () => {
       const health = await fetch(`${mirror.url}/readyz`);
       assert.equal(health.status, 200);
       await health.body?.cancel();
+      // Requests refused before they parsed are counted and logged like the others.
+      assert.ok((await mirror.metric('hoist_mirror_requests_total', { route: 'malformed' })) > 0);
+      assert.ok(mirror.logs().some((l) => l.msg === 'request' && l.route === 'malformed'));
 
       // Nothing written outside the storage directory, and nothing but the store's layout inside it.
       assert.deepEqual(await tree(work, storage), workBefore);

@@ -89,14 +89,19 @@ interface HttpSocket extends Socket {
  * when the socket is gone or a response on it has already started: bytes in the middle of a
  * response would corrupt what the client is reading, so then the socket is only destroyed.
  */
-export function attachClientErrorHandler(server: Server): void {
+export function attachClientErrorHandler(
+  server: Server,
+  onRefused: (answer: ClientErrorAnswer, cause: string) => void = () => {},
+): void {
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     const s = socket as HttpSocket;
     if (err.code === 'ECONNRESET' || !s.writable || s._httpMessage?.headersSent === true) {
       s.destroy();
       return;
     }
-    refuse(s, clientErrorAnswer(err.code));
+    const answer = clientErrorAnswer(err.code);
+    onRefused(answer, err.code ?? 'unknown');
+    refuse(s, answer);
   });
   // An Expect other than 100-continue: Node answers a bare 417 unless someone listens.
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
@@ -111,11 +116,13 @@ export function attachClientErrorHandler(server: Server): void {
   });
   // CONNECT asks for a tunnel; with no 'connect' listener Node drops the connection without a word.
   server.on('connect', (_req: unknown, socket: Socket) => {
-    refuse(socket, {
+    const answer = {
       status: 405,
       code: 'UNSUPPORTED',
       message: 'CONNECT is not allowed: this is a registry mirror, not a proxy',
-    });
+    };
+    onRefused(answer, 'CONNECT');
+    refuse(socket, answer);
   });
 }
 

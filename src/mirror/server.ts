@@ -122,7 +122,11 @@ export class Mirror {
     this.metrics.storeBytes.set(this.blobs.totalBytes);
     this.metrics.storeBlobs.set(this.blobs.blobCount);
     const server = createServer((req, res) => this.handle(req, res));
-    attachClientErrorHandler(server);
+    // Requests refused before they parse still get counted and a log line, like every other request.
+    attachClientErrorHandler(server, (answer, cause) => {
+      this.metrics.requests.inc({ route: 'malformed', method: '', status: String(answer.status) });
+      this.logger.info({ status: answer.status, code: answer.code, cause, route: 'malformed' }, 'request');
+    });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
