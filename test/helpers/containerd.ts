@@ -1,9 +1,11 @@
 // Launches a real containerd 1.6 (`containerd --config FILE`) with every path under one temp dir,
 // its CRI plugin enabled (registry hosts from a hosts dir, CNI conflist so the runtime is ready).
-// Needs root: containerd mounts snapshots and creates its state.
+// With `flavor: '2.x'`, the containerd 2.x built from test/peers/containerd2 instead, with a
+// version 3 config. Needs root: containerd mounts snapshots and creates its state.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
+import { goPeerBinary } from './go-peers.js';
 import { removeTempDir, tempDir } from './peers.js';
 import type { RunResult } from './process.js';
 import { run, startDaemon, waitUntil } from './process.js';
@@ -17,6 +19,12 @@ export interface ContainerdOptions {
    * ImageFsInfo reports (containerd's default is 10 s).
    */
   criStatsCollectPeriodSeconds?: number;
+  /**
+   * '1.6' (default): Debian's containerd. '2.x': containerd 2.x from the Go peers cache
+   * (scripts/install-peers.sh; check with requireGoPeer(t, 'containerd2', 'ctr2')), config
+   * version 3, whose CRI reports images labelled io.cri-containerd.pinned=pinned as pinned.
+   */
+  flavor?: '1.6' | '2.x';
 }
 
 export interface ContainerdPeer {
@@ -30,6 +38,7 @@ export interface ContainerdPeer {
   hostsDir: string;
   cniConfDir: string;
   configPath: string;
+  flavor: '1.6' | '2.x';
   /** `ctr --address SOCK [--namespace NS] ...args`; rejects with ctr's stderr on failure. */
   ctr(args: string[], opts?: { namespace?: string; timeoutMs?: number }): Promise<RunResult>;
   /** containerd's own log so far (its stderr and stdout). */
@@ -87,6 +96,48 @@ disabled_plugins = [
 `;
 }
 
+// containerd 2.x, config version 3: the CRI plugin is split into io.containerd.cri.v1.images
+// (registry, snapshotter, pulls) and io.containerd.cri.v1.runtime (runtimes, CNI); the gRPC
+// plugin keeps only the server settings. CRI pulls go through the transfer service, which takes
+// the images plugin's registry config_path as ONE directory: a ':' list (the 2.x default when
+// unset, "/etc/containerd/certs.d:/etc/docker/certs.d") silently disables hosts.toml for CRI pulls
+// (containerd#12415) unless use_local_image_pull = true. Hence one directory here.
+function renderConfigV3(p: Parameters<typeof renderConfig>[0]) {
+  const period = p.statsCollectPeriodSeconds;
+  const stats = period !== undefined ? `\n  stats_collect_period = ${period}` : '';
+  return `version = 3
+root = ${tomlString(p.root)}
+state = ${tomlString(p.state)}
+# Snapshotters that need a special filesystem or device only log errors here; NRI would listen on
+# the one global /var/run/nri/nri.sock that parallel instances share.
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.nri.v1.nri",
+]
+
+[grpc]
+  address = ${tomlString(p.socket)}
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = ${tomlString(p.optDir)}
+
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+
+[plugins."io.containerd.cri.v1.images"]${stats}
+
+[plugins."io.containerd.cri.v1.images".registry]
+  config_path = ${tomlString(p.hostsDir)}
+
+[plugins."io.containerd.cri.v1.runtime".cni]
+  bin_dirs = [${tomlString(cniBinDir())}]
+  conf_dir = ${tomlString(p.cniConfDir)}
+`;
+}
+
 // A bridge + loopback network: the CRI plugin reports NetworkReady once a conflist loads.
 const CNI_CONFLIST = {
   cniVersion: '1.0.0',
@@ -119,6 +170,21 @@ async function unmountUnder(dir: string): Promise<void> {
  * 107 bytes, so the OS temp dir may be too deep) and waits until `ctr version` answers.
  */
 export async function startContainerd(opts: ContainerdOptions = {}): Promise<ContainerdPeer> {
+  const flavor = opts.flavor ?? '1.6';
+  let containerdBin = 'containerd';
+  let ctrBin = 'ctr';
+  let env: NodeJS.ProcessEnv | undefined;
+  if (flavor === '2.x') {
+    const built = goPeerBinary('containerd2');
+    const builtCtr = goPeerBinary('ctr2');
+    if (built === undefined || builtCtr === undefined) {
+      throw new Error('containerd 2.x is not built: run scripts/install-peers.sh');
+    }
+    containerdBin = built;
+    ctrBin = builtCtr;
+    // Its own containerd-shim-runc-v2 sits beside it; first on PATH so Debian's 1.6 shim is not used.
+    env = { ...process.env, PATH: [dirname(built), process.env.PATH ?? ''].join(delimiter) };
+  }
   const dir = await tempDir('hoist-ctd', '/tmp');
   const paths = {
     root: join(dir, 'root'),
@@ -134,9 +200,10 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
       await mkdir(d, { recursive: true });
     await writeFile(join(paths.cniConfDir, '10-hoist-test.conflist'), JSON.stringify(CNI_CONFLIST, null, 2));
     const statsPeriod = opts.criStatsCollectPeriodSeconds;
+    const render = flavor === '2.x' ? renderConfigV3 : renderConfig;
     await writeFile(
       configPath,
-      renderConfig({
+      render({
         ...paths,
         ...(statsPeriod !== undefined ? { statsCollectPeriodSeconds: statsPeriod } : {}),
       }) + (opts.extraToml ?? ''),
@@ -146,9 +213,9 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     throw e;
   }
 
-  const daemon = startDaemon('containerd', ['--config', configPath]);
+  const daemon = startDaemon(containerdBin, ['--config', configPath], env !== undefined ? { env } : {});
   const ctr: ContainerdPeer['ctr'] = (args, o = {}) =>
-    run('ctr', ['--address', paths.socket, ...(o.namespace ? ['--namespace', o.namespace] : []), ...args], {
+    run(ctrBin, ['--address', paths.socket, ...(o.namespace ? ['--namespace', o.namespace] : []), ...args], {
       timeoutMs: o.timeoutMs ?? 120_000,
     });
   const stop = async () => {
@@ -172,7 +239,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     throw e;
   }
 
-  return { ...paths, dir, configPath, ctr, output: () => daemon.output(), stop };
+  return { ...paths, dir, configPath, flavor, ctr, output: () => daemon.output(), stop };
 }
 
 export interface HostsTomlOptions {
