@@ -4,6 +4,7 @@ import { registerAnalyze } from './analyze.js';
 import { registerConvert } from './convert.js';
 import { registerNode } from './node.js';
 import { registerAgent } from './agent.js';
+import { registerController } from './controller.js';
 import { UsageError } from './usage-error.js';
 
 /** Exit codes (DESIGN.md): 0 success, 1 the work failed, 2 bad usage or bad input. */
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
   registerConvert(program);
   registerNode(program);
   registerAgent(program);
+  registerController(program);
   return program;
 }
 

@@ -1,0 +1,152 @@
+import { hostname } from 'node:os';
+import type { Command } from 'commander';
+import { pino } from 'pino';
+import { KubeClient, KubeConfigError, loadKubeConfig } from '../kube/index.js';
+import {
+  ControllerMetrics,
+  createControllerServer,
+  DigestResolver,
+  listen,
+  PrePullController,
+} from '../prepull/index.js';
+import { UsageError } from './usage-error.js';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+/** Defaults in one place, units in the names. */
+const DEFAULTS = {
+  listen: '0.0.0.0:8080',
+  namespace: 'hoist-system',
+  leaseName: 'hoist-controller',
+  resyncSeconds: 300,
+} as const;
+
+interface ControllerFlags {
+  kubeconfig?: string;
+  context?: string;
+  inCluster?: boolean;
+  namespace?: string;
+  leaseName: string;
+  identity?: string;
+  resyncSeconds: string;
+  listen: string;
+  plainHttp?: string[];
+  logLevel: string;
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function parseListen(value: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(value);
+  const port = Number(m?.[2]);
+  if (!m || port > 65535) throw new UsageError(`--listen "${value}" must be HOST:PORT, e.g. 0.0.0.0:8080`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+export function registerController(program: Command): void {
+  program
+    .command('controller')
+    .description(
+      'run the PrePull controller: turn PrePull resources into staggered per-node pulls (NodePulls), with status',
+    )
+    .option('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG, ~/.kube/config, else in-cluster)')
+    .option('--context <name>', 'kubeconfig context (default: its current-context)')
+    .option('--in-cluster', "use the pod's service account")
+    .option(
+      '--namespace <ns>',
+      `the controller's own namespace, for its Lease and mirrored pull secrets (default: the pod's or the context's, else ${DEFAULTS.namespace})`,
+    )
+    .option('--lease-name <name>', 'name of the leader-election Lease', DEFAULTS.leaseName)
+    .option('--identity <id>', 'this replica in the Lease (default: hostname_pid)')
+    .option(
+      '--resync-seconds <n>',
+      'reconcile (and re-read pull secrets) at least this often',
+      String(DEFAULTS.resyncSeconds),
+    )
+    .option('--listen <host:port>', 'address for /metrics, /healthz, /readyz', DEFAULTS.listen)
+    .option(
+      '--plain-http <registry>',
+      'reach this registry over http when resolving tags (loopback ones always are); repeatable',
+      collect,
+    )
+    .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
+    .addHelpText(
+      'after',
+      `
+One replica leads (a coordination.k8s.io Lease in --namespace); the others wait. The leader watches
+PrePulls (all namespaces), Nodes and NodePulls, resolves tags to digests with each PrePull's pull
+secrets, writes one NodePull per node and PrePull status. See docs/prepull.md.
+stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
+    )
+    .action(async (opts: ControllerFlags) => {
+      const listenAt = parseListen(opts.listen);
+      const resyncSeconds = Number(opts.resyncSeconds);
+      if (!Number.isInteger(resyncSeconds) || resyncSeconds < 1 || resyncSeconds > 86_400) {
+        throw new UsageError(
+          `--resync-seconds must be a whole number from 1 to 86400, not "${opts.resyncSeconds}"`,
+        );
+      }
+      if (!LOG_LEVELS.includes(opts.logLevel))
+        throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+      let config;
+      try {
+        config = await loadKubeConfig({
+          ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}),
+          ...(opts.context !== undefined ? { context: opts.context } : {}),
+          ...(opts.inCluster ? { inCluster: true } : {}),
+        });
+      } catch (err) {
+        if (err instanceof KubeConfigError)
+          throw new UsageError(`${err.message}; give --kubeconfig FILE or --in-cluster`);
+        throw err;
+      }
+      const namespace = opts.namespace ?? config.namespace ?? DEFAULTS.namespace;
+      const identity = opts.identity ?? `${hostname()}_${process.pid}`;
+      const logger = pino({ level: opts.logLevel }, pino.destination({ fd: 2, sync: false }));
+      const client = new KubeClient(config, { userAgent: 'hoist-controller' });
+      const metrics = new ControllerMetrics();
+      const controller = new PrePullController({
+        client,
+        namespace,
+        leaseName: opts.leaseName,
+        identity,
+        resyncSeconds,
+        logger,
+        metrics,
+        resolver: new DigestResolver({ plainHttp: opts.plainHttp ?? [] }),
+      });
+      const server = createControllerServer({ metrics, ready: () => controller.ready });
+      let address;
+      try {
+        address = await listen(server, listenAt.host, listenAt.port);
+      } catch (err) {
+        client.close();
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+          throw new UsageError(`cannot listen on ${opts.listen}: ${code}; choose another --listen`);
+        }
+        throw err;
+      }
+      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+      process.stdout.write(`listening on http://${host}:${address.port}\n`);
+      logger.info(
+        { namespace, identity, lease: opts.leaseName, server: config.server },
+        'controller starting',
+      );
+
+      const stop = new AbortController();
+      const onSignal = (signal: string) => {
+        logger.info({ signal }, 'shutting down');
+        stop.abort();
+      };
+      process.once('SIGTERM', () => onSignal('SIGTERM'));
+      process.once('SIGINT', () => onSignal('SIGINT'));
+      try {
+        // Gives up the Lease on the way out, so another replica takes over at once.
+        await controller.run(stop.signal);
+      } finally {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        client.close();
+        logger.flush();
+      }
+    });
+}

@@ -1,0 +1,474 @@
+// The planning rules of docs/prepull.md, one by one: targets, done/active/waiting, stagger with
+// old entries kept, edits, merges, failure isolation, status and conditions.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { plan, type PlanInput, type PlanOutput, type PrePullInput, type RunResult } from './plan.js';
+import { parsePrePullSpec } from './spec.js';
+import type {
+  Node,
+  NodePull,
+  NodePullImageStatus,
+  NodePullSpec,
+  PrePull,
+  PrePullSpecInput,
+  Taint,
+} from './types.js';
+
+const NOW = new Date('2026-12-01T10:00:00Z');
+const D1 = `sha256:${'1'.repeat(64)}`;
+const D2 = `sha256:${'2'.repeat(64)}`;
+const A = 'docker.io/library/a:1';
+const B = 'docker.io/library/b:1';
+
+function node(name: string, labels: Record<string, string> = {}, taints?: Taint[]): Node {
+  return { metadata: { name, uid: `uid-${name}`, labels }, ...(taints ? { spec: { taints } } : {}) };
+}
+
+function prePull(
+  name: string,
+  spec: PrePullSpecInput,
+  extra: Partial<PrePull> = {},
+  generation = 1,
+): PrePullInput {
+  const object: PrePull = {
+    metadata: { name, namespace: 'ns', uid: `uid-${name}`, generation },
+    spec,
+    ...extra,
+  };
+  return { object, parsed: parsePrePullSpec(spec) };
+}
+
+/** A NodePull as the API server would hold it, with the agent's status per image. */
+function nodePull(spec: NodePullSpec, status: NodePullImageStatus[] = []): NodePull {
+  return { metadata: { name: spec.nodeName }, spec, status: { images: status } };
+}
+
+/** Applies a plan's NodePull actions to the list, as the controller would. */
+function apply(nodePulls: NodePull[], out: PlanOutput): NodePull[] {
+  const byName = new Map(nodePulls.map((n) => [n.metadata.name, n]));
+  for (const a of out.nodePulls) {
+    if (a.action === 'delete') byName.delete(a.name);
+    else
+      byName.set(a.name, {
+        metadata: { name: a.name },
+        spec: a.spec,
+        status: byName.get(a.name)?.status ?? {},
+      });
+  }
+  return [...byName.values()];
+}
+
+/** The agent: marks every spec image of the named nodes with `phase` at the spec's digest (or `digest`). */
+function report(
+  nodePulls: NodePull[],
+  names: string[],
+  phase: 'Succeeded' | 'Failed',
+  digest?: string,
+): NodePull[] {
+  return nodePulls.map((np) => {
+    if (!names.includes(np.metadata.name)) return np;
+    const images = np.spec.images.map((e): NodePullImageStatus => ({
+      image: e.image,
+      phase,
+      ...((e.digest ?? digest) ? { digest: e.digest ?? digest } : {}),
+      ...(phase === 'Failed' ? { reason: 'NotFound', message: 'manifest unknown' } : {}),
+    }));
+    return { ...np, status: { images } };
+  });
+}
+
+const specOf = (nps: NodePull[], name: string) => nps.find((n) => n.metadata.name === name)?.spec;
+const imagesOn = (nps: NodePull[], name: string) =>
+  specOf(nps, name)?.images.map((e) => `${e.image}@${e.digest ?? ''}`) ?? [];
+
+function resolved(map: Record<string, string>, runTime = NOW): Map<string, RunResult> {
+  return new Map([
+    ['ns/p', { runTime, images: new Map(Object.entries(map).map(([i, d]) => [i, { digest: d }])) }],
+  ]);
+}
+
+describe('plan: targets', () => {
+  it('selects by every nodeSelector pair and skips untolerated hard taints, not PreferNoSchedule', () => {
+    const nodes = [
+      node('gpu-1', { gpu: 'true', zone: 'a' }),
+      node('gpu-2', { gpu: 'true', zone: 'b' }),
+      node('cpu-1', { zone: 'a' }),
+      node('gpu-tainted', { gpu: 'true', zone: 'a' }, [
+        { key: 'dedicated', value: 'ml', effect: 'NoSchedule' },
+      ]),
+      node('gpu-soft', { gpu: 'true', zone: 'a' }, [{ key: 'soft', effect: 'PreferNoSchedule' }]),
+      node('gpu-exec', { gpu: 'true', zone: 'a' }, [{ key: 'nvidia.com/gpu', effect: 'NoExecute' }]),
+    ];
+    const p = prePull('p', {
+      images: ['a:1'],
+      nodeSelector: { gpu: 'true', zone: 'a' },
+      tolerations: [{ key: 'nvidia.com/gpu', operator: 'Exists' }],
+      maxConcurrentNodes: '100%',
+    });
+    const out = plan({ prePulls: [p], nodes, nodePulls: [], now: NOW });
+    assert.deepEqual(out.nodePulls.map((a) => a.name).sort(), ['gpu-1', 'gpu-exec', 'gpu-soft']);
+    assert.equal(out.statuses[0]!.status.nodes!.desired, 3);
+  });
+
+  it('never targets a node being deleted', () => {
+    const gone: Node = { metadata: { name: 'n1', deletionTimestamp: '2026-12-01T09:00:00Z' } };
+    const out = plan({
+      prePulls: [prePull('p', { images: ['a:1'] })],
+      nodes: [gone],
+      nodePulls: [],
+      now: NOW,
+    });
+    assert.deepEqual(out.nodePulls, []);
+    assert.equal(out.statuses[0]!.status.nodes!.desired, 0);
+  });
+
+  it('creates NodePulls with the node as owner and the normalised image', () => {
+    const out = plan({
+      prePulls: [prePull('p', { images: ['a:1'] })],
+      nodes: [node('n1')],
+      nodePulls: [],
+      now: NOW,
+    });
+    assert.deepEqual(out.nodePulls, [
+      {
+        action: 'create',
+        name: 'n1',
+        owner: { name: 'n1', uid: 'uid-n1' },
+        spec: {
+          nodeName: 'n1',
+          maxConcurrentPulls: 2,
+          images: [
+            {
+              image: A,
+              pin: false,
+              retryLimit: 5,
+              retryBackoffSeconds: 10,
+              progressTimeoutSeconds: 300,
+              sources: ['ns/p'],
+            },
+          ],
+        },
+      },
+    ]);
+  });
+});
+
+describe('plan: stagger', () => {
+  const nodes = ['n1', 'n2', 'n3', 'n4', 'n5'].map((n) => node(n));
+
+  it('starts at most maxConcurrentNodes in name order and advances as nodes finish', () => {
+    const p = prePull('p', { images: ['a:1', 'b:1'], maxConcurrentNodes: 2 });
+    const runs = resolved({ [A]: D1, [B]: D2 });
+    let nps: NodePull[] = [];
+    let out = plan({ prePulls: [p], nodes, nodePulls: nps, runs, now: NOW });
+    nps = apply(nps, out);
+    assert.deepEqual(nps.map((n) => n.metadata.name).sort(), ['n1', 'n2']);
+    assert.deepEqual(imagesOn(nps, 'n1'), [`${A}@${D1}`, `${B}@${D2}`]);
+
+    // Nothing reported: the same two stay active and no third starts (the plan is idempotent).
+    out = plan({ prePulls: [p], nodes, nodePulls: nps, runs, now: NOW });
+    assert.deepEqual(out.nodePulls, []);
+    assert.deepEqual(out.statuses[0]!.status.nodes, { desired: 5, pulling: 2, succeeded: 0, failed: 0 });
+
+    nps = report(nps, ['n1'], 'Succeeded');
+    out = plan({ prePulls: [p], nodes, nodePulls: nps, runs, now: NOW });
+    assert.deepEqual(
+      out.nodePulls.map((a) => `${a.action}:${a.name}`),
+      ['create:n3'],
+    );
+    nps = apply(nps, out);
+    nps = report(nps, ['n2', 'n3'], 'Succeeded');
+    nps = apply(nps, plan({ prePulls: [p], nodes, nodePulls: nps, runs, now: NOW }));
+    nps = report(nps, ['n4', 'n5'], 'Succeeded');
+    out = plan({ prePulls: [p], nodes, nodePulls: nps, runs, now: NOW });
+    assert.deepEqual(out.nodePulls, []);
+    const st = out.statuses[0]!.status;
+    assert.deepEqual(st.nodes, { desired: 5, pulling: 0, succeeded: 5, failed: 0 });
+    assert.equal(st.conditions!.find((c) => c.type === 'Ready')!.status, 'True');
+  });
+
+  it('resolves a percentage against the number of targets, rounding up', () => {
+    const p = prePull('p', { images: ['a:1'], maxConcurrentNodes: '30%' });
+    const out = plan({ prePulls: [p], nodes, nodePulls: [], now: NOW });
+    assert.equal(out.nodePulls.length, 2); // ceil(0.3 * 5)
+  });
+
+  it('keeps a waiting node on its old digest until its turn, so an update is staggered too', () => {
+    const p = prePull('p', { images: ['a:1'], maxConcurrentNodes: 1 });
+    let nps = nodes.map((n) =>
+      nodePull({
+        nodeName: n.metadata.name,
+        maxConcurrentPulls: 2,
+        images: [
+          {
+            image: A,
+            digest: D1,
+            pin: false,
+            retryLimit: 5,
+            retryBackoffSeconds: 10,
+            progressTimeoutSeconds: 300,
+            sources: ['ns/p'],
+          },
+        ],
+      }),
+    );
+    nps = report(nps, ['n1', 'n2', 'n3', 'n4', 'n5'], 'Succeeded');
+    // A scheduled run resolved the tag to a new digest.
+    const runs = resolved({ [A]: D2 });
+    const out = plan({ prePulls: [p], nodes, nodePulls: nps, runs, now: NOW });
+    assert.deepEqual(
+      out.nodePulls.map((a) => a.name),
+      ['n1'],
+    );
+    nps = apply(nps, out);
+    assert.deepEqual(imagesOn(nps, 'n1'), [`${A}@${D2}`]);
+    assert.deepEqual(imagesOn(nps, 'n2'), [`${A}@${D1}`]);
+    const st = out.statuses[0]!.status;
+    assert.deepEqual(st.nodes, { desired: 5, pulling: 1, succeeded: 0, failed: 0 });
+    assert.equal(st.images![0]!.digest, D2);
+    assert.equal(st.lastScheduleTime, '2026-12-01T10:00:00Z');
+  });
+
+  it('starts no node while suspended, but leaves active ones alone', () => {
+    const spec = { images: ['a:1'], maxConcurrentNodes: 2 };
+    let nps = apply([], plan({ prePulls: [prePull('p', spec)], nodes, nodePulls: [], now: NOW }));
+    nps = report(nps, ['n1'], 'Succeeded');
+    const out = plan({
+      prePulls: [prePull('p', { ...spec, suspend: true })],
+      nodes,
+      nodePulls: nps,
+      now: NOW,
+    });
+    assert.deepEqual(out.nodePulls, []);
+    const st = out.statuses[0]!.status;
+    assert.deepEqual(st.nodes, { desired: 5, pulling: 1, succeeded: 1, failed: 0 });
+    nps = report(nps, ['n2'], 'Succeeded');
+    const later = plan({
+      prePulls: [prePull('p', { ...spec, suspend: true })],
+      nodes,
+      nodePulls: nps,
+      now: NOW,
+    });
+    const ready = later.statuses[0]!.status.conditions!.find((c) => c.type === 'Ready')!;
+    assert.equal(ready.reason, 'Suspended');
+  });
+});
+
+describe('plan: edits', () => {
+  const nodes = [node('n1', { pool: 'a' }), node('n2', { pool: 'a' })];
+
+  it('removes an image edited out from every node at once', () => {
+    let nps = apply(
+      [],
+      plan({
+        prePulls: [prePull('p', { images: ['a:1', 'b:1'], maxConcurrentNodes: 2 })],
+        nodes,
+        nodePulls: [],
+        now: NOW,
+      }),
+    );
+    nps = report(nps, ['n1'], 'Succeeded');
+    const out = plan({
+      prePulls: [prePull('p', { images: ['a:1'], maxConcurrentNodes: 1 }, {}, 2)],
+      nodes,
+      nodePulls: nps,
+      now: NOW,
+    });
+    nps = apply(nps, out);
+    assert.deepEqual(imagesOn(nps, 'n1'), [`${A}@`]);
+    assert.deepEqual(imagesOn(nps, 'n2'), [`${A}@`]);
+  });
+
+  it('drops a node that stops matching, and deletes its empty NodePull', () => {
+    let nps = apply(
+      [],
+      plan({
+        prePulls: [prePull('p', { images: ['a:1'], maxConcurrentNodes: 2, nodeSelector: { pool: 'a' } })],
+        nodes,
+        nodePulls: [],
+        now: NOW,
+      }),
+    );
+    assert.equal(nps.length, 2);
+    const relabelled = [node('n1', { pool: 'a' }), node('n2', { pool: 'b' })];
+    const out = plan({
+      prePulls: [prePull('p', { images: ['a:1'], maxConcurrentNodes: 2, nodeSelector: { pool: 'a' } })],
+      nodes: relabelled,
+      nodePulls: nps,
+      now: NOW,
+    });
+    assert.deepEqual(out.nodePulls, [{ action: 'delete', name: 'n2' }]);
+    nps = apply(nps, out);
+    assert.equal(out.statuses[0]!.status.nodes!.desired, 1);
+  });
+
+  it('deletes NodePulls when the PrePull goes, and those of vanished nodes', () => {
+    const nps = apply(
+      [],
+      plan({
+        prePulls: [prePull('p', { images: ['a:1'], maxConcurrentNodes: 2 })],
+        nodes,
+        nodePulls: [],
+        now: NOW,
+      }),
+    );
+    const out = plan({ prePulls: [], nodes: [node('n1')], nodePulls: nps, now: NOW });
+    assert.deepEqual(out.nodePulls.map((a) => `${a.action}:${a.name}`).sort(), ['delete:n1', 'delete:n2']);
+  });
+
+  it('leaves the nodes as they are when a stored spec is invalid, and says why', () => {
+    const nps = apply(
+      [],
+      plan({
+        prePulls: [prePull('p', { images: ['a:1'], maxConcurrentNodes: 2 })],
+        nodes,
+        nodePulls: [],
+        now: NOW,
+      }),
+    );
+    const bad = prePull('p', { images: [] }, {}, 2);
+    const out = plan({ prePulls: [bad], nodes, nodePulls: nps, now: NOW });
+    assert.deepEqual(out.nodePulls, []);
+    const ready = out.statuses[0]!.status.conditions!.find((c) => c.type === 'Ready')!;
+    assert.equal(ready.reason, 'InvalidSpec');
+    assert.match(ready.message, /spec\.images/);
+    assert.equal(out.statuses[0]!.status.observedGeneration, 2);
+  });
+});
+
+describe('plan: merge and failures', () => {
+  const nodes = [node('n1'), node('n2')];
+
+  it('gives one entry per image with every source, pin if any pins, the smallest limits', () => {
+    const p = prePull('p', {
+      images: ['a:1'],
+      maxConcurrentNodes: 2,
+      maxConcurrentPullsPerNode: 4,
+      retry: { limit: 3 },
+    });
+    const q = prePull('q', {
+      images: ['a:1', 'b:1'],
+      maxConcurrentNodes: 2,
+      pin: true,
+      progressTimeoutSeconds: 60,
+    });
+    p.pullSecret = 'hoist-pull-p';
+    q.pullSecret = 'hoist-pull-q';
+    const out = plan({ prePulls: [q, p], nodes, nodePulls: [], now: NOW });
+    const n1 = out.nodePulls.find((a) => a.name === 'n1');
+    assert.ok(n1 && n1.action === 'create');
+    assert.equal(n1.spec.maxConcurrentPulls, 2);
+    assert.deepEqual(n1.spec.images[0], {
+      image: A,
+      pin: true,
+      pullSecrets: ['hoist-pull-p', 'hoist-pull-q'],
+      retryLimit: 3,
+      retryBackoffSeconds: 10,
+      progressTimeoutSeconds: 60,
+      sources: ['ns/p', 'ns/q'],
+    });
+    assert.deepEqual(n1.spec.images[1]!.sources, ['ns/q']);
+  });
+
+  it('a failed image holds nothing back: the node counts as done, failures are listed with reasons', () => {
+    const p = prePull('p', { images: ['a:1', 'b:1'], maxConcurrentNodes: 1 });
+    let nps = apply([], plan({ prePulls: [p], nodes, nodePulls: [], now: NOW }));
+    nps = nps.map((np) => ({
+      ...np,
+      status: {
+        images: [
+          { image: A, phase: 'Succeeded', digest: D1 },
+          { image: B, phase: 'Failed', reason: 'DiskMark', message: 'disk at 91%' },
+        ],
+      },
+    }));
+    const out = plan({ prePulls: [p], nodes, nodePulls: nps, now: NOW });
+    assert.deepEqual(
+      out.nodePulls.map((a) => `${a.action}:${a.name}`),
+      ['create:n2'],
+    );
+    const st = out.statuses[0]!.status;
+    assert.deepEqual(st.nodes, { desired: 2, pulling: 1, succeeded: 0, failed: 1 });
+    assert.deepEqual(st.images![1]!.failures, [{ node: 'n1', reason: 'DiskMark', message: 'disk at 91%' }]);
+    assert.equal(st.images![0]!.succeeded, 1);
+  });
+
+  it('caps the failures list at 20, sorted by node', () => {
+    const many = Array.from({ length: 25 }, (_, i) => node(`n${String(i).padStart(2, '0')}`));
+    const p = prePull('p', { images: ['a:1'], maxConcurrentNodes: '100%' });
+    let nps = apply([], plan({ prePulls: [p], nodes: many, nodePulls: [], now: NOW }));
+    nps = report(
+      nps,
+      many.map((n) => n.metadata.name),
+      'Failed',
+    );
+    const img = plan({ prePulls: [p], nodes: many, nodePulls: nps, now: NOW }).statuses[0]!.status
+      .images![0]!;
+    assert.equal(img.failed, 25);
+    assert.equal(img.failures!.length, 20);
+    assert.equal(img.failures![0]!.node, 'n00');
+    assert.equal(img.failures![19]!.node, 'n19');
+  });
+});
+
+describe('plan: status', () => {
+  const nodes = [node('n1')];
+
+  it('keeps lastTransitionTime while a condition keeps its status, and reports no change when nothing changed', () => {
+    const input: PlanInput = {
+      prePulls: [prePull('p', { images: ['a:1'] })],
+      nodes,
+      nodePulls: [],
+      now: NOW,
+    };
+    const first = plan(input);
+    const stored = prePull('p', { images: ['a:1'] }, { status: first.statuses[0]!.status });
+    const nps = apply([], first);
+    const later = new Date(NOW.getTime() + 60_000);
+    const second = plan({ prePulls: [stored], nodes, nodePulls: nps, now: later });
+    assert.equal(second.statuses[0]!.changed, false);
+    const done = plan({
+      prePulls: [stored],
+      nodes,
+      nodePulls: report(nps, ['n1'], 'Succeeded', D1),
+      now: later,
+    });
+    const ready = done.statuses[0]!.status.conditions!.find((c) => c.type === 'Ready')!;
+    assert.equal(ready.status, 'True');
+    assert.equal(ready.lastTransitionTime, '2026-12-01T10:01:00Z');
+    assert.equal(ready.observedGeneration, 1);
+    assert.equal(done.statuses[0]!.changed, true);
+  });
+
+  it('keeps the previous digest when a new resolution fails, with the error', () => {
+    const stored = prePull(
+      'p',
+      { images: ['a:1'] },
+      { status: { images: [{ image: A, digest: D1, desired: 1, pulling: 0, succeeded: 1, failed: 0 }] } },
+    );
+    const runs = new Map([
+      ['ns/p', { runTime: NOW, images: new Map([[A, { resolveError: 'registry unreachable' }]]) }],
+    ]);
+    const st = plan({ prePulls: [stored], nodes, nodePulls: [], runs, now: NOW }).statuses[0]!.status;
+    assert.equal(st.images![0]!.digest, D1);
+    assert.equal(st.images![0]!.resolveError, 'registry unreachable');
+  });
+
+  it('wakes at the next scheduled run', () => {
+    const p = prePull('p', { images: ['a:1'], schedule: '0 3 * * *', timeZone: 'Europe/Paris' });
+    const out = plan({ prePulls: [p], nodes, nodePulls: [], now: NOW });
+    assert.equal(out.wakeAt?.toISOString(), '2026-12-02T02:00:00.000Z');
+    assert.equal(out.statuses[0]!.status.nextScheduleTime, '2026-12-02T02:00:00Z');
+  });
+
+  it('says Ready with no targets', () => {
+    const out = plan({
+      prePulls: [prePull('p', { images: ['a:1'], nodeSelector: { none: 'x' } })],
+      nodes,
+      nodePulls: [],
+      now: NOW,
+    });
+    const ready = out.statuses[0]!.status.conditions!.find((c) => c.type === 'Ready')!;
+    assert.deepEqual([ready.status, ready.reason], ['True', 'NoTargets']);
+  });
+});
