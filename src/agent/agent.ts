@@ -14,8 +14,23 @@ import { parseImageReference } from '../oci/index.js';
 import { DiskGuard } from './disk-guard.js';
 import type { HighWaterMark } from './disk-mark.js';
 import { AgentMetrics } from './metrics.js';
+import { NodePullSync, type NodePullApi, type PinPort } from './node-pull-sync.js';
+import { ProgressWatchdog } from './progress-watchdog.js';
 import { PullQueue, type ImageRuntime } from './pull-queue.js';
+import { PullSecrets } from './pull-secrets.js';
 import { createAgentServer, listen } from './server.js';
+
+/** Cluster mode: the node's NodePull drives the queue, and its status reports back. */
+export interface AgentClusterOptions {
+  nodeName: string;
+  /** Where the mirrored pull secrets live. */
+  namespace: string;
+  api: NodePullApi;
+  /** containerd's image labels; without them pin requests are reported as not pinned. */
+  pins?: PinPort;
+  /** Total size of the images Hoist pins on this node; undefined: no limit. */
+  pinBudgetBytes?: number;
+}
 
 export interface AgentNodeConfig {
   mirrorUrl: string;
@@ -40,6 +55,7 @@ export interface AgentOptions {
   hosts?: { certsDir: string; mirrorUrl?: string };
   /** Registry credentials, for CRI PullImage and for the size estimate. */
   auth?: AuthFile;
+  cluster?: AgentClusterOptions;
   logger: Logger;
 }
 
@@ -50,6 +66,10 @@ export interface AgentOptions {
 export class Agent {
   readonly metrics = new AgentMetrics();
   readonly queue: PullQueue;
+  readonly nodePulls: NodePullSync | undefined;
+  private readonly pullSecrets: PullSecrets | undefined;
+  private readonly watchdog: ProgressWatchdog;
+  private readonly watchAbort = new AbortController();
   private readonly server: Server;
   private readonly opts: AgentOptions;
   private ready: string | undefined = 'starting';
@@ -63,20 +83,48 @@ export class Agent {
     const runtime: ImageRuntime = {
       status: async (image) => {
         const found = await cri.imageStatus(image);
-        return found ? { id: found.id, size: found.size } : undefined;
+        return found ? { id: found.id, size: found.size, repoDigests: found.repoDigests } : undefined;
       },
-      pull: (image, signal) => {
-        const auth = this.credentialsFor(image);
+      pull: async (image, signal) => {
+        const auth = await this.credentialsFor(image);
         return cri.pullImage(image, { signal, ...(auth ? { auth } : {}) });
       },
     };
+    const { cluster } = opts;
+    if (cluster) {
+      this.pullSecrets = new PullSecrets({
+        namespace: cluster.namespace,
+        read: (name) => cluster.api.readSecret(name),
+      });
+    }
+    this.watchdog = new ProgressWatchdog({
+      sample: () => cri.ingestStatuses(),
+      onSampleError: (err) =>
+        opts.logger.warn(
+          { err: (err as Error).message },
+          'cannot read the runtime content ingests: pulls are not timed out for lack of progress',
+        ),
+    });
     this.queue = new PullQueue({
       runtime,
       concurrency: opts.concurrency,
       metrics: this.metrics,
+      stallWatch: this.watchdog,
       logger: opts.logger.child({ module: 'pull-queue' }),
       ...(opts.highWaterMark ? { guard: this.diskGuard(opts.highWaterMark).check } : {}),
     });
+    this.nodePulls = cluster
+      ? new NodePullSync({
+          nodeName: cluster.nodeName,
+          queue: this.queue,
+          defaultConcurrency: opts.concurrency,
+          writeStatus: (status) => cluster.api.patchStatus(status),
+          criPinned: async (image) => (await cri.imageStatus(image))?.pinned ?? false,
+          ...(cluster.pins ? { pins: cluster.pins } : {}),
+          ...(cluster.pinBudgetBytes !== undefined ? { pinBudgetBytes: cluster.pinBudgetBytes } : {}),
+          logger: opts.logger.child({ module: 'nodepull', node: cluster.nodeName }),
+        })
+      : undefined;
     this.server = createAgentServer({
       queue: this.queue,
       metrics: this.metrics,
@@ -85,10 +133,16 @@ export class Agent {
   }
 
   /**
-   * The auth file's credentials for the image's registry, as a CRI AuthConfig without
-   * server_address (as the kubelet sends them): containerd answers any host's challenge with them.
+   * Credentials for the image's registry, as a CRI AuthConfig without server_address (as the
+   * kubelet sends them): containerd answers any host's challenge with them. A NodePull entry's
+   * pull secrets first (read at each attempt, so a rotated secret is used), then the auth file.
    */
-  private credentialsFor(image: string): RegistryAuth | undefined {
+  private async credentialsFor(image: string): Promise<RegistryAuth | undefined> {
+    const secrets = this.nodePulls?.pullSecretsFor(image);
+    if (secrets && secrets.length > 0 && this.pullSecrets) {
+      const fromSecrets = await this.pullSecrets.credentialsFor(image, secrets);
+      if (fromSecrets) return fromSecrets;
+    }
     const registries = this.opts.auth?.registries;
     if (!registries || registries.size === 0) return undefined;
     return registries.get(parseImageReference(image).registry);
@@ -106,7 +160,8 @@ export class Agent {
       estimator: {
         ...(certsDir ? { certsDir } : {}),
         ...(mirrorUrl ? { mirrorUrl } : {}),
-        ...(auth ? { credentials: (registry: string) => auth.registries.get(registry) } : {}),
+        credentials: (registry: string) =>
+          auth?.registries.get(registry) ?? this.pullSecrets?.cached(registry),
       },
       onReading: (reading) => this.metrics.imageFsUsedBytes.set(reading.imageFsUsedBytes),
     });
@@ -134,7 +189,27 @@ export class Agent {
     this.runtimeVersion = await cri.version();
     logger.info({ runtime: this.runtimeVersion, endpoint: cri.endpoint }, 'container runtime');
     const address = await listen(this.server, this.opts.listen.host, this.opts.listen.port);
-    this.ready = undefined;
+    const { cluster } = this.opts;
+    const sync = this.nodePulls;
+    if (cluster && sync) {
+      // Ready once the NodePull watch has listed; an unreachable API server leaves the agent
+      // serving its local API and retrying in the background.
+      this.ready = 'waiting for the first list of the NodePull';
+      cluster.api
+        .watch((nodePull) => sync.apply(nodePull), this.watchAbort.signal)
+        .then(
+          () => {
+            if (this.ready !== 'shutting down') this.ready = undefined;
+            logger.info({ node: cluster.nodeName }, 'watching the NodePull');
+          },
+          (err: unknown) => {
+            if (!this.watchAbort.signal.aborted)
+              logger.error({ err: (err as Error).message }, 'NodePull watch ended');
+          },
+        );
+    } else {
+      this.ready = undefined;
+    }
     return address;
   }
 
@@ -144,6 +219,9 @@ export class Agent {
 
   async close(): Promise<void> {
     this.ready = 'shutting down';
+    this.watchAbort.abort(new Error('the agent is shutting down'));
+    // The last status first, then cancel pulls: a restart is not a failure of the images.
+    await this.nodePulls?.close();
     this.queue.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());

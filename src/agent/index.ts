@@ -1,4 +1,4 @@
-export { Agent, type AgentOptions, type AgentNodeConfig } from './agent.js';
+export { Agent, type AgentOptions, type AgentNodeConfig, type AgentClusterOptions } from './agent.js';
 export {
   AgentMetrics,
   KUBELET_IMAGE_PULL_DURATION_BUCKETS,
@@ -12,6 +12,10 @@ export {
   type ImageStatus,
   type PullGuard,
   type PullQueueOptions,
+  type PullSpec,
+  PullStalledError,
+  type StallWatch,
+  type Timers,
 } from './pull-queue.js';
 export {
   checkPull,
@@ -27,3 +31,27 @@ export { AssignmentError, normaliseImage, parseAssignmentBody, parseImagesFile }
 export { createAgentServer } from './server.js';
 export { DiskGuard, type DiskCheck, type DiskGuardOptions, type GuardDecision } from './disk-guard.js';
 export { DiskReservations } from './disk-reservations.js';
+export { failureReason, statusMessage, type FailureReason, type FailureFacts } from './failure-reason.js';
+export { ProgressWatchdog, ingestsMoved, type ProgressWatchdogOptions } from './progress-watchdog.js';
+export { retryDelayMs, MAX_RETRY_BACKOFF_SECONDS } from './retry-backoff.js';
+export { PinBudget } from './pin-budget.js';
+export { PullSecrets, PullSecretError, secretCredentials, type KubeSecret } from './pull-secrets.js';
+export { StatusWriter, type StatusWriterOptions } from './status-writer.js';
+export {
+  NODEPULL_GROUP,
+  NODEPULL_PLURAL,
+  NODEPULL_VERSION,
+  concurrencyOf,
+  imageStatusOf,
+  summaryOf,
+  wantedImages,
+  type NodePull,
+  type NodePullImageSpec,
+  type NodePullImageStatus,
+  type NodePullPhase,
+  type NodePullStatus,
+  type NodePullSummary,
+  type WantedImage,
+} from './node-pull.js';
+export { NodePullSync, type NodePullApi, type NodePullSyncOptions, type PinPort } from './node-pull-sync.js';
+export { kubeNodePullApi } from './kube-node-pull-api.js';

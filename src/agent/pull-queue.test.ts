@@ -18,7 +18,7 @@ class ManualRuntime implements ImageRuntime {
     return size === undefined ? undefined : { id: `sha256:${image.length}`, size };
   }
 
-  pull(image: string): Promise<string> {
+  pull(image: string, _signal?: AbortSignal): Promise<string> {
     this.started.push(image);
     this.active++;
     this.maxActive = Math.max(this.maxActive, this.active);
@@ -134,5 +134,85 @@ describe('pull queue', () => {
 
   it('rejects a concurrency below 1', () => {
     assert.throws(() => new PullQueue({ runtime: new ManualRuntime(), concurrency: 0 }), /concurrency/);
+  });
+});
+
+describe('pull queue changes', () => {
+  it('raises and lowers its concurrency while running', async () => {
+    const runtime = new ManualRuntime();
+    const queue = new PullQueue({ runtime, concurrency: 1 });
+    queue.assign(['a', 'b', 'c', 'd'], 'test');
+    await runtime.startedCount(1);
+    queue.setConcurrency(3);
+    await runtime.startedCount(3);
+    assert.deepEqual(runtime.started, ['a', 'b', 'c']);
+    queue.setConcurrency(1);
+    runtime.finish('a');
+    runtime.finish('b');
+    await new Promise<void>((r) => setImmediate(r));
+    assert.deepEqual(runtime.started, ['a', 'b', 'c'], 'no new pull while 1 is still running');
+    runtime.finish('c');
+    await runtime.startedCount(4);
+    runtime.finish('d');
+    await queue.idle();
+    assert.equal(queue.getConcurrency(), 1);
+    assert.throws(() => queue.setConcurrency(0), /concurrency/);
+  });
+
+  it('drops an entry: a waiting one never starts, a running pull is cancelled, the list forgets both', async () => {
+    const runtime = new ManualRuntime();
+    const signals = new Map<string, AbortSignal>();
+    const pull = runtime.pull.bind(runtime);
+    runtime.pull = (image: string, signal?: AbortSignal) => {
+      if (signal) signals.set(image, signal);
+      return pull(image);
+    };
+    const metrics = new AgentMetrics();
+    const queue = new PullQueue({ runtime, concurrency: 1, metrics });
+    queue.assign(['running', 'waiting', 'kept'], 'test');
+    await runtime.startedCount(1);
+    assert.equal(queue.drop('waiting'), true);
+    assert.equal(queue.drop('running'), true);
+    assert.equal(queue.drop('nothing'), false);
+    assert.equal(signals.get('running')?.aborted, true, 'the running pull was cancelled');
+    runtime.finish('running', new Error('PullImage: Cancelled on client'));
+    await runtime.startedCount(2);
+    assert.deepEqual(runtime.started, ['running', 'kept']);
+    runtime.finish('kept');
+    await queue.idle();
+    assert.deepEqual(
+      queue.list().map((s) => [s.image, s.state]),
+      [['kept', 'present']],
+      'the cancelled pull wrote nothing back',
+    );
+    const gauge = await metrics.images.get();
+    const byState = Object.fromEntries(gauge.values.map((v) => [v.labels.state, v.value]));
+    assert.deepEqual(byState, { pending: 0, pulling: 0, present: 1, failed: 0 });
+  });
+
+  it('pulls a present image again when it holds another digest than expected', async () => {
+    const runtime = new ManualRuntime();
+    const digests = new Map<string, string[]>([['r/app:v1', ['r/app@sha256:old']]]);
+    runtime.present.set('r/app:v1', 10);
+    runtime.status = async (image: string) => {
+      const size = runtime.present.get(image);
+      return size === undefined
+        ? undefined
+        : { id: 'sha256:id', size, repoDigests: digests.get(image) ?? [] };
+    };
+    const queue = new PullQueue({ runtime, concurrency: 1 });
+    queue.assign(['r/app:v1'], 'test', { digest: 'sha256:old' });
+    await queue.idle();
+    assert.equal(queue.get('r/app:v1')?.alreadyPresent, true);
+    assert.equal(queue.get('r/app:v1')?.digest, 'sha256:old');
+    assert.deepEqual(runtime.started, []);
+
+    queue.assign(['r/app:v1'], 'test', { digest: 'sha256:new' });
+    await runtime.startedCount(1);
+    digests.set('r/app:v1', ['r/app@sha256:new', 'r/app@sha256:old']);
+    runtime.finish('r/app:v1');
+    await queue.idle();
+    assert.equal(queue.get('r/app:v1')?.alreadyPresent, false);
+    assert.equal(queue.get('r/app:v1')?.digest, 'sha256:new');
   });
 });

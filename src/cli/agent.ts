@@ -1,8 +1,16 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { Agent, parseImagesFile, type AgentNodeConfig } from '../agent/index.js';
-import { CriClient, resolveRuntimeSocket } from '../cri/index.js';
+import {
+  Agent,
+  kubeNodePullApi,
+  parseHighWaterMark,
+  parseImagesFile,
+  type AgentClusterOptions,
+  type AgentNodeConfig,
+} from '../agent/index.js';
+import { ContainerdImages, CriClient, ImagePins, resolveRuntimeSocket } from '../cri/index.js';
+import { KubeClient, loadKubeConfig } from '../kube/index.js';
 import { parseMirrorUrl, parseRegistryList } from '../node/index.js';
 import { PUBLIC_UPSTREAMS } from '../mirror/index.js';
 import {
@@ -31,6 +39,71 @@ interface AgentFlags {
   image?: string[];
   authFile?: string;
   logLevel: string;
+  nodeName?: string;
+  kubeconfig?: string;
+  context?: string;
+  inCluster?: boolean;
+  namespace?: string;
+  pinBudgetBytes: string;
+}
+
+/** The namespace of mirrored pull secrets when --namespace is not given (docs/prepull.md). */
+const DEFAULT_NAMESPACE = 'hoist-system';
+
+/** `--pin-budget-bytes`: a size (50GiB, 1e10, 500MB) or "unlimited"; undefined for unlimited. */
+function parsePinBudget(value: string): number | undefined {
+  const v = value.trim().toLowerCase();
+  if (v === 'unlimited' || v === 'none') return undefined;
+  let mark;
+  try {
+    mark = parseHighWaterMark(v);
+  } catch {
+    mark = undefined;
+  }
+  if (mark?.kind !== 'bytes') {
+    throw new UsageError(`--pin-budget-bytes "${value}" is not a size (50GiB, 500MB, 1e10) or "unlimited"`);
+  }
+  return mark.bytes;
+}
+
+interface ClusterFlags {
+  nodeName: string;
+  kubeconfig?: string;
+  context?: string;
+  inCluster: boolean;
+  namespace?: string;
+  pinBudgetBytes?: number;
+}
+
+/** Cluster mode is on with --kubeconfig or --in-cluster; it then needs a node name. */
+function parseClusterFlags(opts: AgentFlags, env: NodeJS.ProcessEnv): ClusterFlags | undefined {
+  const pinBudgetBytes = parsePinBudget(opts.pinBudgetBytes);
+  if (opts.kubeconfig !== undefined && opts.inCluster) {
+    throw new UsageError('pass either --kubeconfig or --in-cluster, not both');
+  }
+  const nodeName = opts.nodeName ?? env.NODE_NAME;
+  if (opts.kubeconfig === undefined && !opts.inCluster) {
+    if (opts.nodeName !== undefined || opts.namespace !== undefined || opts.context !== undefined) {
+      throw new UsageError('--node-name, --namespace and --context need --kubeconfig FILE or --in-cluster');
+    }
+    return undefined;
+  }
+  if (!nodeName) {
+    throw new UsageError(
+      'cluster mode needs the node name: pass --node-name NAME or set NODE_NAME (fieldRef spec.nodeName)',
+    );
+  }
+  if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(nodeName)) {
+    throw new UsageError(`--node-name "${nodeName}" is not a Kubernetes node name`);
+  }
+  return {
+    nodeName,
+    inCluster: opts.inCluster === true,
+    ...(opts.kubeconfig !== undefined ? { kubeconfig: opts.kubeconfig } : {}),
+    ...(opts.context !== undefined ? { context: opts.context } : {}),
+    ...(opts.namespace !== undefined ? { namespace: opts.namespace } : {}),
+    ...(pinBudgetBytes !== undefined ? { pinBudgetBytes } : {}),
+  };
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -85,12 +158,32 @@ export function registerAgent(program: Command): void {
     .option('--images-file <file>', 'images to pull at start, one reference per line (# comments)')
     .option('--image <ref>', 'an image to pull at start; repeatable', collect)
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
+    .option(
+      '--node-name <name>',
+      "cluster mode: this node's name, whose NodePull the agent follows (default: $NODE_NAME)",
+    )
+    .option('--kubeconfig <file>', 'cluster mode: reach the Kubernetes API with this kubeconfig')
+    .option('--context <name>', "the kubeconfig context (default: the file's current-context)")
+    .option('--in-cluster', "cluster mode: reach the Kubernetes API with the pod's service account")
+    .option(
+      '--namespace <ns>',
+      `where the mirrored pull secrets live (default: the pod's namespace with --in-cluster, the kubeconfig context's when set, else ${DEFAULT_NAMESPACE})`,
+    )
+    .option(
+      '--pin-budget-bytes <size>',
+      'most bytes of images Hoist pins on this node (50GiB, 1e10); images past it are not pinned',
+      'unlimited',
+    )
     .addHelpText(
       'after',
       `
 API (loopback): POST /v1/pulls {"images": [...]} assigns images; GET /v1/images reports each one
 as pending, pulling, present or failed (with the reason); GET /metrics, /healthz, /readyz.
-stdout gets one line, "listening on http://HOST:PORT", once the API accepts requests.`,
+stdout gets one line, "listening on http://HOST:PORT", once the API accepts requests.
+
+Cluster mode (--kubeconfig or --in-cluster, with --node-name): the agent watches the NodePull named
+after its node (prepull.hoist.dev/v1alpha1), pulls its images with their pull secrets, retries,
+pins, and writes the NodePull status; /readyz answers 200 once the NodePull has been listed.`,
     )
     .action(async (opts: AgentFlags) => {
       const listen = parseListen(opts.listen);
@@ -120,6 +213,16 @@ stdout gets one line, "listening on http://HOST:PORT", once the API accepts requ
       }
       const flagImages = asUsage(() => parseImagesFile((opts.image ?? []).join('\n'), '--image'));
       const auth = await readAuthFile(opts.authFile);
+      const clusterFlags = parseClusterFlags(opts, process.env);
+      const kubeConfig = clusterFlags
+        ? await loadKubeConfig({
+            ...(clusterFlags.kubeconfig !== undefined ? { kubeconfig: clusterFlags.kubeconfig } : {}),
+            ...(clusterFlags.context !== undefined ? { context: clusterFlags.context } : {}),
+            inCluster: clusterFlags.inCluster,
+          }).catch((err: Error) => {
+            throw new UsageError(err.message, { cause: err });
+          })
+        : undefined;
       const socket = asUsage(() => resolveRuntimeSocket(opts.runtimeEndpoint));
 
       const logger = pino({ level: opts.logLevel }, pino.destination({ fd: 2, sync: false }));
@@ -128,6 +231,48 @@ stdout gets one line, "listening on http://HOST:PORT", once the API accepts requ
         for (const skipped of auth.skipped)
           logger.warn({ authFile: auth.path }, `credentials skipped: ${skipped}`);
       }
+      let kube: KubeClient | undefined;
+      let images: ContainerdImages | undefined;
+      let cluster: AgentClusterOptions | undefined;
+      if (clusterFlags && kubeConfig) {
+        const config = kubeConfig;
+        // A kubeconfig context that names no namespace says "default", which is no place for
+        // Hoist's secrets; the pod's own namespace is the natural one in cluster.
+        const fromConfig =
+          clusterFlags.inCluster || (config.namespace && config.namespace !== 'default')
+            ? config.namespace
+            : undefined;
+        const namespace = clusterFlags.namespace ?? fromConfig ?? DEFAULT_NAMESPACE;
+        kube = new KubeClient(config, { userAgent: 'hoist-agent' });
+        images = new ContainerdImages({ socket });
+        cluster = {
+          nodeName: clusterFlags.nodeName,
+          namespace,
+          api: kubeNodePullApi({
+            client: kube,
+            nodeName: clusterFlags.nodeName,
+            namespace,
+            logger: logger.child({ module: 'kube' }),
+          }),
+          pins: new ImagePins(images),
+          ...(clusterFlags.pinBudgetBytes !== undefined
+            ? { pinBudgetBytes: clusterFlags.pinBudgetBytes }
+            : {}),
+        };
+        logger.info(
+          {
+            node: cluster.nodeName,
+            namespace,
+            server: config.server,
+            pinBudgetBytes: cluster.pinBudgetBytes,
+          },
+          'cluster mode',
+        );
+      }
+      const closeCluster = () => {
+        images?.close();
+        kube?.close();
+      };
       const agent = new Agent({
         cri: new CriClient({ socket }),
         listen,
@@ -137,12 +282,14 @@ stdout gets one line, "listening on http://HOST:PORT", once the API accepts requ
         ...(node ? { node } : {}),
         hosts: { certsDir: opts.certsDir },
         ...(auth ? { auth } : {}),
+        ...(cluster ? { cluster } : {}),
       });
       let address;
       try {
         address = await agent.start();
       } catch (err) {
         await agent.close();
+        closeCluster();
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
           throw new UsageError(`cannot listen on ${opts.listen}: ${code}; choose another --listen`);
@@ -156,7 +303,7 @@ stdout gets one line, "listening on http://HOST:PORT", once the API accepts requ
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           logger.info({ signal }, 'shutting down');
-          agent.close().then(resolve, resolve);
+          agent.close().finally(closeCluster).then(resolve, resolve);
         };
         process.once('SIGTERM', () => stop('SIGTERM'));
         process.once('SIGINT', () => stop('SIGINT'));

@@ -1,5 +1,6 @@
-import { credentials, Metadata, type Client, type ServiceError } from '@grpc/grpc-js';
+import { credentials, type Client, type Metadata } from '@grpc/grpc-js';
 import { criErrorFromGrpc } from './errors.js';
+import { CONTAINERD_K8S_NAMESPACE, containerdNamespace, unaryCall } from './grpc-call.js';
 import { criProtos } from './proto.js';
 import type {
   ContentInfo,
@@ -19,18 +20,8 @@ export interface CriClientOptions {
 
 /** The CRI API version string clients send in VersionRequest. */
 const CRI_API_VERSION = 'v1';
-/** The namespace containerd's CRI plugin keeps Kubernetes images in. */
-const CONTAINERD_K8S_NAMESPACE = 'k8s.io';
 /** kubelet's limit for CRI responses (ListImages on a busy node is large). */
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
-
-type Callback<T> = (err: ServiceError | null, value?: T) => void;
-type UnaryMethod = (
-  req: unknown,
-  metadata: Metadata,
-  options: { deadline?: Date },
-  cb: Callback<unknown>,
-) => { cancel(): void };
 
 type StreamMethod = (req: unknown, metadata: Metadata, options: { deadline?: Date }) => NodeJS.EventEmitter;
 
@@ -90,21 +81,10 @@ export class CriClient {
     req: unknown,
     opts: { deadline?: boolean; signal?: AbortSignal; metadata?: Metadata } = {},
   ): Promise<T> {
-    const method = (client as unknown as Record<string, UnaryMethod>)[rpc];
-    if (typeof method !== 'function') throw new Error(`CRI client has no method ${rpc}`);
-    return new Promise<T>((resolve, reject) => {
-      if (opts.signal?.aborted) {
-        reject(opts.signal.reason);
-        return;
-      }
-      const options = opts.deadline === false ? {} : { deadline: new Date(Date.now() + this.callTimeoutMs) };
-      const onAbort = () => call.cancel();
-      const call = method.call(client, req, opts.metadata ?? new Metadata(), options, (err, value) => {
-        opts.signal?.removeEventListener('abort', onAbort);
-        if (err) reject(criErrorFromGrpc(err, rpc, this.endpoint));
-        else resolve(value as T);
-      });
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
+    return unaryCall<T>(client, rpc, req, this.endpoint, {
+      ...(opts.deadline === false ? {} : { timeoutMs: this.callTimeoutMs }),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.metadata ? { metadata: opts.metadata } : {}),
     });
   }
 
@@ -165,8 +145,7 @@ export class CriClient {
    * blobs a PullImage is downloading right now. Rejects (UNIMPLEMENTED) on other runtimes.
    */
   async ingestStatuses(): Promise<IngestStatus[]> {
-    const metadata = new Metadata();
-    metadata.set('containerd-namespace', CONTAINERD_K8S_NAMESPACE);
+    const metadata = containerdNamespace(CONTAINERD_K8S_NAMESPACE);
     const res = await this.call<{ statuses: IngestStatus[] }>(
       this.content,
       'ListStatuses',
@@ -186,8 +165,7 @@ export class CriClient {
    * Comparing the lists before and after a pull gives exactly what the pull downloaded.
    */
   async listContent(): Promise<ContentInfo[]> {
-    const metadata = new Metadata();
-    metadata.set('containerd-namespace', CONTAINERD_K8S_NAMESPACE);
+    const metadata = containerdNamespace(CONTAINERD_K8S_NAMESPACE);
     const method = (this.content as unknown as Record<string, StreamMethod>).list;
     if (typeof method !== 'function') throw new Error('CRI client has no method List');
     return new Promise<ContentInfo[]>((resolve, reject) => {

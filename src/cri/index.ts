@@ -10,3 +10,20 @@ export type {
   RegistryAuth,
   RuntimeVersion,
 } from './types.js';
+export {
+  ContainerdImages,
+  filterValue,
+  labelField,
+  type ContainerdImage,
+  type ContainerdImagesOptions,
+  type ImageRecordStore,
+  type ImageTarget,
+} from './containerd-images.js';
+export {
+  CRI_PINNED_LABEL,
+  CRI_PINNED_VALUE,
+  HOIST_PINNED_LABEL,
+  HOIST_PINNED_VALUE,
+  ImagePins,
+  type PinOutcome,
+} from './image-pins.js';

@@ -18,10 +18,13 @@ const LOADER_OPTIONS: Options = {
 
 let cached: GrpcObject | undefined;
 
-/** The gRPC package tree of Hoist's CRI and containerd content subsets (loaded once). */
+/** The gRPC package tree of Hoist's CRI and containerd content and images subsets (loaded once). */
 export function criProtos(): GrpcObject {
   cached ??= loadPackageDefinition(
-    loadSync(['cri/api.proto', 'cri/content.proto'], { ...LOADER_OPTIONS, includeDirs: [PROTO_DIR] }),
+    loadSync(['cri/api.proto', 'cri/content.proto', 'containerd/images.proto'], {
+      ...LOADER_OPTIONS,
+      includeDirs: [PROTO_DIR],
+    }),
   );
   return cached;
 }
