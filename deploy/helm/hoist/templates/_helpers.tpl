@@ -1,0 +1,139 @@
+{{/*
+Shared names, labels, image and security contexts. src/install/meta.ts builds the same for
+`hoist render install`; test/install.test.ts checks that both render the same objects.
+*/}}
+
+{{/* Prefix of every object name. */}}
+{{- define "hoist.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride -}}
+{{- else if contains "hoist" .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-hoist" .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A component's object name: (list $ "mirror") */}}
+{{- define "hoist.componentName" -}}
+{{- printf "%s-%s" (include "hoist.fullname" (index . 0)) (index . 1) -}}
+{{- end -}}
+
+{{/* Selector labels of a component: (list $ "mirror") */}}
+{{- define "hoist.selectorLabels" -}}
+app.kubernetes.io/name: hoist
+app.kubernetes.io/instance: {{ (index . 0).Release.Name | quote }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{/* All labels of a component: (list $ "mirror") */}}
+{{- define "hoist.labels" -}}
+{{ include "hoist.selectorLabels" . }}
+app.kubernetes.io/part-of: hoist
+app.kubernetes.io/version: {{ (index . 0).Chart.AppVersion | quote }}
+{{- end -}}
+
+{{/* metadata of a namespaced object of a component: (list $ "mirror") */}}
+{{- define "hoist.metadata" -}}
+name: {{ include "hoist.componentName" . }}
+namespace: {{ (index . 0).Release.Namespace }}
+labels:
+  {{- include "hoist.labels" . | nindent 2 }}
+{{- end -}}
+
+{{- define "hoist.image" -}}
+{{- .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- with .Values.image.digest }}@{{ . }}{{ end -}}
+{{- end -}}
+
+{{/*
+Container security: nothing but the process's own user. "root" is for the parts that write
+root-owned host paths (hosts.toml, a hostPath store) or open containerd's root-only socket: uid 0
+owns those files, so no capability is needed, and every one is dropped.
+*/}}
+{{- define "hoist.securityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- if eq . "root" }}
+runAsNonRoot: false
+runAsUser: 0
+runAsGroup: 0
+{{- else }}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+{{- end }}
+{{- end -}}
+
+{{/* Optional pod scheduling fields: (dict "root" $ "component" .Values.x "tolerations" [...] "affinity" {...}) */}}
+{{- define "hoist.podScheduling" -}}
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .component.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .component.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- end -}}
+
+{{/* The mirror's config file: indented JSON (a YAML document too), as toPrettyJson writes it. */}}
+{{- define "hoist.mirrorConfig" -}}
+{{- .Values.mirror.config | toPrettyJson -}}
+{{- end -}}
+
+{{/* The URL containerd uses to reach the mirror (agent --mirror). */}}
+{{- define "hoist.agentMirrorUrl" -}}
+{{- if .Values.agent.mirrorUrl -}}
+{{- .Values.agent.mirrorUrl -}}
+{{- else if and .Values.mirror.enabled (eq .Values.mirror.mode "node") -}}
+http://127.0.0.1:{{ .Values.mirror.port | int }}
+{{- else if .Values.mirror.enabled -}}
+{{- /* containerd resolves with the host's DNS: the ClusterIP from the service environment. */ -}}
+{{- $env := include "hoist.componentName" (list . "mirror") | upper | replace "-" "_" -}}
+http://$({{ $env }}_SERVICE_HOST):$({{ $env }}_SERVICE_PORT)
+{{- end -}}
+{{- end -}}
+
+{{/* agent --registries: every upstream of the mirror, NAME=URL, sorted by name. */}}
+{{- define "hoist.agentRegistries" -}}
+{{- $out := list -}}
+{{- range $name, $u := (.Values.mirror.config.upstreams | default dict) -}}
+{{- if and (kindIs "map" $u) (kindIs "string" $u.url) -}}
+{{- $out = append $out (printf "%s=%s" $name $u.url) -}}
+{{- else -}}
+{{- $out = append $out $name -}}
+{{- end -}}
+{{- end -}}
+{{- join "," $out -}}
+{{- end -}}
+
+{{/* The controller's leader-election Lease. */}}
+{{- define "hoist.leaseName" -}}
+{{- .Values.controller.leaseName | default (include "hoist.componentName" (list . "controller")) -}}
+{{- end -}}
+
+{{/* An exec probe that fetches a loopback URL with node (the image has no shell): (list port path) */}}
+{{- define "hoist.loopbackProbe" -}}
+exec:
+  command:
+    - node
+    - -e
+    - {{ printf "fetch('http://127.0.0.1:%d%s').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))" (index . 0 | int) (index . 1) | quote }}
+timeoutSeconds: 5
+{{- end -}}

@@ -1,0 +1,116 @@
+{{/*
+The mirror's pod template, shared by the node DaemonSet and the zone Deployment
+(src/install/mirror.ts builds the same).
+*/}}
+{{- define "hoist.mirror.podTemplate" -}}
+{{- $m := .Values.mirror -}}
+{{- $node := eq $m.mode "node" -}}
+{{- $hostPath := and $node (eq $m.node.storage.type "hostPath") -}}
+{{- $host := ternary $m.node.listenAddress "0.0.0.0" $node -}}
+{{- $sizeLimit := ternary $m.node.storage.sizeLimit $m.zone.storageSizeLimit $node -}}
+metadata:
+  labels:
+    {{- include "hoist.labels" (list . "mirror") | nindent 4 }}
+  annotations:
+    {{- with $m.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+    hoist.dev/config-sha256: {{ include "hoist.mirrorConfig" . | sha256sum | quote }}
+spec:
+  serviceAccountName: {{ include "hoist.componentName" (list . "mirror") }}
+  automountServiceAccountToken: false
+  enableServiceLinks: false
+  {{- if $node }}
+  # containerd on the node reaches the mirror on the node's loopback.
+  hostNetwork: true
+  dnsPolicy: ClusterFirstWithHostNet
+  {{- end }}
+  {{- include "hoist.podScheduling" (dict "root" . "component" $m "tolerations" (ternary $m.node.tolerations $m.zone.tolerations $node) "affinity" (ternary dict $m.zone.affinity $node)) | nindent 2 }}
+  {{- if not $node }}
+  topologySpreadConstraints:
+    {{- range list "topology.kubernetes.io/zone" "kubernetes.io/hostname" }}
+    - maxSkew: 1
+      topologyKey: {{ . }}
+      # ScheduleAnyway: a cluster without zone labels still runs the mirror.
+      whenUnsatisfiable: ScheduleAnyway
+      labelSelector:
+        matchLabels:
+          {{- include "hoist.selectorLabels" (list $ "mirror") | nindent 10 }}
+    {{- end }}
+  {{- end }}
+  containers:
+    - name: mirror
+      image: {{ include "hoist.image" . }}
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      args:
+        - mirror
+        - --config
+        - /etc/hoist/mirror.json
+        - --listen
+        - {{ printf "%s:%d" $host ($m.port | int) | quote }}
+        - --storage
+        - /var/lib/hoist/mirror
+        {{- range $m.extraArgs }}
+        - {{ . | quote }}
+        {{- end }}
+      ports:
+        - name: http
+          containerPort: {{ $m.port | int }}
+          protocol: TCP
+      readinessProbe:
+        httpGet:
+          path: /readyz
+          port: http
+          {{- if and $node (ne $host "0.0.0.0") }}
+          host: {{ $host }}
+          {{- end }}
+        periodSeconds: 5
+      livenessProbe:
+        httpGet:
+          path: /healthz
+          port: http
+          {{- if and $node (ne $host "0.0.0.0") }}
+          host: {{ $host }}
+          {{- end }}
+        periodSeconds: 10
+        failureThreshold: 6
+      resources:
+        {{- toYaml $m.resources | nindent 8 }}
+      securityContext:
+        {{- include "hoist.securityContext" (ternary "root" "nonroot" $hostPath) | nindent 8 }}
+      volumeMounts:
+        - name: config
+          mountPath: /etc/hoist
+          readOnly: true
+        - name: storage
+          mountPath: /var/lib/hoist/mirror
+        - name: tmp
+          mountPath: /tmp
+        {{- if $m.credentialsSecret }}
+        - name: credentials
+          mountPath: /var/run/secrets/hoist
+          readOnly: true
+        {{- end }}
+  volumes:
+    - name: config
+      configMap:
+        name: {{ include "hoist.componentName" (list . "mirror") }}
+    - name: storage
+      {{- if $hostPath }}
+      hostPath:
+        path: {{ $m.node.storage.hostPath }}
+        type: DirectoryOrCreate
+      {{- else if $sizeLimit }}
+      emptyDir:
+        sizeLimit: {{ $sizeLimit }}
+      {{- else }}
+      emptyDir: {}
+      {{- end }}
+    - name: tmp
+      emptyDir: {}
+    {{- if $m.credentialsSecret }}
+    - name: credentials
+      secret:
+        secretName: {{ $m.credentialsSecret }}
+    {{- end }}
+{{- end -}}
