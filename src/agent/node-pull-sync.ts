@@ -62,6 +62,13 @@ export interface NodePullSyncOptions {
    */
   pinCheck?: { attempts: number; intervalMs: number };
   statusIntervalMs?: number;
+  /**
+   * While any image is pending or pulling, status.heartbeatTime is renewed this often (default
+   * 60 s), so that the controller can tell a slow pull from a dead agent (docs/prepull.md).
+   */
+  heartbeatIntervalMs?: number;
+  /** Wall clock, for heartbeatTime. */
+  wallClock?: () => Date;
   logger?: Logger;
   timers?: Timers;
   /** Monotonic milliseconds, for the status writer. */
@@ -70,6 +77,7 @@ export interface NodePullSyncOptions {
 
 /** How long close() waits for the last status write. */
 const CLOSE_FLUSH_MS = 5000;
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 60_000;
 
 interface Tracked {
   wanted: WantedImage;
@@ -85,6 +93,9 @@ export class NodePullSync {
   private readonly writer: StatusWriter<NodePullStatus>;
   private readonly timers: Timers;
   private generation: number | undefined;
+  /** status.heartbeatTime, and the generation it was last renewed for. */
+  private heartbeat: { time: string; generation: number | undefined } | undefined;
+  private heartbeatTimer: unknown;
   private present = false;
   private swept = false;
   private pinChain: Promise<void> = Promise.resolve();
@@ -158,6 +169,7 @@ export class NodePullSync {
   /** Stops following the queue and writes the last status. */
   async close(): Promise<void> {
     this.opts.queue.off('change', this.onQueueChange);
+    this.stopHeartbeat();
     await this.pinChain;
     if (this.present) this.publish();
     // The last status, but not at any price: an unreachable API server must not hold up the exit.
@@ -202,11 +214,38 @@ export class NodePullSync {
     const images = [...this.tracked.values()].map(({ wanted: w }) =>
       imageStatusOf(w, w.key !== undefined ? queue.get(w.key) : undefined, this.pinStates.get(w.image)),
     );
+    const summary = summaryOf(images);
+    const busy = summary.pending + summary.pulling > 0;
+    // A new spec is a sign of life to report at once; then, while work is open, every interval.
+    if (this.heartbeat === undefined || this.heartbeat.generation !== this.generation) this.renewHeartbeat();
+    if (busy) this.startHeartbeat();
+    else this.stopHeartbeat();
     this.writer.set({
       ...(this.generation !== undefined ? { observedGeneration: this.generation } : {}),
-      summary: summaryOf(images),
+      heartbeatTime: this.heartbeat!.time,
+      summary,
       images,
     });
+  }
+
+  private renewHeartbeat(): void {
+    const now = (this.opts.wallClock ?? (() => new Date()))();
+    this.heartbeat = { time: now.toISOString().replace(/\.\d{3}Z$/, 'Z'), generation: this.generation };
+  }
+
+  private startHeartbeat(): void {
+    if (this.heartbeatTimer !== undefined) return;
+    this.heartbeatTimer = this.timers.setTimeout(() => {
+      this.heartbeatTimer = undefined;
+      this.renewHeartbeat();
+      this.publish();
+    }, this.opts.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS);
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeatTimer === undefined) return;
+    this.timers.clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
   }
 
   private enqueue(step: () => Promise<void>): void {

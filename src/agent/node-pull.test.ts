@@ -351,8 +351,7 @@ function nodePull(
   };
 }
 
-function setup(opts: { pinBudgetBytes?: number } = {}) {
-  const clock = new FakeClock();
+function setup(opts: { pinBudgetBytes?: number; wallClock?: () => Date } = {}, clock = new FakeClock()) {
   const runtime = new ScriptedRuntime();
   const queue = new PullQueue({ runtime, concurrency: 1, timers: clock, now: clock.date });
   const pins = new FakePins();
@@ -411,6 +410,35 @@ describe('NodePull sync', () => {
     assert.ok(s.get(bad)?.finishedAt);
     assert.equal(s.get(good)?.phase, 'Succeeded', 'unaffected');
     assert.deepEqual(last()?.summary, { images: 2, pending: 0, pulling: 0, succeeded: 1, failed: 1 });
+  });
+
+  it('renews status.heartbeatTime on a new spec and every minute while pulling, not while idle', async () => {
+    const clock = new FakeClock();
+    const { runtime, sync, statuses } = setup(
+      { wallClock: () => new Date(Date.UTC(2026, 0, 1) + clock.nowMs) },
+      clock,
+    );
+    const heartbeat = () => statuses.at(-1)?.heartbeatTime;
+    runtime.hang.add(good);
+    sync.apply(nodePull(1, [{ image: good }]));
+    await clock.advance(0);
+    assert.equal(heartbeat(), '2026-01-01T00:00:00Z', 'the new spec is reported at once');
+    await clock.advance(59_000);
+    assert.equal(heartbeat(), '2026-01-01T00:00:00Z');
+    await clock.advance(2_000);
+    assert.equal(heartbeat(), '2026-01-01T00:01:00Z', 'renewed while pulling');
+    await clock.advance(60_000);
+    assert.equal(heartbeat(), '2026-01-01T00:02:00Z');
+    // A new spec renews it; once nothing is left to pull, an idle node writes no heartbeats.
+    runtime.hang.delete(good);
+    sync.apply(nodePull(2, [{ image: bad }]));
+    await clock.advance(1000);
+    assert.equal(statuses.at(-1)?.summary?.pending, 0);
+    assert.equal(heartbeat(), '2026-01-01T00:02:01Z', 'renewed for the new spec');
+    const writes = statuses.length;
+    await clock.advance(600_000);
+    assert.equal(statuses.length, writes, 'idle: nothing written');
+    await sync.close();
   });
 
   it('an image present at the expected digest succeeds without a pull; another digest is pulled again', async () => {

@@ -18,6 +18,7 @@ const DEFAULTS = {
   namespace: 'hoist-system',
   leaseName: 'hoist-controller',
   resyncSeconds: 300,
+  agentTimeoutSeconds: 300,
 } as const;
 
 interface ControllerFlags {
@@ -28,6 +29,7 @@ interface ControllerFlags {
   leaseName: string;
   identity?: string;
   resyncSeconds: string;
+  agentTimeoutSeconds: string;
   listen: string;
   plainHttp?: string[];
   logLevel: string;
@@ -62,6 +64,11 @@ export function registerController(program: Command): void {
       'reconcile (and re-read pull secrets) at least this often',
       String(DEFAULTS.resyncSeconds),
     )
+    .option(
+      '--agent-timeout-seconds <n>',
+      'a node whose agent has not reported for this long while it has images to pull counts as failed (AgentUnavailable) and frees its stagger slot; the agent renews its heartbeat every minute',
+      String(DEFAULTS.agentTimeoutSeconds),
+    )
     .option('--listen <host:port>', 'address for /metrics, /healthz, /readyz', DEFAULTS.listen)
     .option(
       '--plain-http <registry>',
@@ -83,6 +90,16 @@ stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
       if (!Number.isInteger(resyncSeconds) || resyncSeconds < 1 || resyncSeconds > 86_400) {
         throw new UsageError(
           `--resync-seconds must be a whole number from 1 to 86400, not "${opts.resyncSeconds}"`,
+        );
+      }
+      const agentTimeoutSeconds = Number(opts.agentTimeoutSeconds);
+      if (
+        !Number.isInteger(agentTimeoutSeconds) ||
+        agentTimeoutSeconds < 90 ||
+        agentTimeoutSeconds > 86_400
+      ) {
+        throw new UsageError(
+          `--agent-timeout-seconds must be a whole number from 90 to 86400 (agents report every 60 s), not "${opts.agentTimeoutSeconds}"`,
         );
       }
       if (!LOG_LEVELS.includes(opts.logLevel))
@@ -110,6 +127,7 @@ stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
         leaseName: opts.leaseName,
         identity,
         resyncSeconds,
+        agentTimeoutSeconds,
         logger,
         metrics,
         resolver: new DigestResolver({ plainHttp: opts.plainHttp ?? [] }),

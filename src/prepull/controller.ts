@@ -35,6 +35,8 @@ export interface ControllerOptions {
   leaseName: string;
   identity: string;
   resyncSeconds: number;
+  /** A node whose agent is silent this long while it has work stops holding a stagger slot. */
+  agentTimeoutSeconds?: number;
   logger: Logger;
   metrics?: ControllerMetrics;
   resolver?: Pick<DigestResolver, 'resolve'>;
@@ -184,6 +186,9 @@ export class PrePullController {
       resolver: this.opts.resolver ?? new DigestResolver(),
       logger: this.log,
       resyncMs: this.opts.resyncSeconds * 1000,
+      ...(this.opts.agentTimeoutSeconds !== undefined
+        ? { agentTimeoutSeconds: this.opts.agentTimeoutSeconds }
+        : {}),
       ...(this.opts.metrics ? { metrics: this.opts.metrics } : {}),
     });
     const backoff = new Backoff(RETRY_BACKOFF);

@@ -296,6 +296,12 @@ const nodePullStatus: Schema = {
   type: 'object',
   properties: {
     observedGeneration: { type: 'integer', format: 'int64', minimum: 0 },
+    heartbeatTime: {
+      type: 'string',
+      format: 'date-time',
+      description:
+        "The agent's last sign of life: renewed when it sees a new spec and every minute while images are pending or pulling.",
+    },
     summary: {
       type: 'object',
       description: 'Counts of status.images by phase, for kubectl get.',

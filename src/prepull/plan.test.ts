@@ -13,6 +13,7 @@ import type {
   PrePullSpecInput,
   Taint,
 } from './types.js';
+import { SPEC_TIME_ANNOTATION } from './types.js';
 
 const NOW = new Date('2026-12-01T10:00:00Z');
 const D1 = `sha256:${'1'.repeat(64)}`;
@@ -185,6 +186,69 @@ describe('plan: stagger', () => {
     const st = out.statuses[0]!.status;
     assert.deepEqual(st.nodes, { desired: 5, pulling: 0, succeeded: 5, failed: 0 });
     assert.equal(st.conditions!.find((c) => c.type === 'Ready')!.status, 'True');
+  });
+
+  it('frees the slot of a node whose agent stopped reporting, and lists it as AgentUnavailable', () => {
+    const p = prePull('p', { images: ['a:1'], maxConcurrentNodes: 1 });
+    const runs = resolved({ [A]: D1 });
+    const timeout = { agentTimeoutMs: 300_000 };
+    let nps = apply([], plan({ prePulls: [p], nodes, nodePulls: [], runs, now: NOW, ...timeout }));
+    assert.deepEqual(
+      nps.map((n) => n.metadata.name),
+      ['n1'],
+    );
+    const at = (iso: string) => new Date(iso);
+    // The controller wrote n1's spec at 10:00; its agent said it had seen it at 10:00:01.
+    nps = nps.map((np) => ({
+      ...np,
+      metadata: { ...np.metadata, annotations: { [SPEC_TIME_ANNOTATION]: '2026-12-01T10:00:00Z' } },
+      status: { heartbeatTime: '2026-12-01T10:00:01Z', images: [{ image: A, phase: 'Pulling' as const }] },
+    }));
+
+    // Within the timeout: still its slot, and a wake-up for when it would run out.
+    let out = plan({
+      prePulls: [p],
+      nodes,
+      nodePulls: nps,
+      runs,
+      now: at('2026-12-01T10:04:00Z'),
+      ...timeout,
+    });
+    assert.deepEqual(out.nodePulls, []);
+    assert.deepEqual(out.statuses[0]!.status.nodes, { desired: 5, pulling: 1, succeeded: 0, failed: 0 });
+    assert.deepEqual(out.wakeAt, at('2026-12-01T10:05:02Z'));
+
+    // A heartbeat renews it: a slow pull is not a dead agent.
+    const renewed = nps.map((np) => ({
+      ...np,
+      status: { ...np.status, heartbeatTime: '2026-12-01T10:04:30Z' },
+    }));
+    out = plan({
+      prePulls: [p],
+      nodes,
+      nodePulls: renewed,
+      runs,
+      now: at('2026-12-01T10:06:00Z'),
+      ...timeout,
+    });
+    assert.deepEqual(out.nodePulls, []);
+
+    // Silent past the timeout: n1 counts as failed, and n2 starts.
+    out = plan({ prePulls: [p], nodes, nodePulls: nps, runs, now: at('2026-12-01T10:06:00Z'), ...timeout });
+    assert.deepEqual(
+      out.nodePulls.map((a) => `${a.action}:${a.name}`),
+      ['create:n2'],
+    );
+    const st = out.statuses[0]!.status;
+    assert.deepEqual(st.nodes, { desired: 5, pulling: 1, succeeded: 0, failed: 1 });
+    assert.equal(st.images![0]!.failures![0]!.node, 'n1');
+    assert.equal(st.images![0]!.failures![0]!.reason, 'AgentUnavailable');
+    assert.match(st.images![0]!.failures![0]!.message!, /no report from the node's agent for 359 s/);
+    // Its entry stays, so the agent finds its work when it comes back.
+    assert.deepEqual(imagesOn(apply(nps, out), 'n1'), [`${A}@${D1}`]);
+    // Without a timeout the planner never gives up on a node.
+    out = plan({ prePulls: [p], nodes, nodePulls: nps, runs, now: at('2026-12-02T10:00:00Z') });
+    assert.deepEqual(out.nodePulls, []);
   });
 
   it('resolves a percentage against the number of targets, rounding up', () => {

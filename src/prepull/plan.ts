@@ -30,6 +30,8 @@ import {
   type PrePull,
   type PrePullImageStatus,
   type PrePullStatus,
+  AGENT_UNAVAILABLE,
+  SPEC_TIME_ANNOTATION,
 } from './types.js';
 
 /**
@@ -64,6 +66,12 @@ export interface PlanInput {
   runs?: ReadonlyMap<string, RunResult>;
   now: Date;
   cache?: PlanCache;
+  /**
+   * A node whose agent has shown no sign of life (status.heartbeatTime, or the controller's last
+   * spec change) for this long while it has images to pull counts as done and failed
+   * (AgentUnavailable), so that it no longer holds a stagger slot. Undefined: never.
+   */
+  agentTimeoutMs?: number;
 }
 
 export { PlanCache, type NodePullAction };
@@ -107,6 +115,19 @@ function configOf(
     maxConcurrentPulls: spec.maxConcurrentPullsPerNode,
     runRank,
   };
+}
+
+/** When the node's agent last showed a sign of life, in ms since the epoch; NaN when unknown. */
+function lastSignOfLife(np: NodePull | undefined): number {
+  if (np === undefined) return Number.NaN;
+  const times = [
+    np.status?.heartbeatTime,
+    np.metadata.annotations?.[SPEC_TIME_ANNOTATION],
+    np.metadata.creationTimestamp,
+  ]
+    .map((t) => (t === undefined ? Number.NaN : Date.parse(t)))
+    .filter(Number.isFinite);
+  return times.length === 0 ? Number.NaN : Math.max(...times);
 }
 
 export function plan(input: PlanInput): PlanOutput {
@@ -257,27 +278,52 @@ export function plan(input: PlanInput): PlanOutput {
       const name = targets[t]!.metadata.name;
       const v = view(name);
       const c = classify(v, wanted, wantedKey, nodePullByName.has(name));
-      const anyFailed = c.failed > 0;
-      if (c.pending < m) {
+      // An agent that stopped reporting while it had work frees its slot (rule 8).
+      let silentFor: number | undefined;
+      if (c.holds && c.pending > 0 && input.agentTimeoutMs !== undefined) {
+        const last = lastSignOfLife(nodePullByName.get(name));
+        const since = input.now.getTime() - last;
+        if (since > input.agentTimeoutMs) silentFor = since;
+        else if (Number.isFinite(last)) {
+          // Look again when it would count as silent, whatever else happens by then.
+          const at = last + input.agentTimeoutMs + 1000;
+          if (wakeAt === undefined || at < wakeAt.getTime()) wakeAt = new Date(at);
+        }
+      }
+      const anyFailed = c.failed > 0 || silentFor !== undefined;
+      if (c.pending < m || silentFor !== undefined) {
         for (let j = 0; j < m; j++) {
           const o = c.outcome[j];
           if (o === SUCCEEDED) imgSucceeded[j]!++;
-          else if (o === FAILED) {
+          else if (o === FAILED || silentFor !== undefined) {
             imgFailed[j]!++;
             const list = failures[j]!;
             // Targets go in name order, so the first ones are the list sorted by node.
             if (list.length < LIMITS.maxFailuresPerImage) {
-              const s = v.status!.get(wanted[j]!.image)!;
-              list.push({
-                node: name,
-                reason: s.reason || 'PullError',
-                ...(s.message ? { message: s.message.slice(0, LIMITS.maxMessageLength) } : {}),
-              });
+              if (o === FAILED) {
+                const s = v.status!.get(wanted[j]!.image)!;
+                list.push({
+                  node: name,
+                  reason: s.reason || 'PullError',
+                  ...(s.message ? { message: s.message.slice(0, LIMITS.maxMessageLength) } : {}),
+                });
+              } else {
+                list.push({
+                  node: name,
+                  reason: AGENT_UNAVAILABLE,
+                  message: `no report from the node's agent for ${Math.round(silentFor! / 1000)} s: is hoist agent running on it?`,
+                });
+              }
             }
           }
         }
       }
-      const state = c.pending === 0 ? NodeState.Done : c.holds ? NodeState.Active : NodeState.Waiting;
+      const state =
+        c.pending === 0 || silentFor !== undefined
+          ? NodeState.Done
+          : c.holds
+            ? NodeState.Active
+            : NodeState.Waiting;
       states[t] = state;
       if (state === NodeState.Active) {
         active++;

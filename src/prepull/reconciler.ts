@@ -17,6 +17,7 @@ import {
   NODEPULL_KIND,
   NODEPULL_PLURAL,
   PREPULL_PLURAL,
+  SPEC_TIME_ANNOTATION,
   VERSION,
   prePullKey,
   type Node,
@@ -51,6 +52,8 @@ export interface ReconcilerOptions {
   /** Pull secrets are mirrored again this often even when nothing changed (rotated credentials). */
   resyncMs: number;
   now?: () => number;
+  /** See PlanInput.agentTimeoutMs; default 300 s. */
+  agentTimeoutSeconds?: number;
   /** API writes in flight at once. */
   writeConcurrency?: number;
   /** Registry requests in flight at once. */
@@ -63,6 +66,7 @@ export interface ReconcileResult extends Tally {
 }
 
 const RECENT_WRITE_TTL_MS = 30_000;
+export const DEFAULT_AGENT_TIMEOUT_SECONDS = 300;
 const STATUS_KEYS: ReadonlyArray<keyof PrePullStatus> = [
   'observedGeneration',
   'imageCount',
@@ -155,6 +159,7 @@ export class Reconciler {
       runs,
       now: new Date(now),
       cache: this.planCache,
+      agentTimeoutMs: (this.opts.agentTimeoutSeconds ?? DEFAULT_AGENT_TIMEOUT_SECONDS) * 1000,
     });
     this.opts.metrics?.planSeconds.observe((performance.now() - started) / 1000);
     this.opts.metrics?.recordStatuses(out.statuses);
@@ -249,6 +254,10 @@ export class Reconciler {
     signal: AbortSignal,
   ): Promise<void> {
     if (signal.aborted) return;
+    // When the spec changed: the agent's silence is measured from here (PlanInput.agentTimeoutMs).
+    const specTime = () => ({
+      [SPEC_TIME_ANNOTATION]: new Date(this.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    });
     try {
       if (a.action === 'delete') {
         await this.api.delete(nodePullRef(a.name), { signal });
@@ -260,6 +269,7 @@ export class Reconciler {
           kind: NODEPULL_KIND,
           metadata: {
             name: a.name,
+            annotations: specTime(),
             labels: { [MANAGED_BY_LABEL]: MANAGED_BY },
             // The NodePull goes with its Node (garbage collector); no blockOwnerDeletion, which
             // would need rights on nodes/finalizers.
@@ -275,14 +285,24 @@ export class Reconciler {
           await this.api.create(nodePullRef(), obj, { signal });
         } catch (err) {
           if (!(err instanceof KubeError && err.status === 409)) throw err;
-          await this.api.patch(nodePullRef(a.name), { spec: a.spec }, 'merge', { signal });
+          await this.api.patch(
+            nodePullRef(a.name),
+            { metadata: { annotations: specTime() }, spec: a.spec },
+            'merge',
+            { signal },
+          );
         }
         this.nodePullWrites.set(a.name, a.spec);
         this.pendingCreates.add(a.name);
       } else {
         // Only the leader writes spec, so a merge patch without a resourceVersion cannot lose
         // anyone's change; the agent's status is another subresource.
-        await this.api.patch(nodePullRef(a.name), { spec: a.spec }, 'merge', { signal });
+        await this.api.patch(
+          nodePullRef(a.name),
+          { metadata: { annotations: specTime() }, spec: a.spec },
+          'merge',
+          { signal },
+        );
         this.nodePullWrites.set(a.name, a.spec);
       }
       result.writes++;

@@ -10,6 +10,10 @@ export const PREPULL_KIND = 'PrePull';
 export const NODEPULL_KIND = 'NodePull';
 export const PREPULL_PLURAL = 'prepulls';
 export const NODEPULL_PLURAL = 'nodepulls';
+/** On a NodePull: when the controller last changed its spec (RFC 3339), for agent liveness. */
+export const SPEC_TIME_ANNOTATION = 'prepull.hoist.dev/spec-time';
+/** The failure reason of images on a node whose agent stopped reporting. */
+export const AGENT_UNAVAILABLE = 'AgentUnavailable';
 
 /** Limits the CRD enforces, and the zod schema again (spec.ts). */
 export const LIMITS = {
@@ -196,6 +200,8 @@ export interface NodePullSummary {
 
 export interface NodePullStatus {
   observedGeneration?: number;
+  /** The agent's last sign of life: renewed on each new spec and every minute while pulling. */
+  heartbeatTime?: string;
   images?: NodePullImageStatus[];
   summary?: NodePullSummary;
 }
