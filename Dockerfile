@@ -8,7 +8,9 @@
 # containerd's socket and certs.d are root-owned; nothing needs root otherwise.
 #
 # Base images are pinned by digest so every build, and every node's cache, shares their layers.
-# Bump tag and digest together (`skopeo inspect docker://IMAGE:TAG` prints the digest).
+# Bump tag and digest together (`skopeo inspect docker://IMAGE:TAG` prints the digest). These two
+# index digests could not be fetched from here; they are the ones public builds of the same tags
+# record (a BuildKit log resolving node:20-bookworm-slim to it, among others).
 ARG NODE_IMAGE=docker.io/library/node:20-bookworm-slim@sha256:2cf067cfed83d5ea958367df9f966191a942351a2df77d6f0193e162b5febfc0
 ARG RUNTIME_IMAGE=gcr.io/distroless/nodejs20-debian12:nonroot@sha256:2cd820156cf039c8b54ae2d2a97e424b6729070714de8707a6b79f20d56f6a9a
 
