@@ -25,6 +25,8 @@ export type ContainerdConfig = Record<string, unknown>;
 
 export const DEFAULT_CONFIG_PATH = '/etc/containerd/certs.d';
 export const STARGZ_SOCKET = '/run/containerd-stargz-grpc/containerd-stargz-grpc.sock';
+/** containerd 2.x's transfer service (the same plugin ID in config versions 2 and 3). */
+export const TRANSFER_PLUGIN = 'io.containerd.transfer.v1.local';
 
 export function parseContainerdConfig(text: string, source: string): ContainerdConfig {
   try {
@@ -64,20 +66,51 @@ export function sections(version: number) {
   };
 }
 
-/** Turns `registry.mirrors` entries into hosts.toml files (containerd docs/hosts.md). */
+/** An endpoint as containerd's CRI read it: no scheme means https (pkg/cri addDefaultScheme). */
+function withScheme(endpoint: string): string {
+  return (endpoint.includes('://') ? endpoint : `https://${endpoint}`).replace(/\/+$/, '');
+}
+
+function hostOf(endpoint: string): string | undefined {
+  try {
+    return new URL(endpoint).host;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Turns `registry.mirrors` entries into hosts.toml files (containerd docs/hosts.md).
+ *
+ * The old CRI tried the endpoints in order and then, unless one of them already was the registry
+ * itself (its host equal to the registry name), the registry's default host
+ * (`pkg/cri/server/image_pull.go` registryEndpoints in containerd 1.4-1.7). hosts.toml says the
+ * same with `[host."..."]` tables tried in file order and `server` tried last, so `server` is
+ * always the registry's real endpoint — the endpoint naming the registry's own host (keeping its
+ * scheme, e.g. http for a plain-HTTP registry), else https://registry-1.docker.io for docker.io and
+ * https://NAME for others — and never a mirror: a dead mirror then only costs a failed attempt.
+ * The `"*"` entry becomes `_default/hosts.toml` with hosts only: containerd uses each registry's
+ * own server for it.
+ */
 export function hostsTomlFromMirrors(mirrors: Record<string, unknown>, configPath: string): ConfigFile[] {
   const files: ConfigFile[] = [];
   for (const [registry, entry] of Object.entries(mirrors)) {
     const endpoints = (at(entry) ?? {}).endpoint;
-    const list = Array.isArray(endpoints) ? endpoints.filter((e): e is string => typeof e === 'string') : [];
-    const upstream = registry === 'docker.io' ? 'https://registry-1.docker.io' : `https://${registry}`;
-    const server = list.find((e) => e.replace(/\/+$/, '') === upstream) ?? list[list.length - 1] ?? upstream;
+    const list = Array.isArray(endpoints)
+      ? [...new Set(endpoints.filter((e): e is string => typeof e === 'string' && e !== '').map(withScheme))]
+      : [];
+    const wildcard = registry === '*';
+    const ownHosts = registry === 'docker.io' ? ['docker.io', 'registry-1.docker.io'] : [registry];
+    const own = wildcard ? undefined : list.find((e) => ownHosts.includes(hostOf(e) ?? ''));
     const host: Record<string, unknown> = {};
-    for (const e of list) if (e !== server) host[e] = { capabilities: ['pull', 'resolve'] };
-    const doc = { server, host };
+    for (const e of list) if (e !== own) host[e] = { capabilities: ['pull', 'resolve'] };
+    const server = own ?? (registry === 'docker.io' ? 'https://registry-1.docker.io' : `https://${registry}`);
+    const doc = wildcard ? { host } : { server, host };
     files.push({
-      path: `${configPath}/${registry === '*' ? '_default' : registry}/hosts.toml`,
-      content: `${stringify(doc)}\n`,
+      path: `${configPath}/${wildcard ? '_default' : registry}/hosts.toml`,
+      content:
+        `# containerd tries each host in order${wildcard ? ", then the registry's own server" : ', then server (the registry itself)'}.\n` +
+        `${stringify(doc)}\n`,
     });
   }
   return files;
@@ -143,7 +176,14 @@ export function checkContainerdConfig(doc: ContainerdConfig): ContainerdFinding[
     });
   }
 
-  // Lazy pulling through the stargz snapshotter.
+  // Lazy pulling through the stargz snapshotter. The snapshotter only mounts layers lazily when
+  // containerd hands it the image reference and layer digests as snapshot labels. Two ways do that
+  // (stargz-snapshotter docs/INSTALL.md and docs/transfer.md): the CRI's own local pull with
+  // disable_snapshot_annotations = false, or, from containerd 2.1, the transfer service, which
+  // unpacks with the [[plugins."io.containerd.transfer.v1.local".unpack_config]] entry naming the
+  // snapshotter and sends the labels when the proxy plugin exports
+  // enable_remote_snapshot_annotations = "true". Both hold for config versions 2 and 3 alike
+  // (containerd 2.x migrates version 2 on load).
   const proxies = at(doc, 'proxy_plugins') ?? {};
   const snapTable = at(doc, ...s.snapshotterTable) ?? {};
   const snapshotter = typeof snapTable.snapshotter === 'string' ? snapTable.snapshotter : 'overlayfs';
@@ -154,6 +194,13 @@ export function checkContainerdConfig(doc: ContainerdConfig): ContainerdFinding[
   const stargzProxy = Object.entries(proxies).find(
     ([name, p]) => name === 'stargz' || at(p)?.address === STARGZ_SOCKET,
   );
+  const unpackConfig = at(doc, 'plugins', TRANSFER_PLUGIN)?.unpack_config;
+  const unpackSnapshotters = (Array.isArray(unpackConfig) ? unpackConfig : [])
+    .map((u) => at(u)?.snapshotter)
+    .filter((n): n is string => typeof n === 'string');
+  const transferUnpacks = (name: string) => unpackSnapshotters.includes(name);
+  const exportsAnnotations = (name: string) =>
+    String(at(proxies, name, 'exports')?.enable_remote_snapshot_annotations) === 'true';
   const builtIn = ['overlayfs', 'native', 'btrfs', 'zfs', 'devmapper', 'aufs', 'blockfile', 'erofs'];
   if (!builtIn.includes(snapshotter) && !(snapshotter in proxies)) {
     add({
@@ -163,18 +210,30 @@ export function checkContainerdConfig(doc: ContainerdConfig): ContainerdFinding[
       fix: `add [proxy_plugins.${snapshotter}] type = "snapshot" address = "${STARGZ_SOCKET}"`,
     });
   } else if (stargzProxy && snapshotter !== stargzProxy[0]) {
+    const viaTransfer = transferUnpacks(stargzProxy[0]);
     add({
       rule: 'stargz-not-used',
       severity: 'warning',
-      message: `the stargz proxy plugin is configured but the CRI plugin uses the "${snapshotter}" snapshotter: nothing is pulled lazily`,
+      message: viaTransfer
+        ? `the transfer service unpacks with "${stargzProxy[0]}" but the CRI plugin uses the "${snapshotter}" snapshotter: CRI (kubelet) pulls are eager; only clients asking for ${stargzProxy[0]} (ctr --snapshotter=${stargzProxy[0]}) pull lazily`
+        : `the stargz proxy plugin is configured but the CRI plugin uses the "${snapshotter}" snapshotter: nothing is pulled lazily`,
       fix: `set snapshotter = "${stargzProxy[0]}" in [${s.snapshotterTable.map((k, i) => (i === 0 ? k : `"${k}"`)).join('.')}]`,
     });
+  } else if (stargzProxy && transferUnpacks(stargzProxy[0])) {
+    if (!exportsAnnotations(stargzProxy[0])) {
+      add({
+        rule: 'stargz-transfer-annotations',
+        severity: 'error',
+        message: `the transfer service unpacks with "${stargzProxy[0]}" but [proxy_plugins.${stargzProxy[0]}.exports] does not set enable_remote_snapshot_annotations = "true": the snapshotter gets no image reference and pulls everything eagerly`,
+        fix: `add enable_remote_snapshot_annotations = "true" under [proxy_plugins.${stargzProxy[0]}.exports]`,
+      });
+    }
   } else if (stargzProxy && annotationsDisabled) {
     add({
       rule: 'stargz-annotations-disabled',
       severity: 'error',
-      message: `disable_snapshot_annotations is ${typeof snapTable.disable_snapshot_annotations === 'boolean' ? 'true' : 'true by default'}: the stargz snapshotter gets no image reference and pulls everything eagerly`,
-      fix: 'set disable_snapshot_annotations = false next to snapshotter = "stargz"',
+      message: `disable_snapshot_annotations is ${typeof snapTable.disable_snapshot_annotations === 'boolean' ? 'true' : 'true by default'} and no transfer-service unpack_config names "${stargzProxy[0]}": the stargz snapshotter gets no image reference and pulls everything eagerly`,
+      fix: `set disable_snapshot_annotations = false next to snapshotter = "${stargzProxy[0]}", or (containerd 2.1+) add [[plugins."${TRANSFER_PLUGIN}".unpack_config]] with snapshotter = "${stargzProxy[0]}" and enable_remote_snapshot_annotations = "true" in the proxy plugin's exports`,
     });
   } else if (!stargzProxy) {
     add({

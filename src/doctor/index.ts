@@ -5,6 +5,7 @@ export {
   KUBELET_DEFAULTS,
   type KubeletConfig,
 } from './kubelet-config.js';
+export { checkKubeletFields, closestName, editDistance, KUBELET_FIELDS } from './kubelet-fields.js';
 export {
   checkContainerdConfig,
   parseContainerdConfig,

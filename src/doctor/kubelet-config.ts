@@ -2,6 +2,7 @@ import { parseAllDocuments } from 'yaml';
 import type { Finding } from '../analyze/index.js';
 import { parseGoDuration } from '../analyze/index.js';
 import { DoctorError } from './errors.js';
+import { checkKubeletFields } from './kubelet-fields.js';
 
 /**
  * Checks of a KubeletConfiguration (kubelet.config.k8s.io/v1beta1) that decide how fast and how
@@ -50,6 +51,9 @@ export function checkKubeletConfig(config: KubeletConfig): Finding[] {
   const out: Finding[] = [];
   const add = (rule: string, severity: Finding['severity'], message: string, fix: string) =>
     out.push({ rule, severity, message, fix });
+
+  // Unknown and misspelt fields first: the checks below see the defaults they leave in force.
+  out.push(...checkKubeletFields(config));
 
   // Parallel pulls.
   const serialize = config.serializeImagePulls === undefined ? true : config.serializeImagePulls === true;
