@@ -2,8 +2,9 @@
 // output formats (the JSON shapes are fixed contracts), --fail-on exit codes, and exit 2 with one
 // line on bad input.
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { hoist } from './analyze-helpers.js';
 import { testTempDir } from './helpers/peers.js';
@@ -141,6 +142,143 @@ describe('hoist analyze dockerfile', () => {
       oneLine(res.stderr);
       assert.match(res.stderr, re);
     }
+  });
+});
+
+// Issue 11 item 7: one unparsable or unreadable Dockerfile does not lose the others' findings.
+describe('hoist analyze dockerfile with a bad file among good ones', () => {
+  async function threeFiles(t: Parameters<typeof testTempDir>[0]) {
+    const dir = await testTempDir(t, 'hoist-df-');
+    const first = join(dir, 'a.Dockerfile');
+    await writeFile(first, `FROM alpine:3.20${PIN}\nRUN apk add curl\n`);
+    const bad = join(dir, 'bad.Dockerfile');
+    await writeFile(bad, 'FROM alpine\nRUN <<EOF\necho never ends\n');
+    const last = join(dir, 'c.Dockerfile');
+    await writeFile(last, BAD);
+    return { dir, files: [first, bad, last] };
+  }
+
+  it('json: every file in its place, the bad one with its error; exit 2', TIMEOUT, async (t) => {
+    const { files } = await threeFiles(t);
+    const res = await hoist(['analyze', 'dockerfile', '--skip-context', '--output', 'json', ...files]);
+    assert.equal(res.code, 2, res.stderr);
+    oneLine(res.stderr);
+    assert.match(res.stderr, /bad\.Dockerfile:2: heredoc <<EOF is not terminated/);
+    const doc = JSON.parse(res.stdout) as {
+      files: Array<{
+        path: string;
+        findings: Array<{ rule: string }>;
+        error?: { code: string; message: string };
+      }>;
+    };
+    assert.deepEqual(
+      doc.files.map((f) => f.path),
+      files,
+    );
+    assert.deepEqual(
+      doc.files[0]?.findings.map((f) => f.rule),
+      ['apk-cache-left'],
+    );
+    assert.equal(doc.files[0]?.error, undefined);
+    assert.equal(doc.files[1]?.error?.code, 'DOCKERFILE_INVALID');
+    assert.deepEqual(doc.files[1]?.findings, []);
+    assert.ok(doc.files[2]?.findings.some((f) => f.rule === 'source-before-dependencies'));
+  });
+
+  it('text: the error printed where the file would be, the others analyzed; exit 2', TIMEOUT, async (t) => {
+    const { dir, files } = await threeFiles(t);
+    const missing = join(dir, 'missing.Dockerfile');
+    // --fail-on none does not hide a file that could not be analyzed.
+    const res = await hoist([
+      'analyze',
+      'dockerfile',
+      '--skip-context',
+      '--fail-on',
+      'none',
+      ...files,
+      missing,
+    ]);
+    assert.equal(res.code, 2, res.stderr);
+    assert.equal(res.stderr.split('\n').filter(Boolean).length, 2, res.stderr);
+    const a = res.stdout.indexOf('apk-cache-left');
+    const err = res.stdout.indexOf('heredoc <<EOF is not terminated');
+    const c = res.stdout.indexOf('source-before-dependencies');
+    const gone = res.stdout.indexOf('missing.Dockerfile: no such file');
+    assert.ok(a >= 0 && err > a && c > err && gone > c, res.stdout);
+    assert.match(res.stdout, /2 files could not be analyzed/);
+  });
+
+  it('sarif: results for the good files, a notification for the bad one; exit 2', TIMEOUT, async (t) => {
+    const { files } = await threeFiles(t);
+    const res = await hoist(['analyze', 'dockerfile', '--skip-context', '--output', 'sarif', ...files]);
+    assert.equal(res.code, 2, res.stderr);
+    const sarif = JSON.parse(res.stdout) as {
+      runs: Array<{
+        results: Array<{
+          ruleId: string;
+          locations: Array<{ physicalLocation: { artifactLocation: { uri: string } } }>;
+        }>;
+        invocations: Array<{
+          executionSuccessful: boolean;
+          toolExecutionNotifications: Array<{
+            level: string;
+            message: { text: string };
+            locations: Array<{
+              physicalLocation: { artifactLocation: { uri: string }; region?: { startLine: number } };
+            }>;
+          }>;
+        }>;
+      }>;
+    };
+    const run = sarif.runs[0];
+    const uris = new Set(run?.results.map((r) => r.locations[0]?.physicalLocation.artifactLocation.uri));
+    assert.deepEqual([...uris].sort(), [files[0], files[2]].sort());
+    assert.equal(run?.invocations[0]?.executionSuccessful, false);
+    const [note] = run?.invocations[0]?.toolExecutionNotifications ?? [];
+    assert.equal(note?.level, 'error');
+    assert.equal(note?.locations[0]?.physicalLocation.artifactLocation.uri, files[1]);
+    assert.equal(note?.locations[0]?.physicalLocation.region?.startLine, 2);
+    assert.match(note?.message.text ?? '', /heredoc <<EOF is not terminated/);
+  });
+});
+
+// Every fixture under test/fixtures/dockerfiles in one run: each names the public file it stands
+// for and the findings it must give (`# expect: rule@line ...`) or its error (`# expect-error:`).
+// A rule change that adds a false positive on any of them fails here.
+describe('hoist analyze dockerfile over the fixtures', () => {
+  it('gives exactly the expected findings per fixture, and the broken one its error', TIMEOUT, async () => {
+    const dir = fileURLToPath(new URL('./fixtures/dockerfiles/', import.meta.url));
+    const files = (await readdir(dir))
+      .filter((f) => f.endsWith('Dockerfile'))
+      .sort()
+      .map((f) => join(dir, f));
+    assert.ok(files.length >= 5, String(files));
+    const res = await hoist(['analyze', 'dockerfile', '--skip-context', '--output', 'json', ...files]);
+    const doc = JSON.parse(res.stdout) as {
+      files: Array<{
+        path: string;
+        findings: Array<{ rule: string; line: number }>;
+        error?: { code: string };
+      }>;
+    };
+    let broken = 0;
+    for (const file of files) {
+      const text = await readFile(file, 'utf8');
+      const report = doc.files.find((f) => f.path === file);
+      const error = /^# expect-error: (\S+)$/m.exec(text)?.[1];
+      if (error !== undefined) {
+        broken++;
+        assert.equal(report?.error?.code, error, file);
+        continue;
+      }
+      const expected = (/^# expect:(.*)$/m.exec(text)?.[1] ?? '').trim().split(/\s+/).filter(Boolean);
+      assert.deepEqual(
+        report?.findings.map((f) => `${f.rule}@${f.line}`).sort(),
+        expected.sort(),
+        `${file}: ${JSON.stringify(report)}`,
+      );
+    }
+    assert.equal(res.code, broken > 0 ? 2 : 1, res.stderr);
   });
 });
 

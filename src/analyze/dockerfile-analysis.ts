@@ -18,6 +18,16 @@ export interface DockerfileAnalysisOptions {
 export interface DockerfileReport {
   path: string;
   findings: Finding[];
+  /** Set when the file could not be read or parsed (its findings are then empty). */
+  error?: DockerfileError;
+}
+
+export interface DockerfileError {
+  /** `DOCKERFILE_INVALID`, `INPUT_INVALID` (unreadable), or `FAILED` for anything else. */
+  code: string;
+  message: string;
+  /** 1-based line the parser stopped at, when it said. */
+  line?: number;
 }
 
 /** Reads, parses and lints one Dockerfile with its build context (the I/O around the pure rules). */
@@ -43,4 +53,34 @@ export async function analyzeDockerfile(
     ...(opts.largeFileBytes !== undefined ? { largeFileBytes: opts.largeFileBytes } : {}),
   });
   return { path, findings };
+}
+
+/**
+ * Analyzes each file on its own: one that cannot be read or parsed gets its error in its place,
+ * and the others are still analyzed (a run over a repository's Dockerfiles loses nothing to one
+ * broken file).
+ */
+export async function analyzeDockerfiles(
+  paths: string[],
+  opts: DockerfileAnalysisOptions = {},
+): Promise<DockerfileReport[]> {
+  const reports: DockerfileReport[] = [];
+  for (const path of paths) {
+    try {
+      reports.push(await analyzeDockerfile(path, opts));
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      const line = message.startsWith(`${path}:`) ? /^:(\d+):/.exec(message.slice(path.length)) : null;
+      reports.push({
+        path,
+        findings: [],
+        error: {
+          code: err instanceof AnalyzeError ? err.code : 'FAILED',
+          message,
+          ...(line?.[1] !== undefined ? { line: Number(line[1]) } : {}),
+        },
+      });
+    }
+  }
+  return reports;
 }

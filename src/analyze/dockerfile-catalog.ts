@@ -13,7 +13,7 @@ export const DOCKERFILE_RULES: readonly RuleInfo[] = [
     id: 'source-before-dependencies',
     severity: 'error',
     title: 'Source copied before dependency installation',
-    help: 'A COPY of the whole context before the dependency install makes every code change rebuild the dependency layer, and every node re-pull it. Copy only the dependency manifests first, install, then copy the source.',
+    help: 'A COPY of the whole context (or of the directory the install runs in) before the dependency install makes every code change rebuild the dependency layer, and every node re-pull it. Copy only the dependency manifests first, install, then copy the source.',
   },
   {
     id: 'apt-lists-left',
@@ -26,6 +26,18 @@ export const DOCKERFILE_RULES: readonly RuleInfo[] = [
     severity: 'warning',
     title: 'pip cache left in the layer',
     help: 'pip keeps downloaded wheels in ~/.cache/pip; use --no-cache-dir, PIP_NO_CACHE_DIR=1, or a cache mount.',
+  },
+  {
+    id: 'uv-cache-left',
+    severity: 'warning',
+    title: 'uv cache left in the layer',
+    help: 'uv keeps downloaded and built wheels in ~/.cache/uv (or $UV_CACHE_DIR); set UV_NO_CACHE=1, pass --no-cache, or use a cache mount on /root/.cache/uv.',
+  },
+  {
+    id: 'conda-cache-left',
+    severity: 'warning',
+    title: 'conda package cache left in the layer',
+    help: 'conda, mamba and micromamba keep every downloaded package and its tarball in <prefix>/pkgs; run "conda clean -afy" in the same RUN or use a cache mount.',
   },
   {
     id: 'apk-cache-left',

@@ -249,6 +249,30 @@ export function parseDockerfile(text: string, path = 'Dockerfile', opts: ParseOp
   return { path, escape, directives: lexed.directives, globalArgs, stages, instructions };
 }
 
+/** A variable table in which every name is set (to a non-empty placeholder). */
+class EveryVariableSet extends Map<string, string> {
+  override get(): string {
+    return '$';
+  }
+  override has(): boolean {
+    return true;
+  }
+}
+
+/**
+ * The `NAME=VALUE` pairs an ARG or ENV declares, with `value` as written after quote removal and
+ * any variable reference counted as non-empty (`ENV KEY=$TOKEN` passes a value; `ENV KEY=""` none).
+ */
+export function declaredPairs(
+  inst: Instruction,
+  escape = '\\',
+): Array<{ name: string; value: string; hasValue: boolean }> {
+  if (inst.keyword !== 'ARG' && inst.keyword !== 'ENV') return [];
+  return keyValues(inst.args, new EveryVariableSet(), escape, inst.keyword === 'ENV').pairs.map(
+    ([name, value, hasValue]) => ({ name, value, hasValue }),
+  );
+}
+
 /** The script a RUN executes: its shell-form arguments (or exec form) plus any heredoc bodies. */
 export function runScript(inst: Instruction): string {
   const head = inst.json ? inst.json.join(' ') : inst.args;

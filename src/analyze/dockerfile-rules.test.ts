@@ -100,7 +100,7 @@ CMD ["python", "main.py"]
   {
     name: 'python -m pip and uv pip without cache flags',
     dockerfile: `FROM python:3.12${PIN}\nRUN python3 -m pip install flask\nWORKDIR /x\nRUN uv pip install --system flask\n`,
-    expect: ['pip-cache-left@2', 'pip-cache-left@4'],
+    expect: ['pip-cache-left@2', 'uv-cache-left@4'],
   },
   {
     name: 'yarn and dnf caches',
@@ -191,6 +191,69 @@ CMD ["python", "main.py"]
     dockerfile: `FROM node:20${PIN}\nCOPY [".", "/app"]\nRUN cd /app && npm install && npm cache clean --force\n`,
     expect: ['source-before-dependencies@2'],
   },
+  // Issue 11 item 4: empty values and *_FILE paths are not secrets.
+  {
+    name: 'secret-in-arg-env: empty values and *_FILE paths are not secrets',
+    dockerfile: `FROM python:3.12${PIN}\nENV OPENAI_API_KEY="" WEBUI_SECRET_KEY=''\nARG TOKEN=\nENV DB_PASSWORD_FILE=/run/secrets/db\nENV HF_TOKEN_PATH=/run/secrets/hf\nARG GITHUB_TOKEN\nENV API_KEY=\${GITHUB_TOKEN}\nENV LEGACY_SECRET s3cr3t\n`,
+    expect: ['secret-in-arg-env@6', 'secret-in-arg-env@7', 'secret-in-arg-env@8'],
+  },
+  // Issue 11 item 5: uv's cache flags and commands.
+  {
+    name: 'uv pip install with --no-cache-dir, -n or --no-cache leaves no cache',
+    dockerfile: `FROM python:3.12${PIN}\nRUN uv pip install --system --no-cache-dir -r requirements.txt\nWORKDIR /a\nRUN uv pip install -n flask\nWORKDIR /b\nRUN uv pip install --no-cache --system torch\nWORKDIR /c\nRUN UV_NO_CACHE=1 uv sync --frozen\n`,
+    expect: [],
+  },
+  {
+    name: 'uv sync and uv pip install without no-cache leave the uv cache, with a uv fix',
+    dockerfile: `FROM python:3.12${PIN}\nCOPY pyproject.toml uv.lock ./\nRUN uv sync --frozen\nWORKDIR /x\nRUN uv pip install --system flask\n`,
+    expect: ['uv-cache-left@3', 'uv-cache-left@5'],
+  },
+  {
+    name: 'uv with a cache mount, UV_CACHE_DIR mount, ENV UV_NO_CACHE or uv cache clean is fine',
+    dockerfile: `FROM python:3.12${PIN}\nRUN --mount=type=cache,target=/root/.cache/uv uv sync\nENV UV_CACHE_DIR=/uvc\nRUN --mount=type=cache,target=/uvc uv sync\nWORKDIR /a\nRUN uv sync && uv cache clean\nENV UV_NO_CACHE=1\nRUN uv pip install flask\n`,
+    expect: [],
+  },
+  // Issue 11 item 6: partial source copies, conda.
+  {
+    name: 'COPY server server before RUN cd server && npm ci',
+    dockerfile: `FROM node:20${PIN}\nWORKDIR /app\nCOPY server server\nRUN cd server && npm ci && npm cache clean --force\n`,
+    expect: ['source-before-dependencies@3'],
+  },
+  {
+    name: 'COPY src/ /app/src then WORKDIR into it and pip install -r',
+    dockerfile: `FROM python:3.12${PIN}\nCOPY src/ /app/src\nWORKDIR /app/src\nRUN pip install --no-cache-dir -r requirements.txt\n`,
+    expect: ['source-before-dependencies@2'],
+  },
+  {
+    name: 'manifests of a sub-project first, then its source, is fine',
+    dockerfile: `FROM node:20${PIN}\nWORKDIR /app\nCOPY server/package.json server/package-lock.json server/\nRUN cd server && npm ci && npm cache clean --force\nCOPY server server\nRUN cd server && npm run build\n`,
+    expect: [],
+  },
+  {
+    name: 'a second sub-project copied whole before its install is reported even after a first one done right',
+    dockerfile: `FROM node:20${PIN}\nWORKDIR /app\nCOPY web/package.json web/package-lock.json web/\nRUN cd web && npm ci && npm cache clean --force\nCOPY api api\nRUN cd api && npm ci && npm cache clean --force\n`,
+    expect: ['source-before-dependencies@5'],
+  },
+  {
+    name: 'a copied directory the install does not run in is not a cache bust',
+    dockerfile: `FROM python:3.12${PIN}\nWORKDIR /app\nCOPY scripts/ /opt/scripts\nCOPY requirements.txt .\nRUN pip install --no-cache-dir -r requirements.txt\n`,
+    expect: [],
+  },
+  {
+    name: 'COPY * ./ is a whole-context copy; the reported line is the copy that busts the cache',
+    dockerfile: `FROM node:20${PIN}\nWORKDIR /app\nCOPY package.json ./\nCOPY * ./\nRUN npm install && npm cache clean --force\n`,
+    expect: ['source-before-dependencies@4'],
+  },
+  {
+    name: 'conda env create -f after COPY . is a cache bust; a rootfs overlay copied to / is not',
+    dockerfile: `FROM continuumio/miniconda3:24.1.2-0${PIN}\nWORKDIR /app\nCOPY . .\nRUN conda env create -f environment.yml && conda clean -afy\nFROM python:3.12${PIN}\nCOPY rootfs/ /\nRUN pip install --no-cache-dir -r /requirements.txt\n`,
+    expect: ['source-before-dependencies@3'],
+  },
+  {
+    name: 'conda install without conda clean in the same RUN',
+    dockerfile: `FROM continuumio/miniconda3:24.1.2-0${PIN}\nRUN conda install -y numpy\nWORKDIR /a\nRUN conda install -y scipy && conda clean -afy\nWORKDIR /b\nRUN mamba install -y pandas\nWORKDIR /c\nRUN conda install -y six\nRUN conda clean -afy\n`,
+    expect: ['conda-cache-left@2', 'conda-cache-left@6', 'conda-cache-left@8', 'consecutive-run@9'],
+  },
   {
     name: 'npm install of named packages does not depend on the source',
     dockerfile: `FROM node:20${PIN}\nCOPY . .\nRUN npm install -g pm2 && npm cache clean --force\n`,
@@ -232,6 +295,48 @@ describe('Dockerfile rules', () => {
       parseDockerfile('FROM golang:1.22 AS b\nCOPY . .\nRUN go mod download\nFROM scratch\n'),
     );
     assert.equal(builder.find((f) => f.rule === 'source-before-dependencies')?.severity, 'warning');
+  });
+
+  // Issue 11 item 3: the fix names the image as written, registry, port and flags included.
+  it('base-image-latest fix keeps the registry, port, --platform and stage name', () => {
+    const fixes: Array<[string, string]> = [
+      ['FROM gcr.io/distroless/static', 'FROM gcr.io/distroless/static:<version>@sha256:<digest>'],
+      [
+        'FROM quay.io/jupyter/base-notebook:latest',
+        'FROM quay.io/jupyter/base-notebook:<version>@sha256:<digest>',
+      ],
+      ['FROM nvcr.io/nvidia/pytorch', 'FROM nvcr.io/nvidia/pytorch:<version>@sha256:<digest>'],
+      ['FROM localhost:5000/team/base:latest', 'FROM localhost:5000/team/base:<version>@sha256:<digest>'],
+      ['FROM docker.io/library/ubuntu', 'FROM docker.io/library/ubuntu:<version>@sha256:<digest>'],
+      ['FROM ubuntu', 'FROM ubuntu:<version>@sha256:<digest>'],
+      [
+        'FROM --platform=$BUILDPLATFORM gcr.io/distroless/static AS Runtime',
+        'FROM --platform=$BUILDPLATFORM gcr.io/distroless/static:<version>@sha256:<digest> AS Runtime',
+      ],
+    ];
+    for (const [from, fix] of fixes) {
+      const [f] = lintDockerfile(parseDockerfile(`${from}\n`));
+      assert.equal(f?.rule, 'base-image-latest', from);
+      assert.equal(f?.fix, `pin a version and digest: ${fix}`, from);
+    }
+    const [pinnedByTag] = lintDockerfile(
+      parseDockerfile('FROM --platform=linux/arm64 nvcr.io/nvidia/cuda:12.4.1-base\n'),
+    );
+    assert.equal(pinnedByTag?.rule, 'base-image-unpinned');
+    assert.match(
+      pinnedByTag?.fix ?? '',
+      /FROM --platform=linux\/arm64 nvcr\.io\/nvidia\/cuda:12\.4\.1-base@sha256:<digest>/,
+    );
+    // A digest pins it whatever the tag says.
+    assert.deepEqual(lintDockerfile(parseDockerfile(`FROM gcr.io/distroless/static:latest${PIN}\n`)), []);
+  });
+
+  it('uv-cache-left gives a uv fix, never a pip-only one', () => {
+    const [f] = lintDockerfile(parseDockerfile(`FROM python:3.12${PIN}\nRUN uv sync --frozen\n`));
+    assert.equal(f?.rule, 'uv-cache-left');
+    assert.match(f?.fix ?? '', /UV_NO_CACHE=1/);
+    assert.match(f?.fix ?? '', /\/root\/\.cache\/uv/);
+    assert.doesNotMatch(f?.fix ?? '', /--no-cache-dir|PIP_NO_CACHE_DIR/);
   });
 
   it('--fail-on thresholds', () => {

@@ -1,7 +1,14 @@
+import { posix } from 'node:path';
 import { parseImageReference } from '../oci/index.js';
 import type { BuildContext } from './build-context.js';
 import { RULES_BY_ID } from './dockerfile-catalog.js';
-import { runScript, shippedStages, type Dockerfile, type Instruction } from './dockerfile-parser.js';
+import {
+  declaredPairs,
+  runScript,
+  shippedStages,
+  type Dockerfile,
+  type Instruction,
+} from './dockerfile-parser.js';
 import { cleanPath, globToRegExp } from './dockerignore.js';
 import { sortFindings, type Finding, type Severity } from './findings.js';
 import { dependencyInstalls, packageManagerFindings } from './package-manager-rules.js';
@@ -22,11 +29,18 @@ const REMOTE = /^(https?:\/\/|git@|git:\/\/)|\.git(#.*)?$/;
 const SECRET_NAME =
   /^(\.env(\.(?!example$|sample$|template$|dist$)[\w.-]+)?|id_(rsa|dsa|ecdsa|ed25519)|\.npmrc|\.pypirc|\.netrc|\.git-credentials|\.htpasswd|credentials(\.json)?|kubeconfig|.*\.(pem|key|p12|pfx|jks|keystore))$/i;
 const SECRET_PATH = /(^|\/)(\.ssh|\.aws|\.gnupg)\/|(^|\/)\.docker\/config\.json$|(^|\/)\.kube\/config$/;
+const SECRET_LOCATION_VAR = /_(FILE|PATH|DIR)$/i;
 const SECRET_VAR = /(^|_)(PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?)($|_)/i;
 
 export function isSecretPath(path: string): boolean {
   const base = path.slice(path.lastIndexOf('/') + 1);
   return SECRET_NAME.test(base) || SECRET_PATH.test(path);
+}
+
+/** `gcr.io/distroless/static:latest` → `gcr.io/distroless/static` (a registry port is not a tag). */
+function withoutTag(image: string): string {
+  const colon = image.lastIndexOf(':');
+  return colon > image.lastIndexOf('/') ? image.slice(0, colon) : image;
 }
 
 function formatBytes(n: number): string {
@@ -50,6 +64,31 @@ function contextSources(inst: Instruction): string[] | undefined {
 }
 
 const isWholeContext = (src: string) => cleanPath(src) === '' || /^(\.\/)?\*$/.test(src);
+
+/** Files that only declare dependencies: a directory of nothing else is not source. */
+const MANIFEST_FILE =
+  /(^|\/)(requirements[\w.-]*\.(txt|in)|constraints[\w.-]*\.txt|package(-lock)?\.json|npm-shrinkwrap\.json|yarn\.lock|pnpm-(lock|workspace)\.yaml|bun\.lockb?|pyproject\.toml|poetry\.lock|uv\.lock|Pipfile(\.lock)?|setup\.cfg|go\.(mod|sum)|Gemfile(\.lock)?|composer\.(json|lock)|Cargo\.(toml|lock)|pom\.xml|[^/]*\.csproj|mix\.(exs|lock)|environment\.ya?ml|\.npmrc|\.yarnrc(\.yml)?)$/i;
+const MANIFEST_DIR = /^(requirements|reqs?|deps|dependencies|constraints|locks?|lockfiles?|manifests?)$/i;
+/** Files without an extension that are files, not directories, when there is no context to ask. */
+const EXTENSIONLESS_FILE =
+  /^(Gemfile|Pipfile|Makefile|Dockerfile|Containerfile|Procfile|Rakefile|Brewfile|Justfile|Vagrantfile|LICENSE|README|VERSION|NOTICE|AUTHORS|CHANGELOG)$/i;
+
+/**
+ * Whether a COPY source is a directory of source (`server`, `src/`): from the build context when
+ * it was read, else from the name. Globs and directories of manifests only are not.
+ */
+function isSourceDirectory(src: string, ctx: BuildContext | undefined): boolean {
+  const clean = cleanPath(src);
+  if (clean === '' || /[*?[]/.test(clean)) return false;
+  const base = clean.slice(clean.lastIndexOf('/') + 1);
+  if (MANIFEST_DIR.test(base)) return false;
+  if (ctx) {
+    if (ctx.files.some((f) => f.path === clean)) return false;
+    const under = ctx.files.filter((f) => f.path.startsWith(`${clean}/`));
+    return under.length > 0 && !under.every((f) => MANIFEST_FILE.test(f.path));
+  }
+  return src.endsWith('/') || (!base.includes('.') && !EXTENSIONLESS_FILE.test(base));
+}
 
 function filesUnder(src: string, ctx: BuildContext): BuildContext['files'] {
   const clean = cleanPath(src);
@@ -78,6 +117,8 @@ export function lintDockerfile(df: Dockerfile, ctx?: BuildContext, opts: LintOpt
     });
   const stageNames = new Set<string>();
   let dockerignoreReported = false;
+  /** WORKDIR at the end of each stage (a `FROM stage` starts there). */
+  const workdirs: string[] = [];
 
   for (const stage of df.stages) {
     const inFinal = shipped.has(stage.index);
@@ -108,19 +149,25 @@ export function lintDockerfile(df: Dockerfile, ctx?: BuildContext, opts: LintOpt
           );
         }
         if (ref && !ref.digest) {
+          // The fix repeats the FROM line as written (registry, port, --platform, AS name): only
+          // the tag and digest change.
+          const from = (image: string) => {
+            const asName = stage.instructions[0]?.words[2];
+            return `FROM ${stage.platform !== undefined ? `--platform=${stage.platform} ` : ''}${image}${asName !== undefined ? ` AS ${asName}` : ''}`;
+          };
           if (ref.tag === 'latest') {
             add(
               'base-image-latest',
               stage.line,
               `base image "${base}" uses ${base.includes(':latest') ? 'the latest tag' : 'no tag (latest)'}, which moves`,
-              `pin a version and digest, e.g. FROM ${ref.repository.replace(/^library\//, '')}:<version>@sha256:<digest>`,
+              `pin a version and digest: ${from(`${withoutTag(base)}:<version>@sha256:<digest>`)}`,
             );
           } else {
             add(
               'base-image-unpinned',
               stage.line,
               `base image "${base}" is pinned by tag only`,
-              `pin the digest too: FROM ${base}@sha256:<digest> (skopeo inspect docker://${base} shows it)`,
+              `pin the digest too: ${from(`${base}@sha256:<digest>`)} (skopeo inspect docker://${base} shows it)`,
             );
           }
         }
@@ -131,6 +178,11 @@ export function lintDockerfile(df: Dockerfile, ctx?: BuildContext, opts: LintOpt
     let contextCopy: Instruction | undefined;
     const installedBeforeCopy = new Set<string>();
     const reportedInstall = new Set<string>();
+    // Directory copies (`COPY server server`) and the installs (`ecosystem@dir`) done before each.
+    const dirCopies: Array<{ inst: Instruction; source: string; dir: string; installedBefore: Set<string> }> =
+      [];
+    const installedIn = new Set<string>();
+    let workdir = stage.parentStage !== undefined ? (workdirs[stage.parentStage] ?? '/') : '/';
     const scripts: string[] = [];
     let runSeries: Instruction[] = [];
     const flushRuns = () => {
@@ -152,10 +204,39 @@ export function lintDockerfile(df: Dockerfile, ctx?: BuildContext, opts: LintOpt
       if (inst.keyword === 'RUN') runSeries.push(inst);
       else flushRuns();
 
+      if (inst.keyword === 'WORKDIR' && inst.words[0] !== undefined) {
+        workdir = posix.resolve(workdir, inst.words[0]);
+      }
+
       // Source copied before dependency installation.
       for (const install of dependencyInstalls(inst)) {
+        const dir = posix.resolve(workdir, install.cwd);
+        const key = `${install.ecosystem}@${dir}`;
+        // A copy of the directory the install runs in: the same cache bust as COPY . (the first
+        // such copy made after the install was last done right is the one reported).
+        const bust = dirCopies.find(
+          (c) => (dir === c.dir || dir.startsWith(`${c.dir}/`)) && !c.installedBefore.has(key),
+        );
+        installedIn.add(key);
         if (!contextCopy) installedBeforeCopy.add(install.ecosystem);
-        else if (!installedBeforeCopy.has(install.ecosystem) && !reportedInstall.has(install.ecosystem)) {
+        if (
+          bust &&
+          (!contextCopy || installedBeforeCopy.has(install.ecosystem)) &&
+          !reportedInstall.has(key)
+        ) {
+          reportedInstall.add(key);
+          add(
+            'source-before-dependencies',
+            bust.inst.line,
+            `${bust.inst.keyword} of ${bust.source} (line ${bust.inst.line}) comes before "${install.command}" (line ${inst.line}), which runs in ${dir}: every change there re-runs the install and changes the dependency layer every node pulls`,
+            `copy only ${install.manifests} from ${bust.source} first, run the install, then ${bust.inst.keyword} the rest of ${bust.source}`,
+            inFinal ? 'error' : 'warning',
+          );
+        } else if (
+          contextCopy &&
+          !installedBeforeCopy.has(install.ecosystem) &&
+          !reportedInstall.has(install.ecosystem)
+        ) {
           reportedInstall.add(install.ecosystem);
           add(
             'source-before-dependencies',
@@ -171,8 +252,15 @@ export function lintDockerfile(df: Dockerfile, ctx?: BuildContext, opts: LintOpt
       if (inst.keyword === 'RUN') scripts.push(runScript(inst));
 
       if ((inst.keyword === 'ARG' || inst.keyword === 'ENV') && inFinal) {
-        const names = inst.args.split(/\s+/).map((w) => w.split('=')[0] ?? '');
-        const secret = names.find((n) => SECRET_VAR.test(n));
+        // An empty value declares the name without a secret (`ENV OPENAI_API_KEY=""`, `ARG
+        // TOKEN=`); `*_FILE` and `*_PATH` name where a mounted secret is read from. An ARG without
+        // a default gets its value from --build-arg, which the image history records.
+        const secret = declaredPairs(inst, df.escape).find(
+          (p) =>
+            SECRET_VAR.test(p.name) &&
+            !SECRET_LOCATION_VAR.test(p.name) &&
+            (p.value !== '' || (inst.keyword === 'ARG' && !p.hasValue)),
+        )?.name;
         if (secret) {
           add(
             'secret-in-arg-env',
@@ -198,6 +286,19 @@ export function lintDockerfile(df: Dockerfile, ctx?: BuildContext, opts: LintOpt
       }
       const whole = sources.some(isWholeContext);
       if (whole && !contextCopy) contextCopy = inst;
+      const dest = inst.words.at(-1);
+      const dirSource =
+        whole || dest === undefined ? undefined : sources.find((src) => isSourceDirectory(src, ctx));
+      // A copy into / overlays configuration (`COPY rootfs/ /`), it is not a project directory.
+      if (dirSource !== undefined && dest !== undefined && posix.resolve(workdir, dest) !== '/') {
+        // COPY copies a directory's contents, not the directory, into the destination.
+        dirCopies.push({
+          inst,
+          source: dirSource,
+          dir: posix.resolve(workdir, dest),
+          installedBefore: new Set(installedIn),
+        });
+      }
       if (whole && ctx && ctx.dockerignore === undefined && !dockerignoreReported) {
         dockerignoreReported = true;
         add(
@@ -244,6 +345,7 @@ export function lintDockerfile(df: Dockerfile, ctx?: BuildContext, opts: LintOpt
       }
     }
     flushRuns();
+    workdirs[stage.index] = workdir;
   }
   return sortFindings(out);
 }

@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import type { Finding } from './findings.js';
 import { runScript, type Instruction } from './dockerfile-parser.js';
 import { operands, splitCommands, subcommand, type SimpleCommand } from './shell-commands.js';
@@ -37,12 +38,39 @@ export function isPipInstall(c: SimpleCommand): boolean {
   return c.program === 'uv' && c.args[0] === 'pip' && c.args[1] === 'install';
 }
 
+/** A non-empty value other than `0`/`false` turns a boolean environment switch on (uv, pip). */
+const isOn = (v: string | undefined) => v !== undefined && v !== '' && !/^(0|false|no|off)$/i.test(v);
+
+/** `uv` commands that download into uv's cache (`~/.cache/uv`, or `$UV_CACHE_DIR`). */
+export function isUvCaching(c: SimpleCommand): boolean {
+  if (c.program !== 'uv') return false;
+  const [first, second] = c.args.filter((a) => !a.startsWith('-'));
+  if (first === 'pip') return second === 'install' || second === 'sync';
+  if (first === 'tool') return second === 'install';
+  return first === 'sync' || first === 'add';
+}
+
+/** uv's own switches for no cache: `--no-cache`, its alias `-n`, and pip's `--no-cache-dir`. */
+const UV_NO_CACHE_FLAGS = new Set(['--no-cache', '-n', '--no-cache-dir']);
+
+const CONDA = new Set(['conda', 'mamba', 'micromamba']);
+
+/** conda, mamba and micromamba commands that fill the package cache (`<prefix>/pkgs`). */
+function isCondaInstall(c: SimpleCommand): boolean {
+  if (!CONDA.has(c.program)) return false;
+  const [first, second] = c.args.filter((a) => !a.startsWith('-'));
+  if (first === 'env') return second === 'create' || second === 'update';
+  return first === 'install' || first === 'create' || first === 'update';
+}
+
 const isNpmInstall = (c: SimpleCommand) =>
   c.program === 'npm' && ['ci', 'install', 'i'].includes(subcommand(c) ?? '');
 const isYarnInstall = (c: SimpleCommand) =>
   c.program === 'yarn' && [undefined, 'install', 'add'].includes(subcommand(c));
 const isYumInstall = (c: SimpleCommand) =>
   ['yum', 'dnf', 'microdnf', 'tdnf'].includes(c.program) && subcommand(c) === 'install';
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** A `rm` of a path matching `pattern` in the same script. */
 function removes(commands: SimpleCommand[], pattern: RegExp): boolean {
@@ -88,18 +116,17 @@ export function packageManagerFindings(inst: Instruction, earlierScripts: string
     }
   }
 
-  const pip = commands.filter(isPipInstall);
+  // pip proper; `uv pip install` is uv's resolver with uv's cache, checked below.
+  const pip = commands.filter((c) => isPipInstall(c) && c.program !== 'uv');
   if (pip.length > 0) {
-    const envOff = inst.vars.has('PIP_NO_CACHE_DIR') && inst.vars.get('PIP_NO_CACHE_DIR') !== '';
-    const uvOff = inst.vars.has('UV_NO_CACHE') && inst.vars.get('UV_NO_CACHE') !== '';
+    const envOff =
+      inst.vars.get('PIP_NO_CACHE_DIR') !== undefined && inst.vars.get('PIP_NO_CACHE_DIR') !== '';
     const purged =
       commands.some((c) => /^pip/.test(c.program) && subcommand(c) === 'cache') ||
-      removes(commands, /\.cache(\/(pip|uv))?\/?\*?$/);
+      removes(commands, /\.cache(\/pip)?\/?\*?$/);
     const mounted = hasCacheMount(inst, /\.cache/);
-    const leaky = pip.filter((c) =>
-      c.program === 'uv'
-        ? !c.args.includes('--no-cache') && !uvOff
-        : !c.args.includes('--no-cache-dir') && !envOff,
+    const leaky = pip.filter(
+      (c) => !c.args.includes('--no-cache-dir') && !envOff && !isOn(c.env.PIP_NO_CACHE_DIR),
     );
     if (leaky.length > 0 && !purged && !mounted) {
       add(
@@ -108,6 +135,49 @@ export function packageManagerFindings(inst: Instruction, earlierScripts: string
         'add --no-cache-dir to pip install (or ENV PIP_NO_CACHE_DIR=1, or RUN --mount=type=cache,target=/root/.cache/pip)',
       );
     }
+  }
+
+  const uv = commands.filter(isUvCaching);
+  if (uv.length > 0) {
+    const cacheDir = inst.vars.get('UV_CACHE_DIR');
+    const purged =
+      commands.some((c) => c.program === 'uv' && c.args.filter((a) => !a.startsWith('-'))[0] === 'cache') ||
+      removes(commands, /\.cache(\/uv)?\/?\*?$/) ||
+      (cacheDir !== undefined &&
+        cacheDir !== '' &&
+        removes(commands, new RegExp(`^${escapeRegExp(cacheDir)}/?\\*?$`)));
+    const mounted =
+      hasCacheMount(inst, /\.cache(\/uv)?\/?$/) ||
+      (cacheDir !== undefined &&
+        cacheMountTargets(inst).some((t) => t.replace(/\/$/, '') === cacheDir.replace(/\/$/, '')));
+    const leaky = uv.filter(
+      (c) =>
+        !c.args.some((a) => UV_NO_CACHE_FLAGS.has(a)) &&
+        !isOn(inst.vars.get('UV_NO_CACHE')) &&
+        !isOn(c.env.UV_NO_CACHE),
+    );
+    if (leaky.length > 0 && !purged && !mounted) {
+      add(
+        'uv-cache-left',
+        `"${leaky[0]?.text.slice(0, 60)}" keeps uv's download and wheel cache in the layer`,
+        'set ENV UV_NO_CACHE=1 (or pass --no-cache), or use RUN --mount=type=cache,target=/root/.cache/uv',
+      );
+    }
+  }
+
+  const conda = commands.filter(isCondaInstall);
+  if (
+    conda.length > 0 &&
+    !commands.some((c) => CONDA.has(c.program) && subcommand(c) === 'clean') &&
+    !removes(commands, /(^|\/)pkgs\/?\*?$/) &&
+    !hasCacheMount(inst, /(^|\/)pkgs\/?$/)
+  ) {
+    const mgr = conda[0]?.program ?? 'conda';
+    add(
+      'conda-cache-left',
+      `"${conda[0]?.text.slice(0, 60)}" keeps downloaded packages and tarballs in the layer (<prefix>/pkgs)`,
+      `add "&& ${mgr === 'micromamba' ? 'micromamba clean --all --yes' : `${mgr} clean -afy`}" to the same RUN, or use RUN --mount=type=cache,target=/opt/conda/pkgs`,
+    );
   }
 
   const apk = commands.filter((c) => c.program === 'apk' && subcommand(c) === 'add');
@@ -163,20 +233,53 @@ export function packageManagerFindings(inst: Instruction, earlierScripts: string
   return out;
 }
 
+/** Where a command works: its `--prefix`/`--cwd`/`--dir`/`--directory`/`--project` option, else `cwd`. */
+function commandDir(c: SimpleCommand, cwd: string): string {
+  const opts =
+    c.program === 'npm'
+      ? ['--prefix']
+      : c.program === 'yarn'
+        ? ['--cwd']
+        : c.program === 'pnpm'
+          ? ['-C', '--dir']
+          : c.program === 'uv'
+            ? ['--directory', '--project']
+            : [];
+  for (let i = 0; i < c.args.length; i++) {
+    const a = c.args[i] ?? '';
+    const eq = a.indexOf('=');
+    const name = eq < 0 ? a : a.slice(0, eq);
+    if (!opts.includes(name)) continue;
+    const value = eq < 0 ? c.args[i + 1] : a.slice(eq + 1);
+    if (value !== undefined) return value.startsWith('/') ? value : posix.join(cwd, value);
+  }
+  return cwd;
+}
+
 /** Ecosystems whose install step depends on files copied from the context. */
 export interface DependencyInstall {
   ecosystem: string;
   command: string;
   /** The files to copy before the install. */
   manifests: string;
+  /** Directory the install runs in relative to WORKDIR (`cd server && npm ci` → `server`). */
+  cwd: string;
 }
 
 export function dependencyInstalls(inst: Instruction): DependencyInstall[] {
   if (inst.keyword !== 'RUN') return [];
   const out: DependencyInstall[] = [];
+  // `cd` moves the commands after it (a subshell's `cd` is taken to last too: close enough here).
+  let cwd = '.';
   const add = (ecosystem: string, c: SimpleCommand, manifests: string) =>
-    out.push({ ecosystem, command: c.text.slice(0, 60), manifests });
+    out.push({ ecosystem, command: c.text.slice(0, 60), manifests, cwd: commandDir(c, cwd) });
   for (const c of splitCommands(runScript(inst))) {
+    if (c.program === 'cd') {
+      const to = c.args.find((a) => !a.startsWith('-'));
+      cwd = to === undefined || to === '~' ? '/root' : posix.join(cwd, to);
+      if (to?.startsWith('/')) cwd = to;
+      continue;
+    }
     const sub = subcommand(c);
     const ops = operands(c);
     if (isPipInstall(c)) {
@@ -191,6 +294,8 @@ export function dependencyInstalls(inst: Instruction): DependencyInstall[] {
         c,
         c.program === 'pipenv' ? 'Pipfile and Pipfile.lock' : 'pyproject.toml and the lock file',
       );
+    } else if (CONDA.has(c.program) && isCondaInstall(c) && c.args.some((a) => /^(-f|--file)(=|$)/.test(a))) {
+      add('conda', c, 'environment.yml (or the --file list)');
     } else if (c.program === 'uv' && sub === 'sync') {
       add('python', c, 'pyproject.toml and uv.lock');
     } else if (

@@ -12,6 +12,8 @@ export interface SimpleCommand {
   args: string[];
   /** The command's words as written (quotes removed), for messages. */
   text: string;
+  /** Leading `NAME=value` assignments (`UV_NO_CACHE=1 uv sync`): the command's own environment. */
+  env: Record<string, string>;
 }
 
 const WRAPPERS = new Set(['sudo', 'env', 'time', 'exec', 'nice', 'nohup', 'command']);
@@ -61,9 +63,14 @@ export function splitCommands(script: string): SimpleCommand[] {
   const out: SimpleCommand[] = [];
   for (const cmd of commands) {
     let k = 0;
+    const env: Record<string, string> = {};
     while (k < cmd.length) {
       const w = cmd[k] ?? '';
-      if (/^[A-Za-z_][A-Za-z0-9_]*=/.test(w) || WRAPPERS.has(w)) k++;
+      const assignment = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/s.exec(w);
+      if (assignment) {
+        env[assignment[1] ?? ''] = assignment[2] ?? '';
+        k++;
+      } else if (WRAPPERS.has(w)) k++;
       else if (w.startsWith('-') && k > 0 && WRAPPERS.has(cmd[k - 1] ?? '')) k++;
       else break;
     }
@@ -76,7 +83,7 @@ export function splitCommands(script: string): SimpleCommand[] {
       continue;
     }
     const program = programPath.slice(programPath.lastIndexOf('/') + 1);
-    out.push({ program, args: cmd.slice(k + 1), text: cmd.slice(k).join(' ') });
+    out.push({ program, args: cmd.slice(k + 1), text: cmd.slice(k).join(' '), env });
   }
   return out;
 }

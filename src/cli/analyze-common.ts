@@ -46,6 +46,11 @@ export function formatFindings(title: string, findings: Finding[]): string {
   return s;
 }
 
+/** A file that could not be analyzed, printed where its findings would be. */
+export function formatFileError(title: string, message: string): string {
+  return `${title}\n  ${'error'.padEnd(7)} could not be analyzed: ${message}\n`;
+}
+
 export function summary(findings: Finding[]): string {
   const count = (s: Severity) => findings.filter((f) => f.severity === s).length;
   return `${findings.length} finding${findings.length === 1 ? '' : 's'}: ${count('error')} error, ${count('warning')} warning, ${count('info')} info\n`;

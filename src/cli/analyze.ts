@@ -1,15 +1,10 @@
 import type { Command } from 'commander';
-import {
-  analyzeDockerfile,
-  DOCKERFILE_RULES,
-  hasFindingAtOrAbove,
-  toSarif,
-  type DockerfileReport,
-} from '../analyze/index.js';
+import { DOCKERFILE_RULES, hasFindingAtOrAbove, toSarif } from '../analyze/index.js';
+import { analyzeDockerfiles, type DockerfileReport } from '../analyze/dockerfile-analysis.js';
 import {
   collect,
+  formatFileError,
   formatFindings,
-  inputErrorsAsUsage,
   parseFailOn,
   parseKeyValues,
   summary,
@@ -57,21 +52,16 @@ function registerAnalyzeDockerfile(analyze: Command): void {
         throw new UsageError(`--large-file-mb "${opts.largeFileMb}": expected a positive number`);
       }
       const buildArgs = parseKeyValues(opts.buildArg ?? [], '--build-arg');
-      const reports: DockerfileReport[] = [];
-      for (const file of files) {
-        reports.push(
-          await inputErrorsAsUsage(() =>
-            analyzeDockerfile(file, {
-              buildArgs,
-              ...(opts.target !== undefined ? { target: opts.target } : {}),
-              ...(opts.context !== undefined ? { context: opts.context } : {}),
-              largeFileBytes: largeMb * 1024 * 1024,
-              noContext: opts.skipContext === true,
-            }),
-          ),
-        );
-      }
+      // Each file on its own: a broken one is reported in its place and the run goes on.
+      const reports = await analyzeDockerfiles(files, {
+        buildArgs,
+        ...(opts.target !== undefined ? { target: opts.target } : {}),
+        ...(opts.context !== undefined ? { context: opts.context } : {}),
+        largeFileBytes: largeMb * 1024 * 1024,
+        noContext: opts.skipContext === true,
+      });
       const all = reports.flatMap((r) => r.findings);
+      const failed = reports.filter((r) => r.error !== undefined);
       if (opts.output === 'json') {
         process.stdout.write(`${JSON.stringify({ files: reports }, null, 2)}\n`);
       } else if (opts.output === 'sarif') {
@@ -80,13 +70,54 @@ function registerAnalyzeDockerfile(analyze: Command): void {
           DOCKERFILE_RULES,
           VERSION,
         );
-        process.stdout.write(`${JSON.stringify(sarif, null, 2)}\n`);
+        process.stdout.write(`${JSON.stringify(withInvocation(sarif, reports), null, 2)}\n`);
       } else {
-        process.stdout.write(reports.map((r) => formatFindings(r.path, r.findings)).join('\n'));
+        process.stdout.write(
+          reports
+            .map((r) =>
+              r.error ? formatFileError(r.path, r.error.message) : formatFindings(r.path, r.findings),
+            )
+            .join('\n'),
+        );
         process.stdout.write(summary(all));
+        if (failed.length > 0) {
+          process.stdout.write(
+            `${failed.length} file${failed.length === 1 ? '' : 's'} could not be analyzed\n`,
+          );
+        }
       }
-      if (failOn && hasFindingAtOrAbove(all, failOn)) process.exitCode = 1;
+      // Exit 2 for an unreadable or unparsable file (as for bad usage, one line each on stderr),
+      // else 1 for a failure or a finding at --fail-on, as the README promises.
+      for (const r of failed) process.stderr.write(`hoist: ${r.error?.message ?? r.path}\n`);
+      if (failed.some((r) => r.error?.code.endsWith('_INVALID'))) process.exitCode = 2;
+      else if (failed.length > 0 || (failOn && hasFindingAtOrAbove(all, failOn))) process.exitCode = 1;
     });
+}
+
+/**
+ * Adds the run's invocation (SARIF 2.1.0 §3.20) to the log: `executionSuccessful` false and one
+ * error notification (§3.58) per file that could not be analyzed, located at that file.
+ */
+function withInvocation(sarif: object, reports: DockerfileReport[]): object {
+  const log = sarif as { runs?: Array<Record<string, unknown>> };
+  const failed = reports.filter((r) => r.error !== undefined);
+  const invocation = {
+    executionSuccessful: failed.length === 0,
+    toolExecutionNotifications: failed.map((r) => ({
+      level: 'error',
+      message: { text: r.error?.message ?? '' },
+      descriptor: { id: r.error?.code ?? 'FAILED' },
+      locations: [
+        {
+          physicalLocation: {
+            artifactLocation: { uri: r.path },
+            ...(r.error?.line !== undefined ? { region: { startLine: r.error.line } } : {}),
+          },
+        },
+      ],
+    })),
+  };
+  return { ...log, runs: (log.runs ?? []).map((run) => ({ ...run, invocations: [invocation] })) };
 }
 
 /** `hoist analyze ...`, `hoist doctor ...` and `hoist render ...`. */
