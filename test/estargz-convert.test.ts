@@ -4,13 +4,13 @@
 // manifest annotation and every chunk digest, and read every file back for comparison.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
 import type { TestContext } from 'node:test';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { extract, pack } from 'tar-stream';
-import { buildImage, pushImage } from './helpers/images.js';
+import { buildImage, pushImage, run } from './helpers/images.js';
 import { findBinary, removeTempDir, requirePeers, tempDir, testTempDir } from './helpers/peers.js';
 import { startRegistry, type RegistryPeer } from './helpers/registry.js';
 import {
@@ -35,9 +35,18 @@ interface SourceFile {
   xattrs?: Record<string, string>;
 }
 
+/**
+ * A tar as Go's archive/tar reads it, closed for tar-stream: an unterminated tar (umoci 0.4.x)
+ * gets its last padding and the two end-of-archive blocks.
+ */
+function terminated(tar: Buffer): Buffer {
+  const pad = (512 - (tar.length % 512)) % 512;
+  return Buffer.concat([tar, Buffer.alloc(pad + 1024)]);
+}
+
 /** Every entry of a source layer (gzip or tar), by clean path, with its content digest. */
 async function sourceFiles(blob: Buffer): Promise<Map<string, SourceFile>> {
-  const tar = blob[0] === 0x1f && blob[1] === 0x8b ? gunzipSync(blob) : blob;
+  const tar = terminated(blob[0] === 0x1f && blob[1] === 0x8b ? gunzipSync(blob) : blob);
   const out = new Map<string, SourceFile>();
   const ex = extract();
   const done = new Promise<void>((resolve, reject) => {
@@ -477,6 +486,76 @@ describe('hoist convert', () => {
       assert.equal(check.code, 0, check.stderr);
     },
   );
+
+  it(
+    'converts an image built by umoci insert (unterminated tars); the reference library verifies it',
+    TIMEOUT,
+    async (t) => {
+      if (!peersPresent(t) || !requirePeers(t, 'umoci')) return;
+      const work = await testTempDir(t, 'hoist-esgz');
+      const reg = await registry(t);
+      const layout = join(work, 'umoci');
+      const image = `${layout}:v1`;
+      await run('umoci', ['init', '--layout', layout]);
+      await run('umoci', ['new', '--image', image]);
+      // Two layers, each ending with a file whose size is not a multiple of 512, so the padding
+      // umoci leaves out is visible; the second is one file, the first a tree.
+      const tree = join(work, 'tree');
+      await mkdir(join(tree, 'bin'), { recursive: true });
+      await writeFile(join(tree, 'bin', 'run.sh'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
+      await writeFile(join(tree, 'data.bin'), Buffer.alloc(70_001, 0x5a));
+      await writeFile(join(work, 'motd'), 'hello from umoci\n');
+      await run('umoci', ['insert', '--rootless', '--image', image, tree, '/opt/app']);
+      await run('umoci', ['insert', '--rootless', '--image', image, join(work, 'motd'), '/etc/motd']);
+
+      // The layers are what the issue describes: no end-of-archive blocks, last padding short.
+      const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as {
+        manifests: Array<{ digest: string }>;
+      };
+      const blob = (d: string) => readFile(join(layout, 'blobs', 'sha256', d.slice(7)));
+      const srcManifest = JSON.parse((await blob(index.manifests[0]?.digest ?? '')).toString()) as Manifest;
+      assert.equal(srcManifest.layers.length, 2);
+      for (const l of srcManifest.layers) {
+        const tar = gunzipSync(await blob(l.digest));
+        assert.notEqual(tar.length % 512, 0, `umoci left layer ${l.digest} unpadded`);
+      }
+
+      await pushImage(layout, 'v1', `${reg.host}/umoci/app:v1`, { preserveDigests: true });
+      const res = await hoist(['convert', `${reg.host}/umoci/app:v1`, `${reg.host}/umoci/app:esgz`]);
+      assert.equal(res.code, 0, res.stderr);
+      const src = json<Manifest>((await getManifest(reg.url, 'umoci/app', 'v1')).body);
+      const dst = json<Manifest>((await getManifest(reg.url, 'umoci/app', 'esgz')).body);
+      const reports = await verifyConverted(reg, work, 'umoci/app', 'umoci/app', src, dst);
+      assert.equal(reports[0]?.files['opt/app/data.bin']?.size, 70_001);
+      assert.equal(reports[1]?.files['etc/motd']?.size, 'hello from umoci\n'.length);
+    },
+  );
+
+  it('refuses a layer truncated inside a file, naming the layer and its index', TIMEOUT, async (t) => {
+    if (!requirePeers(t, 'docker-registry', 'skopeo')) return;
+    const work = await testTempDir(t, 'hoist-esgz');
+    const reg = await registry(t);
+    const good = await specialTar();
+    const cut = good.subarray(0, good.indexOf(Buffer.from('long name\n')) + 4); // inside the data
+    const layers = [good, cut].map((tar) => ({
+      mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+      blob: gzipSync(tar),
+      diffId: `sha256:${createHash('sha256').update(tar).digest('hex')}`,
+    }));
+    await handLayout(join(work, 'layout'), layers);
+    await pushImage(join(work, 'layout'), 'v1', `${reg.host}/cut:v1`, { preserveDigests: true });
+    const src = await getManifest(reg.url, 'cut', 'v1');
+    const bad = json<Manifest>(src.body).layers[1]?.digest ?? '';
+    const res = await hoist(['convert', `${reg.host}/cut:v1`, `${reg.host}/cut:esgz`]);
+    assert.equal(res.code, 2, res.stderr);
+    assert.equal(res.stderr.trim().split('\n').length, 1, res.stderr);
+    assert.ok(
+      res.stderr.includes(`layer ${bad} (layers[1] of manifest ${src.digest})`),
+      `names the layer: ${res.stderr}`,
+    );
+    assert.match(res.stderr, /ends inside the payload of "deep\/d+\/e+/);
+    await assert.rejects(getManifest(reg.url, 'cut', 'esgz'), /404/);
+  });
 
   it('refuses zstd layers and bad flags with exit code 2 and one line', TIMEOUT, async (t) => {
     if (!requirePeers(t, 'docker-registry', 'skopeo')) return;

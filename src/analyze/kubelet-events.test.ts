@@ -174,6 +174,17 @@ describe('pull failures by cause', () => {
       'timeout',
     ],
     ['rpc error: code = DeadlineExceeded desc = context deadline exceeded', 'timeout'],
+    // containerd's image_pull_progress_timeout cancels a pull that made no progress
+    [
+      'rpc error: code = Canceled desc = failed to pull and unpack image "registry.example.com/app:1": context canceled',
+      'timeout',
+    ],
+    ['rpc error: code = Canceled desc = context canceled', 'timeout'],
+    // CRI-O's pull_progress_timeout
+    [
+      'pulling image: rpc error: code = Canceled desc = copying system image from manifest list: copying config: context canceled',
+      'timeout',
+    ],
     ['net/http: TLS handshake timeout', 'timeout'],
     [
       'failed to pull and unpack image "x": failed to extract layer sha256:abc: write /var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots/9/fs/usr/lib/x.so: no space left on device: unknown',
@@ -185,7 +196,7 @@ describe('pull failures by cause', () => {
     it(`${cause}: ${text.slice(0, 60)}`, () => assert.equal(classifyPullFailure(text), cause));
   }
 
-  it('counts ErrImagePull attempts and back-offs per image, node and cause', () => {
+  it('counts a failure per failed pull attempt, each back-off once, per image, node and cause', () => {
     const tooMany = 'failed to pull and unpack image "docker.io/library/nginx:1.27": 429 Too Many Requests';
     const parsed = parseKubeletEvents(
       list(
@@ -218,9 +229,11 @@ describe('pull failures by cause', () => {
       f.imagePullBackOff,
       f.count,
     ]);
+    // 3 attempts (Failed to pull + Error: ErrImagePull), 5 back-offs (Back-off + Error:
+    // ImagePullBackOff); a back-off with no attempt in view still proves one failed attempt.
     assert.deepEqual(rows, [
-      ['nginx:1.27', 'n1', 'rate-limit', 3, 10, 13],
-      ['app:missing', 'n2', 'not-found', 0, 2, 2],
+      ['nginx:1.27', 'n1', 'rate-limit', 3, 5, 3],
+      ['app:missing', 'n2', 'not-found', 0, 2, 1],
     ]);
   });
 

@@ -13,7 +13,9 @@ import { parseGoDuration } from './go-duration.js';
  * Failures: `Failed to pull image "x": <runtime error>` (one ErrImagePull attempt), then
  * `Back-off pulling image "x"` (newer kubelets append `: ErrImagePull: <error>`), and image-less
  * `Error: ErrImagePull` / `Error: ImagePullBackOff`, which are tied to an image through the pod
- * and container they are about. Pure.
+ * and container they are about. The kubelet emits the `Error: ...` event beside each failed
+ * attempt and each back-off, so a failure (`count`) is one failed pull attempt, and a back-off
+ * is counted once, not once per message. Pure.
  */
 
 export type FailureCause =
@@ -40,11 +42,14 @@ export interface Failure {
   image: string;
   node: string;
   cause: FailureCause;
-  /** errImagePull + imagePullBackOff. */
+  /**
+   * Failed pull attempts: errImagePull, or 1 for a pod container whose events show back-offs but
+   * none of the attempts before them (events expire after an hour).
+   */
   count: number;
   /** Failed pull attempts (`Failed to pull image`). */
   errImagePull: number;
-  /** Back-off events (`Back-off pulling image`, `Error: ImagePullBackOff`). */
+  /** Back-offs (`Back-off pulling image` with its twin `Error: ImagePullBackOff`, counted once). */
   imagePullBackOff: number;
   /** One example of the runtime's error text. */
   example: string;
@@ -59,6 +64,29 @@ export interface ParsedEvents {
   pullsWithoutDuration: number;
   /** Events read, of any reason. */
   events: number;
+}
+
+interface Tally {
+  n: number;
+  example: string;
+}
+
+/** What one pod container's events say about pulls of one image on one node. */
+interface AttemptKey {
+  image: string;
+  node: string;
+  /** Failed pull attempts by cause (`Failed to pull image`, and the kubelet's other refusals). */
+  failed: Map<FailureCause, Tally>;
+  /** `Error: ErrImagePull` events: one per failed attempt, without the cause. */
+  errorEvents: number;
+  /** Back-offs whose message names the cause (`Back-off pulling image "x": ErrImagePull: ...`). */
+  backOff: Map<FailureCause, Tally>;
+  /** `Back-off pulling image "x"` events without a cause. */
+  plainBackOffEvents: number;
+  /** `Error: ImagePullBackOff` events: one per back-off, without the cause. */
+  backOffErrorEvents: number;
+  /** The cause of the latest failure seen, for back-offs that do not say it. */
+  last?: { cause: FailureCause; example: string };
 }
 
 interface RawEvent {
@@ -93,6 +121,9 @@ export function classifyPullFailure(text: string): FailureCause {
   ) {
     return 'timeout';
   }
+  // containerd (image_pull_progress_timeout) and CRI-O (pull_progress_timeout) cancel a pull that
+  // made no progress for a while; the kubelet sees gRPC Canceled with "context canceled".
+  if (/code = canceled\b[\s\S]*context canceled/.test(t)) return 'timeout';
   if (/manifest unknown|not found|notfound|name unknown|no such image|404/.test(t)) return 'not-found';
   if (
     /unauthorized|authentication required|access denied|pull access denied|forbidden|denied|insufficient_scope|\b401\b|\b403\b/.test(
@@ -163,7 +194,6 @@ export function parseKubeletEvents(doc: unknown): ParsedEvents {
   const events = rawEvents(doc);
   const pulls: Pull[] = [];
   const present = new Map<string, { image: string; node: string; count: number }>();
-  const failures = new Map<string, Failure>();
   let pullsWithoutDuration = 0;
   // Which image a pod's container pulls, for the image-less "Error: ..." events.
   const imageOf = new Map<string, string>();
@@ -171,23 +201,32 @@ export function parseKubeletEvents(doc: unknown): ParsedEvents {
     const m = IMAGE_IN_MESSAGE.exec(e.message);
     if (m?.[1]) imageOf.set(e.objectKey, m[1]);
   }
-  const lastCause = new Map<string, { cause: FailureCause; example: string }>();
-  const failure = (image: string, node: string, cause: FailureCause, example: string) => {
-    const key = `${image}\n${node}\n${cause}`;
-    let f = failures.get(key);
-    if (!f) {
-      f = {
+  // Failures are gathered per pod container and image (an attempt key), then counted there:
+  // the kubelet reports each failed attempt twice (`Failed to pull image` and
+  // `Error: ErrImagePull`) and each back-off twice (`Back-off pulling image` and
+  // `Error: ImagePullBackOff`), so each pair is counted once, not summed.
+  const attempts = new Map<string, AttemptKey>();
+  const attemptKey = (objectKey: string, image: string, node: string): AttemptKey => {
+    const key = `${objectKey}\n${image}\n${node}`;
+    let a = attempts.get(key);
+    if (!a) {
+      a = {
         image,
         node,
-        cause,
-        count: 0,
-        errImagePull: 0,
-        imagePullBackOff: 0,
-        example: example.slice(0, 300),
+        failed: new Map(),
+        errorEvents: 0,
+        backOff: new Map(),
+        plainBackOffEvents: 0,
+        backOffErrorEvents: 0,
       };
-      failures.set(key, f);
+      attempts.set(key, a);
     }
-    return f;
+    return a;
+  };
+  const add = (to: Map<FailureCause, Tally>, cause: FailureCause, n: number, example: string) => {
+    const t = to.get(cause) ?? { n: 0, example: example.slice(0, 300) };
+    t.n += n;
+    to.set(cause, t);
   };
 
   // Oldest first, so that a back-off is attributed to the failure that preceded it.
@@ -219,25 +258,68 @@ export function parseKubeletEvents(doc: unknown): ParsedEvents {
       present.set(key, p);
     } else if ((m = FAILED.exec(e.message))) {
       const cause = classifyPullFailure(m[2] ?? '');
-      const image = m[1] ?? '';
-      lastCause.set(`${image}\n${e.node}`, { cause, example: m[2] ?? '' });
-      failure(image, e.node, cause, m[2] ?? '').errImagePull += e.count;
-    } else if ((m = BACKOFF.exec(e.message)) || e.message === 'Error: ImagePullBackOff') {
-      const image = m?.[1] ?? imageOf.get(e.objectKey) ?? `(unknown image of ${pod})`;
-      const detail = m?.[2];
-      const known = lastCause.get(`${image}\n${e.node}`);
-      const cause = detail ? classifyPullFailure(detail) : (known?.cause ?? 'other');
-      failure(image, e.node, cause, detail ?? known?.example ?? e.message).imagePullBackOff += e.count;
+      const a = attemptKey(e.objectKey, m[1] ?? '', e.node);
+      a.last = { cause, example: m[2] ?? '' };
+      add(a.failed, cause, e.count, m[2] ?? '');
+    } else if ((m = BACKOFF.exec(e.message))) {
+      const a = attemptKey(e.objectKey, m[1] ?? '', e.node);
+      const detail = m[2];
+      if (detail) {
+        const cause = classifyPullFailure(detail);
+        a.last = { cause, example: detail };
+        add(a.backOff, cause, e.count, detail);
+      } else a.plainBackOffEvents += e.count;
+    } else if (e.message === 'Error: ErrImagePull' || e.message === 'Error: ImagePullBackOff') {
+      const image = imageOf.get(e.objectKey) ?? `(unknown image of ${pod})`;
+      const a = attemptKey(e.objectKey, image, e.node);
+      if (e.message === 'Error: ErrImagePull') a.errorEvents += e.count;
+      else a.backOffErrorEvents += e.count;
     } else if (
       (e.reason === 'ErrImageNeverPull' || e.reason === 'InspectFailed' || e.reason === 'InvalidImageName') &&
       !PULLING.test(e.message)
     ) {
       const image =
         IMAGE_IN_MESSAGE.exec(e.message)?.[1] ?? imageOf.get(e.objectKey) ?? `(unknown image of ${pod})`;
-      failure(image, e.node, 'other', e.message).errImagePull += e.count;
+      add(attemptKey(e.objectKey, image, e.node).failed, 'other', e.count, e.message);
     }
   }
-  for (const f of failures.values()) f.count = f.errImagePull + f.imagePullBackOff;
+  const failures = new Map<string, Failure>();
+  for (const a of attempts.values()) {
+    // Events that carry no cause (`Error: ...`, older kubelets' `Back-off pulling image "x"`) get
+    // this container's latest cause. Each `Error: ErrImagePull` twins a failed attempt and each
+    // `Error: ImagePullBackOff` a back-off, so they count only where their twin is missing (aged
+    // out, or never listed).
+    const fallback = { cause: a.last?.cause ?? 'other', example: a.last?.example ?? '' };
+    const sum = (from: Map<FailureCause, Tally>) => [...from.values()].reduce((n, t) => n + t.n, 0);
+    const missingFailed = a.errorEvents - sum(a.failed);
+    if (missingFailed > 0)
+      add(a.failed, fallback.cause, missingFailed, fallback.example || 'Error: ErrImagePull');
+    const detailed = sum(a.backOff);
+    const plainBackOffs = Math.max(a.plainBackOffEvents, a.backOffErrorEvents - detailed);
+    if (plainBackOffs > 0) {
+      add(a.backOff, fallback.cause, plainBackOffs, fallback.example || 'Back-off pulling image');
+    }
+    for (const cause of new Set([...a.failed.keys(), ...a.backOff.keys()])) {
+      const failed = a.failed.get(cause);
+      const backOff = a.backOff.get(cause);
+      const key = `${a.image}\n${a.node}\n${cause}`;
+      const f = failures.get(key) ?? {
+        image: a.image,
+        node: a.node,
+        cause,
+        count: 0,
+        errImagePull: 0,
+        imagePullBackOff: 0,
+        example: failed?.example ?? backOff?.example ?? '',
+      };
+      f.errImagePull += failed?.n ?? 0;
+      f.imagePullBackOff += backOff?.n ?? 0;
+      // A failure is one failed pull attempt. A back-off follows at least one, so a container
+      // whose attempts are not in the events (aged out) still counts once.
+      f.count += Math.max(failed?.n ?? 0, backOff && backOff.n > 0 ? 1 : 0);
+      failures.set(key, f);
+    }
+  }
   return {
     pulls,
     failures: [...failures.values()].sort((a, b) => b.count - a.count || a.image.localeCompare(b.image)),

@@ -9,6 +9,19 @@ import { DEFAULT_LAZY_PULLING_POLICY, worthLazyPulling } from '../estargz/index.
 
 export const LAZY_PULL_MIN_BYTES = DEFAULT_LAZY_PULLING_POLICY.minCompressedBytes;
 
+/**
+ * From kubelet events, lazy pulling is advised only when the image's slow pulls (p90) took at
+ * least this long: it saves the wait for the pull and costs a range request per file read at run
+ * time, so a big image whose pulls already end in seconds (its layers were on the node, or a
+ * nearby mirror served them) has nothing to gain.
+ */
+export const LAZY_PULL_MIN_P90_SECONDS = 30;
+
+/** Whether observed pulls (size as the kubelet reported it, p90 pull time) call for lazy pulling. */
+export function lazyPullAdvised(bytes: number | null, p90Seconds: number): boolean {
+  return bytes !== null && bytes >= LAZY_PULL_MIN_BYTES && p90Seconds >= LAZY_PULL_MIN_P90_SECONDS;
+}
+
 export interface LazyPullDecision {
   recommended: boolean;
   convert: boolean;

@@ -1,5 +1,5 @@
 import type { Failure, FailureCause, ParsedEvents, Pull } from './kubelet-events.js';
-import { LAZY_PULL_MIN_BYTES } from './lazy-pull-policy.js';
+import { LAZY_PULL_MIN_P90_SECONDS, lazyPullAdvised } from './lazy-pull-policy.js';
 import { histogramQuantile, type Histogram } from './prometheus-text.js';
 
 /**
@@ -106,7 +106,8 @@ const REMEDY: Record<FailureCause, { message: string; fix: string }> = {
     fix: 'run a pull-through mirror per zone (hoist mirror) and point containerd at it with hosts.toml, so each blob leaves the registry once; pre-pull before rollouts',
   },
   timeout: {
-    message: 'pulls timed out (i/o timeout, context deadline exceeded)',
+    message:
+      'pulls timed out (i/o timeout, context deadline exceeded) or were cancelled for making no progress (code = Canceled)',
     fix: 'serve images from a mirror in the same zone (hoist mirror), pre-pull large images before pods need them, and check containerd image_pull_progress_timeout',
   },
   'disk-pressure': {
@@ -196,7 +197,7 @@ export function buildEventsReport(
     const imgs = [...new Set(failures.filter((f) => f.cause === cause).map((f) => f.image))];
     advice.push({
       topic: cause,
-      message: `${n} failed pulls or back-offs: ${REMEDY[cause].message} (${imgs.slice(0, 3).join(', ')}${imgs.length > 3 ? ', ...' : ''})`,
+      message: `${n} failed pull attempt${n === 1 ? '' : 's'}: ${REMEDY[cause].message} (${imgs.slice(0, 3).join(', ')}${imgs.length > 3 ? ', ...' : ''})`,
       fix: REMEDY[cause].fix,
     });
   }
@@ -221,16 +222,16 @@ export function buildEventsReport(
       fix: 'pre-pull them onto the nodes before the rollout, and serve them from a per-zone mirror so the registry sends each once',
     });
   }
-  const huge = images.filter((i) => i.bytes !== null && i.bytes >= LAZY_PULL_MIN_BYTES);
+  const huge = images.filter((i) => lazyPullAdvised(i.bytes, i.seconds.p90));
   if (huge.length > 0) {
     advice.push({
       topic: 'lazy-pull',
       message: `${huge
         .slice(0, 5)
-        .map((i) => `${i.image} (${((i.bytes ?? 0) / 1e9).toFixed(1)} GB, p50 ${i.seconds.p50.toFixed(0)} s)`)
+        .map((i) => `${i.image} (${((i.bytes ?? 0) / 1e9).toFixed(1)} GB, p90 ${i.seconds.p90.toFixed(0)} s)`)
         .join(
           ', ',
-        )}${huge.length > 5 ? ` and ${huge.length - 5} more` : ''} ${huge.length === 1 ? 'is' : 'are'} over 5 GB`,
+        )}${huge.length > 5 ? ` and ${huge.length - 5} more` : ''} ${huge.length === 1 ? 'is' : 'are'} over 5 GB and slow to pull (p90 at least ${LAZY_PULL_MIN_P90_SECONDS} s)`,
       fix: 'convert to eStargz (hoist convert) and enable the stargz snapshotter, so containers start before the pull ends',
     });
   }

@@ -43,6 +43,17 @@ const merge = (a: ParsedEvents, b: ParsedEvents): ParsedEvents => ({
   events: a.events + b.events,
 });
 
+/**
+ * JSON numbers as a reader wants them: durations (seconds) and shares to three decimals, so
+ * milliseconds, without binary float noise (115.51626377299999 is 115.516); `+Inf` for the
+ * histograms' last bucket, which JSON cannot hold.
+ */
+function jsonValue(_key: string, v: unknown): unknown {
+  if (v === Infinity) return '+Inf';
+  if (typeof v === 'number' && !Number.isInteger(v)) return Math.round(v * 1000) / 1000;
+  return v;
+}
+
 const seconds = (n: number) => `${n.toFixed(n >= 100 ? 0 : 1)}s`;
 
 export function formatEventsText(r: EventsReport): string {
@@ -60,8 +71,10 @@ export function formatEventsText(r: EventsReport): string {
       s += `${i.image.padEnd(w)}  ${String(i.pulls).padStart(5)}  ${String(i.nodes).padStart(5)}  ${seconds(i.seconds.p50).padStart(7)}  ${seconds(i.seconds.p90).padStart(7)}  ${wait.padStart(8)}  ${i.bytes ?? 'n/a'}\n`;
     }
   }
-  if (r.failures.length) s += '\nfailures (ErrImagePull + ImagePullBackOff):\n';
-  for (const f of r.failures) s += `  ${f.image} on ${f.node}: ${f.cause} x${f.count}\n`;
+  if (r.failures.length) s += '\nfailed pull attempts (ErrImagePull), and the back-offs after them:\n';
+  for (const f of r.failures) {
+    s += `  ${f.image} on ${f.node}: ${f.cause} x${f.count}, ${f.imagePullBackOff} back-off${f.imagePullBackOff === 1 ? '' : 's'}\n`;
+  }
   for (const h of r.histograms) {
     const labels = Object.entries(h.labels)
       .map(([k, v]) => `${k}=${v}`)
@@ -112,9 +125,7 @@ export function registerAnalyzeEvents(analyze: Command): void {
       });
       const report = buildEventsReport(parsed, metrics);
       if (opts.output === 'json') {
-        process.stdout.write(
-          `${JSON.stringify(report, (_k, v: unknown) => (v === Infinity ? '+Inf' : v), 2)}\n`,
-        );
+        process.stdout.write(`${JSON.stringify(report, jsonValue, 2)}\n`);
       } else if (opts.output === 'html') {
         await writeFile(opts.out, renderEventsHtml(report, new Date().toISOString()));
         process.stdout.write(`wrote ${opts.out}\n`);

@@ -99,6 +99,12 @@ const ZSTD = new Set<string>([MediaType.OciLayerZstd]);
 
 type Plan = { kind: 'convert' } | { kind: 'keep'; reason: string };
 
+/** Where a layer sits: its index in a manifest's `layers`, and that manifest's source digest. */
+interface LayerPosition {
+  index: number;
+  manifest: string;
+}
+
 /** Decides per layer, before anything is pushed, so that a zstd layer fails the run up front. */
 export function planLayer(layer: Descriptor): Plan {
   if (layer.annotations?.[TOC_DIGEST_ANNOTATION]) return { kind: 'keep', reason: 'already eStargz' };
@@ -293,7 +299,7 @@ export class ImageConverter {
     const outcomes: LayerOutcome[] = [];
     const layers: Array<Record<string, unknown>> = [];
     for (const [i, layer] of manifest.layers.entries()) {
-      const outcome = await this.layer(layer);
+      const outcome = await this.layer(layer, { index: i, manifest: sourceDigest });
       outcomes.push(outcome);
       if (outcome.action === 'converted') {
         diffIds[i] = outcome.diffId;
@@ -340,17 +346,18 @@ export class ImageConverter {
     };
   }
 
-  private layer(layer: Descriptor): Promise<LayerOutcome> {
+  /** `where` names the layer in errors (the first manifest that asked for it). */
+  private layer(layer: Descriptor, where: LayerPosition): Promise<LayerOutcome> {
     const key = layer.digest.value;
     let pending = this.layers.get(key);
     if (!pending) {
-      pending = this.transfer(layer);
+      pending = this.transfer(layer, where);
       this.layers.set(key, pending);
     }
     return pending;
   }
 
-  private async transfer(layer: Descriptor): Promise<LayerOutcome> {
+  private async transfer(layer: Descriptor, where: LayerPosition): Promise<LayerOutcome> {
     const plan = planLayer(layer);
     const source = layer.digest.value;
     if (plan.kind === 'keep') {
@@ -359,12 +366,27 @@ export class ImageConverter {
       return { action: 'kept', source, digest: source, size: layer.size, reason: plan.reason };
     }
     const { onProgress, ...options } = this.options;
-    const result = await convertAndUpload(this.src, this.dst, layer, {
-      ...options,
-      ...(onProgress
-        ? { onProgress: (p: TransferProgress) => onProgress({ ...p, layer: source, layerSize: layer.size }) }
-        : {}),
-    });
+    let result: Awaited<ReturnType<typeof convertAndUpload>>;
+    try {
+      result = await convertAndUpload(this.src, this.dst, layer, {
+        ...options,
+        ...(onProgress
+          ? {
+              onProgress: (p: TransferProgress) => onProgress({ ...p, layer: source, layerSize: layer.size }),
+            }
+          : {}),
+      });
+    } catch (err) {
+      // The tar reader knows bytes, not layers: say which layer of which manifest is broken.
+      if (err instanceof EstargzError && err.code === 'TAR_INVALID') {
+        throw new EstargzError(
+          'TAR_INVALID',
+          `layer ${source} (layers[${where.index}] of manifest ${where.manifest}) is not a readable tar: ${err.message}; rebuild or re-push the image`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
     return {
       action: 'converted',
       source,

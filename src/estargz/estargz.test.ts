@@ -148,6 +148,45 @@ describe('layer conversion', () => {
     });
   });
 
+  // umoci 0.4.x (`umoci insert`) writes layers that stop right after the last file's data: no
+  // end-of-archive blocks and the final padding short or missing. Go's archive/tar (containerd,
+  // the stargz reference) reads a clean EOF at a header boundary, or inside the final padding,
+  // as the end of the archive (reader.go: readHeader, and tryReadFull of the padding).
+  it('accepts a tar that ends in or before its last padding, as Go archive/tar does', async () => {
+    const full = await sampleTar(); // 'big' (300000 bytes) is last: 32 bytes of padding, 2 zero blocks
+    const dataEnd = full.length - 2 * 512 - 32;
+    for (const cut of [dataEnd, dataEnd + 10, dataEnd + 32]) {
+      const tar = full.subarray(0, cut);
+      for (const prioritized of [[], ['etc/hello']]) {
+        const { blob, result } = await convert(tar, prioritized);
+        const check = await checkBlob(access(blob), result.tocDigest);
+        assert.equal(check.diffId, result.diffId);
+        const { toc } = await readToc(blob.subarray(result.tocOffset, blob.length - FOOTER_SIZE));
+        const big = toc.entries.find((e) => e.name === 'big');
+        assert.equal(big?.size, 300_000, `cut at ${cut}, prioritized ${prioritized.join()}`);
+        assert.equal(
+          big?.digest,
+          `sha256:${createHash('sha256').update(Buffer.alloc(300_000, 7)).digest('hex')}`,
+        );
+      }
+    }
+  });
+
+  it('refuses a tar that ends inside a file or a header, naming what was cut', async () => {
+    const full = await sampleTar();
+    const dataEnd = full.length - 2 * 512 - 32;
+    for (const prioritized of [[], ['etc/hello']]) {
+      await assert.rejects(convert(full.subarray(0, dataEnd - 1), prioritized), {
+        code: 'TAR_INVALID',
+        message: /ends inside the payload of "big"/,
+      });
+      await assert.rejects(convert(full.subarray(0, 700), prioritized), {
+        code: 'TAR_INVALID',
+        message: /ends inside a header/,
+      });
+    }
+  });
+
   it('refuses a tar with a bad header checksum', async () => {
     const tar = await sampleTar(10);
     tar[600] = 0x41; // inside the second header

@@ -3,6 +3,12 @@
  * with (extension headers included), so the converter can copy headers losslessly, as the
  * reference's AppendTarLossLess does. The consumer reads the payload from the same source;
  * whatever it leaves unread is skipped before the next entry.
+ *
+ * Where an archive may end is Go's archive/tar's rule (reader.go), since containerd and the
+ * stargz reference read layers with it: a clean EOF at a header boundary, or inside the padding
+ * after an entry's data, ends the archive (tryReadFull turns a short padding read into io.EOF);
+ * an EOF inside a header or inside an entry's data is an error (io.ErrUnexpectedEOF). umoci 0.4.x
+ * writes such unterminated layers (`umoci insert`: no end-of-archive blocks, last padding short).
  */
 import type { ByteSource } from './byte-source.js';
 import { EstargzError } from './errors.js';
@@ -39,10 +45,11 @@ export async function* readTarEntries(src: ByteSource): AsyncGenerator<TarEntry>
     let block: Buffer;
     for (;;) {
       block = await src.readExact(BLOCK_SIZE);
-      if (block.length === 0 && rawParts.length === 0) {
-        return; // a tar with no end-of-archive blocks: accepted, like Go's reader
+      // No end-of-archive blocks. Go's reader also ends here after extension headers; so do we.
+      if (block.length === 0) return;
+      if (block.length < BLOCK_SIZE) {
+        throw new EstargzError('TAR_INVALID', `tar archive ends inside a header at byte ${src.position}`);
       }
-      if (block.length < BLOCK_SIZE) throw new EstargzError('TAR_INVALID', 'tar archive is truncated');
       if (rawParts.length === 0 && isZeroBlock(block)) {
         await src.drain(); // end of archive; what follows is padding
         return;
@@ -55,7 +62,10 @@ export async function* readTarEntries(src: ByteSource): AsyncGenerator<TarEntry>
       }
       const dataLength = parsed.size + paddingFor(parsed.size);
       const data = await src.readExact(dataLength);
-      if (data.length < dataLength) throw new EstargzError('TAR_INVALID', 'tar archive is truncated');
+      if (data.length < parsed.size) {
+        throw new EstargzError('TAR_INVALID', `tar archive ends inside a header at byte ${src.position}`);
+      }
+      if (data.length < dataLength) return; // EOF in the padding: the end, as for Go's reader
       rawParts.push(Buffer.from(block), Buffer.from(data));
       const payload = data.subarray(0, parsed.size);
       if (flag === 'x') pax = new Map([...pax, ...parsePaxRecords(payload)]);
@@ -67,10 +77,18 @@ export async function* readTarEntries(src: ByteSource): AsyncGenerator<TarEntry>
     const header = resolveHeader(parseHeaderBlock(block), pax, longName, longLink);
     const dataOffset = src.position;
     yield { header, raw: Buffer.concat(rawParts), rawOffset, dataOffset };
-    const end = dataOffset + header.size + paddingFor(header.size);
-    const toSkip = end - src.position;
-    if (toSkip < 0) throw new Error('tar consumer read past the entry');
-    if ((await src.skip(toSkip)) < toSkip) throw new EstargzError('TAR_INVALID', 'tar archive is truncated');
+    const dataEnd = dataOffset + header.size;
+    const end = dataEnd + paddingFor(header.size);
+    if (src.position > dataEnd) throw new Error('tar consumer read past the entry');
+    const dataLeft = dataEnd - src.position;
+    if ((await src.skip(dataLeft)) < dataLeft) {
+      throw new EstargzError(
+        'TAR_INVALID',
+        `tar archive ends inside the payload of "${header.name.slice(0, 80)}"`,
+      );
+    }
+    const padding = end - dataEnd;
+    if ((await src.skip(padding)) < padding) return; // EOF in the last padding: the end
   }
 }
 
