@@ -159,12 +159,12 @@ export function renderEventsHtml(report: EventsReport, generatedAt: string): str
   const failed = Object.entries(report.failuresByCause).filter(([, n]) => n > 0);
   if (failed.length > 0) {
     sections.push({
-      title: 'Failed pulls and back-offs by cause',
+      title: 'Failed pull attempts by cause',
       chart: horizontalBarChart(
         'failures by cause',
         failed.map(([cause, n]) => ({
           label: cause,
-          segments: [{ series: 'ErrImagePull + ImagePullBackOff', value: n }],
+          segments: [{ series: 'failed pull attempts', value: n }],
         })),
         (n) => String(n),
       ),
