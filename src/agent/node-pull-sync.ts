@@ -153,6 +153,14 @@ export class NodePullSync {
         this.pinStates.delete(w.image);
         logger?.info({ image: w.image, digest: w.digest, pin: w.pin }, 'NodePull image assigned');
         queue.assign([w.key], this.source, pullSpecOf(w));
+      } else if (prev.wanted.run !== w.run && queued.state === 'failed') {
+        // A new PrePull run asks again for what failed (docs/prepull.md rule 2): fresh attempts.
+        // A present image is left alone, and one still pending or pulling is already trying.
+        logger?.info(
+          { image: w.image, digest: w.digest, run: w.run },
+          'NodePull image retried for a new run',
+        );
+        queue.assign([w.key], this.source, pullSpecOf(w));
       } else if (prev.wanted.pin !== w.pin && queued.state === 'present') {
         this.enqueuePin(w.image);
       }

@@ -412,6 +412,43 @@ describe('NodePull sync', () => {
     assert.deepEqual(last()?.summary, { images: 2, pending: 0, pulling: 0, succeeded: 1, failed: 1 });
   });
 
+  it('a new run gives a failed image fresh attempts, and leaves a present one alone', async () => {
+    const { clock, runtime, sync, byImage } = setup();
+    const R1 = '2026-12-01T03:00:00Z';
+    const R2 = '2026-12-02T03:00:00Z';
+    const spec = (run: string) => [
+      { image: bad, retryLimit: 1, retryBackoffSeconds: 5, run },
+      { image: good, run },
+    ];
+    runtime.failures.set(bad, [notFound(), notFound()]);
+    sync.apply(nodePull(1, spec(R1)));
+    await clock.advance(10_000);
+    assert.equal(byImage().get(bad)?.phase, 'Failed');
+    assert.equal(byImage().get(bad)?.attempts, 2);
+    assert.equal(byImage().get(bad)?.run, R1, 'the status says which run it answers');
+    assert.equal(byImage().get(good)?.phase, 'Succeeded');
+    assert.deepEqual(runtime.pulls, [bad, good, bad]);
+
+    // The same spec again (a resync): nothing is retried.
+    sync.apply(nodePull(1, spec(R1)));
+    await clock.advance(10_000);
+    assert.equal(runtime.pulls.length, 3);
+
+    // The next run: the failed image is tried again from attempt 1, the present one is not.
+    runtime.failures.set(bad, [notFound()]);
+    sync.apply(nodePull(2, spec(R2)));
+    await clock.advance(0);
+    assert.equal(byImage().get(bad)?.run, R2);
+    assert.equal(byImage().get(bad)?.attempts, 1, 'attempts start again');
+    assert.equal(byImage().get(bad)?.phase, 'Pending', 'waiting for its retry');
+    await clock.advance(10_000);
+    assert.equal(byImage().get(bad)?.phase, 'Succeeded', 'the registry is back');
+    assert.equal(byImage().get(bad)?.attempts, 2);
+    assert.deepEqual(runtime.pulls, [bad, good, bad, bad, bad], 'good was not pulled again');
+    assert.equal(byImage().get(good)?.phase, 'Succeeded');
+    assert.equal(byImage().get(good)?.run, R2);
+  });
+
   it('renews status.heartbeatTime on a new spec and every minute while pulling, not while idle', async () => {
     const clock = new FakeClock();
     const { runtime, sync, statuses } = setup(

@@ -38,6 +38,7 @@ export interface NodePullImageSpec {
   retryBackoffSeconds?: number;
   progressTimeoutSeconds?: number;
   sources?: string[];
+  run?: string;
 }
 
 export interface NodePull {
@@ -62,6 +63,8 @@ export interface WantedImage {
   retryLimit: number;
   retryBackoffSeconds: number;
   progressTimeoutSeconds: number;
+  /** The PrePull run that asks for it: when it moves, a failed image gets fresh attempts. */
+  run?: string;
 }
 
 const wholeAtLeast = (value: unknown, min: number, fallback: number): number =>
@@ -83,6 +86,7 @@ export function wantedImages(nodePull: NodePull): WantedImage[] {
       progressTimeoutSeconds: wholeAtLeast(entry.progressTimeoutSeconds, 1, DEFAULT_PROGRESS_TIMEOUT_SECONDS),
     };
     if (typeof entry.digest === 'string' && entry.digest !== '') wanted.digest = entry.digest;
+    if (typeof entry.run === 'string' && entry.run !== '') wanted.run = entry.run;
     try {
       wanted.key = normaliseImage(entry.image);
     } catch (err) {
@@ -111,7 +115,10 @@ export function pullSpecOf(w: WantedImage): PullSpec {
   };
 }
 
-/** Pure: the fields whose change restarts an image's pull (everything but `pin` and `sources`). */
+/**
+ * Pure: the fields whose change restarts an image's pull (everything but `pin`, `sources` and
+ * `run`: a new run retries only a failed image, see NodePullSync.apply).
+ */
 export function pullIdentity(w: WantedImage): string {
   return JSON.stringify([w.key, w.invalid, pullSpecOf(w), w.pullSecrets]);
 }
@@ -137,6 +144,8 @@ export function imageStatusOf(
   queued: ImageStatus | undefined,
   pin: PinState | undefined,
 ): NodePullImageStatus {
+  // The run this state answers, so the controller can tell last night's failure from tonight's.
+  const run = w.run === undefined ? {} : { run: w.run };
   if (w.invalid !== undefined) {
     return {
       image: w.image,
@@ -144,9 +153,14 @@ export function imageStatusOf(
       reason: 'PullError',
       message: statusMessage(w.invalid),
       attempts: 0,
+      ...run,
     };
   }
-  const out: NodePullImageStatus = { image: w.image, phase: queued ? PHASES[queued.state] : 'Pending' };
+  const out: NodePullImageStatus = {
+    image: w.image,
+    phase: queued ? PHASES[queued.state] : 'Pending',
+    ...run,
+  };
   const digest = queued?.state === 'present' ? (queued.digest ?? w.digest) : (w.digest ?? queued?.digest);
   if (digest !== undefined) out.digest = digest;
   if (!queued) return out;

@@ -286,6 +286,12 @@ const nodePullSpec: Schema = {
             items: str(317),
             description: 'PrePulls (namespace/name) that want it.',
           },
+          run: {
+            type: 'string',
+            format: 'date-time',
+            description:
+              'The PrePull run that last asked for it (newest among sources); when it moves, a failed image is tried again.',
+          },
         },
       },
     },
@@ -333,6 +339,11 @@ const nodePullStatus: Schema = {
           pinned: { type: 'boolean' },
           startedAt: { type: 'string', format: 'date-time' },
           finishedAt: { type: 'string', format: 'date-time' },
+          run: {
+            type: 'string',
+            format: 'date-time',
+            description: "The spec entry's run this state answers.",
+          },
         },
       },
     },

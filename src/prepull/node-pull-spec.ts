@@ -24,6 +24,15 @@ export interface EntryConfig {
 export interface WantedImage {
   image: string;
   digest?: string;
+  /** The run that asks for it (NodePullImage.run). */
+  run?: string;
+}
+
+/** The later of two runs (RFC 3339); undefined when neither is set. */
+export function laterRun(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined) return b;
+  if (b === undefined || a === b) return a;
+  return Date.parse(b) > Date.parse(a) ? b : a;
 }
 
 /** One PrePull's images on one node: its wanted set, or (`kept`) the entries it had before. */
@@ -46,6 +55,7 @@ interface Merged {
   retryBackoffSeconds: number;
   progressTimeoutSeconds: number;
   sources: string[];
+  run: string | undefined;
 }
 
 function rankOf(c: Contribution, item: WantedImage): number {
@@ -80,6 +90,7 @@ export function mergeContributions(
           retryBackoffSeconds: cfg.retryBackoffSeconds,
           progressTimeoutSeconds: cfg.progressTimeoutSeconds,
           sources: [cfg.key],
+          run: item.run,
         });
         continue;
       }
@@ -93,6 +104,7 @@ export function mergeContributions(
       m.retryBackoffSeconds = Math.min(m.retryBackoffSeconds, cfg.retryBackoffSeconds);
       m.progressTimeoutSeconds = Math.min(m.progressTimeoutSeconds, cfg.progressTimeoutSeconds);
       if (!m.sources.includes(cfg.key)) m.sources.push(cfg.key);
+      m.run = laterRun(m.run, item.run);
     }
   }
   if (merged.size === 0) return undefined;
@@ -114,6 +126,7 @@ function toEntry(m: Merged): NodePullImage {
     retryBackoffSeconds: m.retryBackoffSeconds,
     progressTimeoutSeconds: m.progressTimeoutSeconds,
     sources: m.sources,
+    ...(m.run === undefined ? {} : { run: m.run }),
   };
 }
 
@@ -142,6 +155,7 @@ export function sameNodePullSpec(a: NodePullSpec, b: NodePullSpec | undefined): 
       p.retryLimit !== q.retryLimit ||
       p.retryBackoffSeconds !== q.retryBackoffSeconds ||
       p.progressTimeoutSeconds !== q.progressTimeoutSeconds ||
+      p.run !== q.run ||
       !sameStrings(p.pullSecrets, q.pullSecrets) ||
       !sameStrings(p.sources, q.sources)
     ) {

@@ -26,6 +26,12 @@ export interface Classification {
   outcome: Uint8Array;
   pending: number;
   failed: number;
+  /**
+   * The `run` each wanted image's entry carries now, joined, when one differs from the wanted
+   * run; undefined when they all match. A done node keeps its stored runs (no write for a run
+   * that changed nothing there): see storedRunItems.
+   */
+  storedRuns: string | undefined;
 }
 
 /**
@@ -99,6 +105,17 @@ function aboutWanted(
 }
 
 /**
+ * A failure that answers an older run than the wanted one (docs/prepull.md rule 2): the node is
+ * not done, and gets the new run (and so fresh attempts) when its stagger turn comes. The agent
+ * echoes the entry's run in status; an agent that predates the field is judged by `finishedAt`.
+ */
+export function staleFailure(s: NodePullImageStatus, run: string | undefined): boolean {
+  if (run === undefined) return false;
+  const at = s.run ?? s.finishedAt;
+  return at !== undefined && Date.parse(at) < Date.parse(run);
+}
+
+/**
  * Classifies a node against a wanted set. Memoised on the NodePull's view: in a steady cluster
  * nothing changed since the last reconcile, and this is the planner's inner loop.
  */
@@ -115,14 +132,21 @@ export function classify(
   let holds = true;
   let pending = 0;
   let failed = 0;
+  let runsDiffer = false;
   for (let j = 0; j < m; j++) {
     const w = wanted[j]!;
     const e = v.spec?.get(w.image);
     const s = v.status?.get(w.image);
     if (e === undefined || e.digest !== w.digest) holds = false;
+    if (e !== undefined && e.run !== w.run) runsDiffer = true;
     if (s !== undefined && (s.phase === 'Succeeded' || s.phase === 'Failed') && aboutWanted(w.digest, s, e)) {
       if (s.phase === 'Succeeded') outcome[j] = SUCCEEDED;
-      else {
+      else if (staleFailure(s, w.run)) {
+        outcome[j] = PENDING;
+        pending++;
+        // Its spec must carry the new run for the agent to try again; until then it waits.
+        if (e?.run === undefined || Date.parse(e.run) < Date.parse(w.run!)) holds = false;
+      } else {
         outcome[j] = FAILED;
         failed++;
       }
@@ -131,7 +155,10 @@ export function classify(
       pending++;
     }
   }
-  const c: Classification = { holds, outcome, pending, failed };
+  const storedRuns = runsDiffer
+    ? wanted.map((w) => v.spec?.get(w.image)?.run ?? w.run ?? '').join('\n')
+    : undefined;
+  const c: Classification = { holds, outcome, pending, failed, storedRuns };
   if (memo) {
     v.classes ??= new Map();
     // A few wanted sets per node (its PrePulls, before and after a run); drop the rest.
@@ -152,7 +179,20 @@ export function keptEntries(
   for (const e of view.spec.values()) {
     if (!e.sources?.includes(key)) continue;
     if (stillWanted !== undefined && !stillWanted.has(e.image)) continue;
-    out.push(e.digest === undefined ? { image: e.image } : { image: e.image, digest: e.digest });
+    out.push({
+      image: e.image,
+      ...(e.digest === undefined ? {} : { digest: e.digest }),
+      ...(e.run === undefined ? {} : { run: e.run }),
+    });
   }
   return out;
+}
+
+/** A done node's wanted set with the runs its entries carry now (Classification.storedRuns). */
+export function storedRunItems(view: NodeView, wanted: readonly WantedImage[]): WantedImage[] {
+  return wanted.map((w) => {
+    const run = view.spec?.get(w.image)?.run ?? w.run;
+    const { run: _, ...rest } = w;
+    return run === undefined ? rest : { ...rest, run };
+  });
 }

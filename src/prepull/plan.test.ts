@@ -2,7 +2,14 @@
 // old entries kept, edits, merges, failure isolation, status and conditions.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { plan, type PlanInput, type PlanOutput, type PrePullInput, type RunResult } from './plan.js';
+import {
+  plan,
+  PlanCache,
+  type PlanInput,
+  type PlanOutput,
+  type PrePullInput,
+  type RunResult,
+} from './plan.js';
 import { parsePrePullSpec } from './spec.js';
 import type {
   Node,
@@ -59,7 +66,10 @@ function apply(nodePulls: NodePull[], out: PlanOutput): NodePull[] {
   return [...byName.values()];
 }
 
-/** The agent: marks every spec image of the named nodes with `phase` at the spec's digest (or `digest`). */
+/**
+ * The agent: marks every spec image of the named nodes with `phase` at the spec's digest (or
+ * `digest`), echoing the entry's run as the agent does.
+ */
 function report(
   nodePulls: NodePull[],
   names: string[],
@@ -73,11 +83,14 @@ function report(
       phase,
       ...((e.digest ?? digest) ? { digest: e.digest ?? digest } : {}),
       ...(phase === 'Failed' ? { reason: 'NotFound', message: 'manifest unknown' } : {}),
+      ...(e.run ? { run: e.run } : {}),
     }));
     return { ...np, status: { images } };
   });
 }
 
+const runsOn = (nps: NodePull[], name: string) =>
+  nps.find((n) => n.metadata.name === name)?.spec.images.map((e) => e.run) ?? [];
 const specOf = (nps: NodePull[], name: string) => nps.find((n) => n.metadata.name === name)?.spec;
 const imagesOn = (nps: NodePull[], name: string) =>
   specOf(nps, name)?.images.map((e) => `${e.image}@${e.digest ?? ''}`) ?? [];
@@ -472,6 +485,132 @@ describe('plan: merge and failures', () => {
     assert.equal(img.failures!.length, 20);
     assert.equal(img.failures![0]!.node, 'n00');
     assert.equal(img.failures![19]!.node, 'n19');
+  });
+});
+
+describe('plan: failures retried at the next run', () => {
+  const nodes = ['n1', 'n2', 'n3', 'n4', 'n5'].map((n) => node(n));
+  const R1 = new Date('2026-12-01T03:00:00Z');
+  const R2 = new Date('2026-12-02T03:00:00Z');
+  const stored = (lastScheduleTime: Date, generation = 1, spec: PrePullSpecInput = scheduled) =>
+    prePull(
+      'p',
+      spec,
+      {
+        status: {
+          observedGeneration: generation,
+          lastScheduleTime: lastScheduleTime.toISOString().replace('.000Z', 'Z'),
+          images: [{ image: A, digest: D1, desired: 5, pulling: 0, succeeded: 3, failed: 2 }],
+        },
+      },
+      generation,
+    );
+  const scheduled: PrePullSpecInput = { images: ['a:1'], maxConcurrentNodes: 1, schedule: '0 3 * * *' };
+
+  /** Last night's run settled: every node has A@D1 from run R1; n2 and n4 failed it. */
+  function lastNight(spec: PrePullSpecInput = scheduled): NodePull[] {
+    const p = prePull('p', { ...spec, maxConcurrentNodes: '100%' });
+    let nps = apply(
+      [],
+      plan({ prePulls: [p], nodes, nodePulls: [], runs: resolved({ [A]: D1 }, R1), now: R1 }),
+    );
+    assert.deepEqual(runsOn(nps, 'n1'), ['2026-12-01T03:00:00Z']);
+    nps = report(nps, ['n1', 'n3', 'n5'], 'Succeeded');
+    return report(nps, ['n2', 'n4'], 'Failed');
+  }
+
+  it('gives a failed node a new try at the next run, through the stagger', () => {
+    let nps = lastNight();
+    // Between runs the failed nodes are done: nothing is retried and nothing is written.
+    let out = plan({ prePulls: [stored(R1)], nodes, nodePulls: nps, now: R1 });
+    assert.deepEqual(out.nodePulls, []);
+    assert.deepEqual(out.statuses[0]!.status.nodes, { desired: 5, pulling: 0, succeeded: 3, failed: 2 });
+
+    // Tonight's run resolves the same digest: the first failed node gets the new run, one at a time.
+    const runs = resolved({ [A]: D1 }, R2);
+    out = plan({ prePulls: [stored(R1)], nodes, nodePulls: nps, runs, now: R2 });
+    assert.deepEqual(
+      out.nodePulls.map((a) => `${a.action}:${a.name}`),
+      ['update:n2'],
+    );
+    assert.deepEqual(out.statuses[0]!.status.nodes, { desired: 5, pulling: 1, succeeded: 3, failed: 0 });
+    nps = apply(nps, out);
+    assert.deepEqual(runsOn(nps, 'n2'), ['2026-12-02T03:00:00Z']);
+    assert.deepEqual(runsOn(nps, 'n4'), ['2026-12-01T03:00:00Z'], 'waits for its turn');
+    // Until the agent answers the new run, n2 holds the slot (its old failure is not an answer).
+    out = plan({ prePulls: [stored(R2)], nodes, nodePulls: nps, now: R2 });
+    assert.deepEqual(out.nodePulls, []);
+
+    // n2 succeeds this time; n4 starts and fails again: then the run is over.
+    nps = report(nps, ['n2'], 'Succeeded');
+    out = plan({ prePulls: [stored(R2)], nodes, nodePulls: nps, now: R2 });
+    assert.deepEqual(
+      out.nodePulls.map((a) => `${a.action}:${a.name}`),
+      ['update:n4'],
+    );
+    nps = report(apply(nps, out), ['n4'], 'Failed');
+    out = plan({ prePulls: [stored(R2)], nodes, nodePulls: nps, now: R2 });
+    assert.deepEqual(out.nodePulls, []);
+    assert.deepEqual(out.statuses[0]!.status.nodes, { desired: 5, pulling: 0, succeeded: 4, failed: 1 });
+    assert.deepEqual(out.statuses[0]!.status.images![0]!.failures, [
+      { node: 'n4', reason: 'NotFound', message: 'manifest unknown' },
+    ]);
+  });
+
+  it('writes nothing at a run where every node succeeded at the wanted digest', () => {
+    const nps = report(lastNight(), ['n2', 'n4'], 'Succeeded');
+    const cache = new PlanCache();
+    for (const now of [R2, new Date('2026-12-03T03:00:00Z')]) {
+      const out = plan({
+        prePulls: [stored(R1)],
+        nodes,
+        nodePulls: nps,
+        runs: resolved({ [A]: D1 }, now),
+        now,
+        cache,
+      });
+      assert.deepEqual(out.nodePulls, []);
+      assert.deepEqual(out.statuses[0]!.status.nodes, { desired: 5, pulling: 0, succeeded: 5, failed: 0 });
+    }
+  });
+
+  it('judges a status without a run (an older agent) by finishedAt', () => {
+    const nps = lastNight().map((np) => ({
+      ...np,
+      status: {
+        images: np.status!.images!.map(({ run: _, ...s }) =>
+          s.phase === 'Failed' ? { ...s, finishedAt: '2026-12-01T03:05:00Z' } : s,
+        ),
+      },
+    }));
+    let out = plan({ prePulls: [stored(R1)], nodes, nodePulls: nps, now: R1 });
+    assert.deepEqual(out.nodePulls, []);
+    out = plan({ prePulls: [stored(R1)], nodes, nodePulls: nps, runs: resolved({ [A]: D1 }, R2), now: R2 });
+    assert.deepEqual(
+      out.nodePulls.map((a) => `${a.action}:${a.name}`),
+      ['update:n2'],
+    );
+  });
+
+  it("retries an unscheduled PrePull's failures when its spec is edited", () => {
+    const once: PrePullSpecInput = { images: ['a:1'], maxConcurrentNodes: 2 };
+    let nps = lastNight(once);
+    // The edit (generation 2) is a run: the controller resolves again and stamps a new run time.
+    const edited: PrePullSpecInput = { ...once, retry: { limit: 3 } };
+    const now = new Date('2026-12-01T12:00:00Z');
+    const out = plan({
+      prePulls: [stored(R1, 2, edited)],
+      nodes,
+      nodePulls: nps,
+      runs: resolved({ [A]: D1 }, now),
+      now,
+    });
+    nps = apply(nps, out);
+    // The succeeded nodes change only for the edited limit; the failed ones also get the new run.
+    assert.deepEqual(runsOn(nps, 'n2'), ['2026-12-01T12:00:00Z']);
+    assert.deepEqual(runsOn(nps, 'n4'), ['2026-12-01T12:00:00Z']);
+    assert.deepEqual(runsOn(nps, 'n1'), ['2026-12-01T03:00:00Z']);
+    assert.equal(specOf(nps, 'n1')!.images[0]!.retryLimit, 3);
   });
 });
 

@@ -15,6 +15,8 @@ import {
   classify,
   indexNodePull,
   keptEntries,
+  storedRunItems,
+  type Classification,
   type NodeView,
 } from './node-view.js';
 import { pinnedDigest } from './runs.js';
@@ -215,7 +217,8 @@ export function plan(input: PlanInput): PlanOutput {
     if (sched.next !== undefined && (wakeAt === undefined || sched.next < wakeAt)) wakeAt = sched.next;
 
     // Wanted set: each image with the digest of its last resolution (a failed new resolution
-    // keeps the previous digest: the nodes keep what they hold rather than drop to a tag).
+    // keeps the previous digest: the nodes keep what they hold rather than drop to a tag), and
+    // the run that asks for it, so a failure of an earlier run is tried again (rule 2).
     const previousImages = new Map((previous?.images ?? []).map((i) => [i.image, i]));
     const wanted: WantedImage[] = [];
     const resolution: Resolution[] = [];
@@ -226,11 +229,16 @@ export function plan(input: PlanInput): PlanOutput {
       const digest = pinned ?? fresh?.digest ?? before?.digest;
       const resolveError =
         pinned !== undefined ? undefined : fresh !== undefined ? fresh.resolveError : before?.resolveError;
-      wanted.push(digest === undefined ? { image } : { image, digest });
+      wanted.push({
+        image,
+        ...(digest === undefined ? {} : { digest }),
+        ...(lastScheduleTime === undefined ? {} : { run: lastScheduleTime }),
+      });
       resolution.push({ ...(digest ? { digest } : {}), ...(resolveError ? { resolveError } : {}) });
     }
     const wantedNames = new Set(spec.images);
-    const wantedKey = wanted.map((w) => `${w.image}@${w.digest ?? ''}`).join('\n');
+    // Classifications are memoised by this key: it names everything they depend on.
+    const wantedKey = `${lastScheduleTime ?? ''}\n${wanted.map((w) => `${w.image}@${w.digest ?? ''}`).join('\n')}`;
     const m = wanted.length;
     const config = configOf(key, spec, pullSecret, lastScheduleTime ? Date.parse(lastScheduleTime) : 0);
     // One object for every node that gets the wanted set, so nodes with the same PrePulls share one merge.
@@ -253,13 +261,30 @@ export function plan(input: PlanInput): PlanOutput {
     // Waiting nodes mostly keep the same old entries: one shared contribution per distinct set.
     const keptShared = new Map<string, Contribution>();
     const keptContribution = (items: WantedImage[]): Contribution => {
-      const sig = items.map((i) => `${i.image}@${i.digest ?? ''}`).join('\n');
+      const sig = items.map((i) => `${i.image}@${i.digest ?? ''}@${i.run ?? ''}`).join('\n');
       let c = keptShared.get(sig);
       if (c === undefined) {
         c = { config, items, kept: true, id: cache.id(`${configSignature}|kept|${sig}`) };
         keptShared.set(sig, c);
       }
       return c;
+    };
+    // A done node keeps the runs its entries carry (a run that changed nothing there writes
+    // nothing); nodes done at the same runs share one contribution.
+    const doneShared = new Map<string, Contribution>();
+    const doneContribution = (v: NodeView, c: Classification): Contribution => {
+      if (c.storedRuns === undefined) return wantedContribution;
+      let d = doneShared.get(c.storedRuns);
+      if (d === undefined) {
+        d = {
+          config,
+          items: storedRunItems(v, wanted),
+          kept: false,
+          id: cache.id(`${configSignature}|done|${wantedKey}|${c.storedRuns}`),
+        };
+        doneShared.set(c.storedRuns, d);
+      }
+      return d;
     };
 
     const targets: Node[] = [];
@@ -273,11 +298,13 @@ export function plan(input: PlanInput): PlanOutput {
     let nodesSucceeded = 0;
     let nodesFailed = 0;
     const nodeFailed = new Uint8Array(targets.length);
+    const classes: Classification[] = [];
 
     for (let t = 0; t < targets.length; t++) {
       const name = targets[t]!.metadata.name;
       const v = view(name);
       const c = classify(v, wanted, wantedKey, nodePullByName.has(name));
+      classes.push(c);
       // An agent that stopped reporting while it had work frees its slot (rule 8).
       let silentFor: number | undefined;
       if (c.holds && c.pending > 0 && input.agentTimeoutMs !== undefined) {
@@ -346,16 +373,18 @@ export function plan(input: PlanInput): PlanOutput {
       if (state === NodeState.Waiting && slots > 0) {
         slots--;
         state = NodeState.Active;
-        const c = classify(view(name), wanted, wantedKey, nodePullByName.has(name));
+        const c = classes[t]!;
         for (let j = 0; j < m; j++) if (c.outcome[j] === PENDING) imgPulling[j]!++;
       }
       if (state === NodeState.Waiting) {
         const kept = keptEntries(view(name), key, wantedNames);
         if (kept.length > 0) contribute(name, keptContribution(kept));
         if (!nodeFailed[t]) waitingNodes++;
+      } else if (state === NodeState.Done) {
+        contribute(name, doneContribution(view(name), classes[t]!));
       } else {
         contribute(name, wantedContribution);
-        if (state === NodeState.Active && !nodeFailed[t]) pullingNodes++;
+        if (!nodeFailed[t]) pullingNodes++;
       }
     }
 

@@ -165,6 +165,11 @@ export interface NodePullImage {
   retryBackoffSeconds: number;
   progressTimeoutSeconds: number;
   sources: string[];
+  /**
+   * The PrePull run that last asked for this entry (its status.lastScheduleTime, RFC 3339; the
+   * newest among merged sources). When it moves, the agent gives a failed image fresh attempts.
+   */
+  run?: string;
 }
 
 export interface NodePullSpec {
@@ -187,6 +192,8 @@ export interface NodePullImageStatus {
   pinned?: boolean;
   startedAt?: string;
   finishedAt?: string;
+  /** The spec entry's `run` this state answers (the agent echoes it): a failure of an older run is retried. */
+  run?: string;
 }
 
 /** Counts of `status.images` by phase, for `kubectl get nodepulls` (the agent writes them). */
