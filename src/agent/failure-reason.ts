@@ -33,6 +33,7 @@ export function failureReason(facts: FailureFacts): FailureReason {
   const { code, runtimeCode, message = '' } = facts;
   if (code === 'DISK_HIGH_WATER' || code === 'DISK_UNKNOWN') return 'DiskMark';
   if (code === 'PULL_TIMEOUT') return 'Timeout';
+  if (code === 'DIGEST_MISMATCH') return 'PullError';
   if (code === 'PULL_SECRET' || runtimeCode === 'PULL_SECRET') return 'Unauthorized';
   // Registries answer 429 on any request, a resolve included: before the not-found rule.
   if (RATE_LIMITED.test(message)) return 'RateLimited';

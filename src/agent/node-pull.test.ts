@@ -65,6 +65,8 @@ class ScriptedRuntime implements ImageRuntime {
   readonly failures = new Map<string, Array<Error & { code?: string }>>();
   /** Images whose pulls hang until aborted. */
   readonly hang = new Set<string>();
+  /** The manifest digest a pull of the image brings (default sha256:dd...). */
+  readonly digestOf = new Map<string, string>();
 
   async status(image: string) {
     return this.present.get(image);
@@ -86,7 +88,7 @@ class ScriptedRuntime implements ImageRuntime {
     this.present.set(image, {
       id,
       size: 1000 + image.length,
-      repoDigests: [`${repo}@sha256:${'d'.repeat(64)}`],
+      repoDigests: [`${repo}@${this.digestOf.get(image) ?? `sha256:${'d'.repeat(64)}`}`],
     });
     return Promise.resolve(id);
   }
@@ -476,6 +478,23 @@ describe('NodePull sync', () => {
     await clock.advance(600_000);
     assert.equal(statuses.length, writes, 'idle: nothing written');
     await sync.close();
+  });
+
+  it('a pull that brings another digest than expected is retried until the tag catches up', async () => {
+    const { clock, runtime, sync, byImage } = setup();
+    const want = `sha256:${'e'.repeat(64)}`;
+    sync.apply(nodePull(1, [{ image: good, digest: want, retryLimit: 3, retryBackoffSeconds: 5 }]));
+    await clock.advance(1000);
+    let s = byImage().get(good);
+    assert.equal(s?.phase, 'Pending', 'a stale tag is not success');
+    assert.equal(s?.reason, 'PullError');
+    assert.match(s?.message ?? '', /tag cache may lag/);
+    runtime.digestOf.set(good, want); // the mirror's tag cache expired
+    await clock.advance(5000);
+    s = byImage().get(good);
+    assert.equal(s?.phase, 'Succeeded');
+    assert.equal(s?.digest, want);
+    assert.equal(s?.attempts, 2);
   });
 
   it('an image present at the expected digest succeeds without a pull; another digest is pulled again', async () => {

@@ -98,6 +98,16 @@ export interface PullQueueOptions {
   timers?: Timers;
 }
 
+/** A pull by tag that brought another manifest than the one expected. */
+export class DigestMismatchError extends Error {
+  constructor(image: string, got: string, expected: string) {
+    super(
+      `${image} resolved to ${got} where it was pulled from, not ${expected} (a mirror's tag cache may lag the registry; retrying)`,
+    );
+    this.name = 'DigestMismatchError';
+  }
+}
+
 /** The reason a pull's own signal aborts with when the StallWatch gives up on it. */
 export class PullStalledError extends Error {
   constructor(readonly timeoutSeconds: number) {
@@ -367,6 +377,12 @@ export class PullQueue extends EventEmitter<{ change: [ImageStatus] }> {
       const after = await runtime.status(image);
       const size = after?.size ?? 0;
       const digest = heldDigest(image, after?.repoDigests);
+      if (spec.digest !== undefined && digest !== undefined && digest !== spec.digest) {
+        // The tag still names the old manifest where the runtime pulled it: typically a mirror
+        // whose tag cache (tagTtlSeconds) lags the registry the controller resolved against.
+        // Not done: retried with backoff until the tag catches up, then a failure to report.
+        throw new DigestMismatchError(image, digest, spec.digest);
+      }
       metrics?.pulls.inc({ outcome: 'pulled' });
       metrics?.pullBytes.inc(size);
       metrics?.pullDuration.observe({ image_size_in_bytes: imageSizeBucket(size) }, seconds);
@@ -401,7 +417,11 @@ export class PullQueue extends EventEmitter<{ change: [ImageStatus] }> {
         entry,
         {
           ...clear,
-          code: stalled ? 'PULL_TIMEOUT' : 'PULL_FAILED',
+          code: stalled
+            ? 'PULL_TIMEOUT'
+            : err instanceof DigestMismatchError
+              ? 'DIGEST_MISMATCH'
+              : 'PULL_FAILED',
           ...(typeof runtimeCode === 'string' ? { runtimeCode } : {}),
           reason,
           disk,
