@@ -69,7 +69,10 @@ describe('routing', () => {
   const bad: Array<[string, string, string]> = [
     ['/v2/UPPER/manifests/v1', '', 'NAME_INVALID'],
     ['/v2/a/../b/manifests/v1', '', 'NAME_INVALID'],
-    ['/v2/a/manifests/-bad', '', 'TAG_INVALID'],
+    // A malformed tag names no manifest: 404, as the OCI conformance suite expects.
+    ['/v2/a/manifests/-bad', '', 'MANIFEST_UNKNOWN'],
+    ['/v2/a/manifests/.INVALID_MANIFEST_NAME', '', 'MANIFEST_UNKNOWN'],
+    ['/v2/a/manifests/sha256:1234', '', 'DIGEST_INVALID'],
     ['/v2/a/blobs/sha256:1234', '', 'DIGEST_INVALID'],
     ['/v2/a/blobs/md5:abcd', '', 'DIGEST_INVALID'],
     ['/v2/a/other/x', '', 'NOT_FOUND'],

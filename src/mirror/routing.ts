@@ -1,4 +1,10 @@
-import { MAX_NAME_LENGTH, parseManifestReference, parseRepository, parseDigest } from '../oci/index.js';
+import {
+  MAX_NAME_LENGTH,
+  OciParseError,
+  parseManifestReference,
+  parseRepository,
+  parseDigest,
+} from '../oci/index.js';
 import { MirrorError } from './errors.js';
 import type { Digest, ManifestReference } from '../oci/index.js';
 
@@ -71,7 +77,7 @@ export function routeRequest(path: string, query: URLSearchParams, table: Routin
         kind: 'manifest',
         upstream,
         repo,
-        reference: parseManifestReference(tail),
+        reference: manifestReference(tail),
         rawReference: tail,
       };
     case 'blobs':
@@ -113,4 +119,20 @@ function chooseUpstream(
 /** Docker Hub's official images live under `library/` (what `docker pull alpine` means). */
 function normalizeRepo(upstream: string, repo: string): string {
   return upstream === 'docker.io' && !repo.includes('/') ? `library/${repo}` : repo;
+}
+
+/**
+ * A manifest reference from the path. A malformed tag names no manifest: 404 MANIFEST_UNKNOWN,
+ * as distribution answers and the OCI conformance suite's pull workflow expects
+ * (`GET /v2/<name>/manifests/.INVALID_MANIFEST_NAME`); a malformed digest stays 400.
+ */
+function manifestReference(tail: string): ReturnType<typeof parseManifestReference> {
+  try {
+    return parseManifestReference(tail);
+  } catch (err) {
+    if (err instanceof OciParseError && err.code === 'TAG_INVALID') {
+      throw new MirrorError('MANIFEST_UNKNOWN', `manifest unknown: ${err.message}`, { cause: err });
+    }
+    throw err;
+  }
 }
