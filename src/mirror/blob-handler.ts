@@ -7,8 +7,9 @@ import type { BlobFetcher } from './blob-fetcher.js';
 import type { BlobStore } from './blob-store.js';
 import { MirrorError } from './errors.js';
 import { API_VERSION_HEADER, sliceStream, streamBody } from './http.js';
-import type { InflightBlob } from './inflight-blob.js';
+import type { InflightBlob, InflightReader } from './inflight-blob.js';
 import type { MirrorMetrics } from './metrics.js';
+import { matchesVerifiedTail, TailHold } from './range-tail.js';
 import type { Route } from './routing.js';
 import { fileReader, sendRange } from './send-file.js';
 
@@ -33,7 +34,8 @@ export interface BlobHandlerOptions {
 /**
  * `GET`/`HEAD /v2/<name>/blobs/<digest>` (distribution-spec "Pulling blobs"), whole or ranged:
  * from the store, from a download in progress, or (a range far ahead of a cold download) straight
- * from the upstream.
+ * from the upstream. Whatever the path, a body that reaches the blob's last byte ends only after
+ * the whole blob was verified (see range-tail.ts).
  */
 export class BlobHandler {
   private readonly blobs: BlobStore;
@@ -158,8 +160,26 @@ export class BlobHandler {
       (size === undefined || range.range.start > blob.bytesWritten + this.rangeAheadBytes)
     ) {
       // Far ahead of the download (or of unknown size): fetch just this range upstream now,
-      // rather than make a lazy-pulling client wait for the whole blob to arrive.
-      return this.serveUpstreamRange(res, route, client, range.range, size, baseHeaders, info);
+      // rather than make a lazy-pulling client wait for the whole blob to arrive. The reader keeps
+      // the download's file open, for checking the range if it turns out to reach the end.
+      const tailReader = blob.acquire(range.range.start);
+      if (tailReader) {
+        try {
+          return await this.serveUpstreamRange(
+            res,
+            route,
+            client,
+            range.range,
+            size,
+            baseHeaders,
+            info,
+            tailReader,
+          );
+        } finally {
+          tailReader.release();
+        }
+      }
+      // Finished between lookup and now: the stored blob answers (below).
     }
     const start = range.kind === 'range' ? range.range.start : 0;
     const end = range.kind === 'range' ? range.range.end : size !== undefined ? size - 1 : undefined;
@@ -205,6 +225,7 @@ export class BlobHandler {
     size: number | undefined,
     baseHeaders: Record<string, string>,
     info: RequestInfo,
+    download: InflightReader,
   ): Promise<void> {
     const wantEnd = size === undefined && range.end === Number.MAX_SAFE_INTEGER ? undefined : range.end;
     const up = await client.getBlob(route.repo, route.digest.value, {
@@ -234,12 +255,39 @@ export class BlobHandler {
       headers['content-length'] = length;
       headers['content-range'] = `bytes ${start}-${start + length - 1}/${total ?? '*'}`;
     }
+    // Does this body reach the blob's last byte? With no size known, an open-ended range is taken
+    // to reach it: nothing else can tell where the end is.
+    const wantsEnd = size !== undefined ? range.end >= size - 1 : range.end === Number.MAX_SAFE_INTEGER;
+    const bodyEnd = length !== undefined ? start + length - 1 : undefined;
+    const reachesEnd = wantsEnd || (total !== undefined && (bodyEnd === undefined || bodyEnd >= total - 1));
     res.writeHead(206, headers);
     info.cache = 'miss-range';
     const served = this.metrics.servedBytes.labels({ source: 'upstream' });
-    await streamBody(body, res, (n) => {
+    const onBytes = (n: number) => {
       info.bytes += n;
       served.inc(n);
-    });
+    };
+    if (!reachesEnd) {
+      // Ends before the last byte: streamed unverified (the client checks chunks against the TOC).
+      await streamBody(body, res, onBytes);
+      return;
+    }
+    const tail = new TailHold(onBytes);
+    try {
+      await pipeline(body, tail, res, { end: false });
+      const last = tail.last;
+      if (!last || !(await matchesVerifiedTail(download, start, tail))) {
+        throw new MirrorError(
+          'BLOB_UNKNOWN',
+          `range of ${route.digest.value} does not match the verified blob`,
+        );
+      }
+      onBytes(last.byteLength);
+      await new Promise<void>((resolve) => res.end(last, resolve));
+    } catch {
+      // The download failed verification or broke, the range's bytes were not the blob's, or the
+      // client left: abort, never end cleanly.
+      if (!res.destroyed) res.destroy();
+    }
   }
 }

@@ -263,11 +263,12 @@ export class InflightBlob {
    * Registers a reader, or resolves undefined when the download has finished and let go of its
    * file (the caller then reads the stored blob instead). Reads go through the reader, which
    * tracks its position: once the disk is full, memory keeps what the slowest reader still needs.
+   * `from` is where the reader will start, so that a reader of a late range holds nothing before it.
    */
-  acquire(): InflightReader | undefined {
+  acquire(from = 0): InflightReader | undefined {
     if (this.closed) return undefined;
     const id = this.nextReaderId++;
-    this.positions.set(id, 0);
+    this.positions.set(id, from);
     this.everRead = true;
     let released = false;
     return {
