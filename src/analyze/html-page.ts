@@ -24,15 +24,26 @@ export interface Page {
   sections: Section[];
 }
 
+/*
+ * Layout rules that keep the report inside any window, from a phone to a wide screen: the page
+ * never scrolls sideways; a table wider than its section scrolls inside its own `.scroll` box;
+ * names (image references, digests) wrap only at `<wbr>` points after `/` and before `:` and `@`,
+ * and words too long for a line wrap rather than overflow; a number and its unit never part.
+ */
 const CSS = `
-body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:960px;color:#1f2933;padding:0 1rem}
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#1f2933;padding:0 1rem;overflow-wrap:break-word}
 h1{font-size:1.6rem;margin-bottom:.2rem}.sub{color:#52606d;margin-top:0}
 .cards{display:flex;flex-wrap:wrap;gap:.8rem;margin:1rem 0}
 .card{border:1px solid #d9e2ec;border-radius:8px;padding:.6rem .9rem;min-width:150px}
-.card b{display:block;font-size:1.3rem}.card span{color:#52606d;font-size:.85rem}
-section{margin:1.6rem 0}h2{font-size:1.15rem;border-bottom:1px solid #e4e7eb;padding-bottom:.3rem}
-table{border-collapse:collapse;width:100%;font-size:.85rem}th,td{text-align:left;padding:.25rem .5rem;border-bottom:1px solid #eef1f4}
-td.n{text-align:right;font-variant-numeric:tabular-nums}
+.card b{display:block;font-size:1.3rem;white-space:nowrap}.card span{color:#52606d;font-size:.85rem}
+section{margin:1.6rem 0;min-width:0}h2{font-size:1.15rem;border-bottom:1px solid #e4e7eb;padding-bottom:.3rem}
+svg.chart{display:block;max-width:100%;height:auto}
+.scroll{overflow-x:auto;max-width:100%}
+table{border-collapse:collapse;width:100%;font-size:.85rem}
+th,td{text-align:left;vertical-align:top;padding:.25rem .5rem;border-bottom:1px solid #eef1f4}
+th{white-space:nowrap}
+td.n,th.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
+td.msg{min-width:16em}
 .advice li{margin:.4rem 0}.fix{color:#3e4c59}.topic{font-weight:600}
 `;
 
@@ -51,10 +62,36 @@ const SCRIPT = `
 })();
 `;
 
-function cell(v: string | number, i: number): string {
-  return typeof v === 'number' || (i > 0 && /^[\d.,]+( [KMGT]?B| s|%)?$/.test(v))
-    ? `<td class="n">${escapeXml(String(v))}</td>`
-    : `<td>${escapeXml(String(v))}</td>`;
+/** A number, or a number with its unit: `12`, `1.5 s`, `3.4 MB`, `12.0 MB/s`, `40%`. */
+const NUMERIC = /^[\d.,]+( ?[KMGT]?i?B(\/s)?| ?s|%)?$/;
+
+const isNumeric = (v: string | number, column: number) =>
+  typeof v === 'number' || (column > 0 && NUMERIC.test(v));
+
+/**
+ * A name (no spaces: an image reference, a digest, a node) with `<wbr>` where it may wrap: after
+ * each `/`, and before `:` and `@`, so `registry/path/name:tag` breaks between its parts.
+ */
+function breakable(text: string): string {
+  const escaped = escapeXml(text);
+  return /\s/.test(text) ? escaped : escaped.replace(/\//g, '/<wbr>').replace(/([:@])/g, '<wbr>$1');
+}
+
+function cell(v: string | number, column: number): string {
+  if (isNumeric(v, column)) return `<td class="n">${escapeXml(String(v))}</td>`;
+  const text = String(v);
+  return /\s/.test(text) && text.length > 40
+    ? `<td class="msg">${escapeXml(text)}</td>`
+    : `<td>${breakable(text)}</td>`;
+}
+
+function table(t: NonNullable<Section['table']>, title: string): string {
+  // A column whose every cell is a number is headed like one: right-aligned over its digits.
+  const numeric = t.columns.map((_, c) => t.rows.length > 0 && t.rows.every((r) => isNumeric(r[c] ?? '', c)));
+  const head = t.columns.map((c, i) => `<th${numeric[i] ? ' class="n"' : ''}>${escapeXml(c)}</th>`).join('');
+  const body = t.rows.map((r) => `<tr>${r.map(cell).join('')}</tr>`).join('');
+  // A focusable, labelled region, so that a keyboard can scroll a table wider than the window.
+  return `<div class="scroll" role="region" tabindex="0" aria-label="${escapeXml(title)}"><table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table></div>`;
 }
 
 export function renderPage(page: Page): string {
@@ -77,11 +114,7 @@ export function renderPage(page: Page): string {
       let html = `<section><h2>${escapeXml(s.title)}</h2>`;
       if (s.note) html += `<p class="sub">${escapeXml(s.note)}</p>`;
       if (s.chart) html += s.chart;
-      if (s.table) {
-        html += `<table><thead><tr>${s.table.columns.map((c) => `<th>${escapeXml(c)}</th>`).join('')}</tr></thead><tbody>`;
-        html += s.table.rows.map((r) => `<tr>${r.map(cell).join('')}</tr>`).join('');
-        html += '</tbody></table>';
-      }
+      if (s.table) html += table(s.table, s.title);
       return `${html}</section>`;
     })
     .join('\n');

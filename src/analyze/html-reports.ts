@@ -1,6 +1,6 @@
 import { renderPage, type Section } from './html-page.js';
 import { formatBytes, type ImageSetReport } from './image-set.js';
-import type { EventsReport } from './pull-report.js';
+import { cutAtWord, type EventsReport } from './pull-report.js';
 import { columnChart, horizontalBarChart } from './svg-charts.js';
 
 /** The HTML reports of `analyze images` and `analyze events`. Pure. */
@@ -56,7 +56,7 @@ export function renderImagesHtml(report: ImageSetReport, generatedAt: string): s
           l.digest.slice(0, 19),
           formatBytes(l.size),
           l.images.length,
-          (l.createdBy ?? '').slice(0, 80),
+          cutAtWord(l.createdBy ?? '', 80),
         ]),
       },
     },
@@ -68,7 +68,7 @@ export function renderImagesHtml(report: ImageSetReport, generatedAt: string): s
           g.images.join(', '),
           g.baseLayers.length,
           formatBytes(g.baseBytes),
-          (g.baseName ?? g.baseTop ?? '').slice(0, 80),
+          cutAtWord(g.baseName ?? g.baseTop ?? '', 80),
         ]),
       },
     },
@@ -84,7 +84,7 @@ export function renderImagesHtml(report: ImageSetReport, generatedAt: string): s
           formatBytes(l.size),
           l.uncompressedSize === null ? 'unknown' : formatBytes(l.uncompressedSize),
           l.sharedWith,
-          (l.createdBy ?? '').slice(0, 80),
+          cutAtWord(l.createdBy ?? '', 80),
         ]),
       },
     });
@@ -176,7 +176,7 @@ export function renderEventsHtml(report: EventsReport, generatedAt: string): str
           f.cause,
           f.errImagePull,
           f.imagePullBackOff,
-          f.example.slice(0, 100),
+          cutAtWord(f.example, 100),
         ]),
       },
     });

@@ -252,3 +252,61 @@ export function buildEventsReport(
     advice,
   };
 }
+
+// Text tables for the terminal output of `analyze events` and `analyze images`.
+
+/** Widest an image reference is printed in a text table before it is shortened in the middle. */
+export const TEXT_REF_MAX_CHARS = 64;
+
+/**
+ * Shortens an image reference to `max` characters by cutting its middle, keeping the start of the
+ * registry and the whole last component (`name:tag`), which is what tells two images apart; only
+ * when that component alone is too long is it cut too, keeping its end (the tag). Pure.
+ */
+export function shortenRef(ref: string, max: number = TEXT_REF_MAX_CHARS): string {
+  const chars = [...ref];
+  if (chars.length <= max) return ref;
+  const at = ref.indexOf('@');
+  const lastSlash = ref.lastIndexOf('/', at < 0 ? ref.length : at);
+  const last = [...ref.slice(lastSlash + 1)];
+  const keepHead = max - 1 - last.length;
+  // At least a few characters of the registry, or the reference no longer says where it is from.
+  if (lastSlash > 0 && keepHead >= 4) return `${chars.slice(0, keepHead).join('')}…${last.join('')}`;
+  return `…${chars.slice(chars.length - (max - 1)).join('')}`;
+}
+
+/**
+ * Cuts text to at most `max` characters at a word boundary, marking the cut with an ellipsis; a
+ * single word longer than half the room is cut inside (a URL or a digest has no better place). Pure.
+ */
+export function cutAtWord(text: string, max: number): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  const chars = [...flat];
+  if (chars.length <= max) return flat;
+  const room = chars.slice(0, max - 1).join('');
+  // A space right after the room means the room ends on a whole word.
+  const end = chars[max - 1] === ' ' ? room.length : room.lastIndexOf(' ');
+  const cut = end >= room.length / 2 ? room.slice(0, end) : room;
+  return `${cut.replace(/[\s,;:.-]+$/, '')}…`;
+}
+
+export type ColumnAlign = 'left' | 'right';
+
+/**
+ * Columns padded to their longest cell (header included), two spaces apart, numbers right-aligned;
+ * no trailing spaces. Widths count code points, so `…` takes one column as on a terminal. Pure.
+ */
+export function textTable(header: string[], rows: string[][], align: ColumnAlign[], indent = ''): string {
+  const len = (s: string) => [...s].length;
+  const widths = header.map((h, c) => Math.max(len(h), ...rows.map((r) => len(r[c] ?? ''))));
+  const line = (cells: string[]) =>
+    widths
+      .map((w, c) => {
+        const v = cells[c] ?? '';
+        const pad = ' '.repeat(w - len(v));
+        return align[c] === 'right' ? pad + v : v + pad;
+      })
+      .join('  ')
+      .trimEnd();
+  return [header, ...rows].map((r) => `${indent}${line(r)}\n`).join('');
+}

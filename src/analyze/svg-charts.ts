@@ -1,3 +1,5 @@
+import { shortenRef } from './pull-report.js';
+
 /**
  * Inline SVG charts for the HTML reports: no scripts, fonts or images from anywhere else.
  * Every chart is an `<svg class="chart">` with a `<title>` per mark for hover text. Pure.
@@ -25,6 +27,25 @@ export interface Bar {
 
 const FONT = 'font-family="system-ui, sans-serif" font-size="12"';
 
+/** Characters of a bar label that fit left of the bars at 12 px. */
+const LABEL_MAX_CHARS = 32;
+
+/**
+ * A bar label short enough to fit, cut in the middle: an image reference keeps its `name:tag`
+ * (shortenRef), anything else (a node name) its start and end, where names differ. The full label
+ * is in each bar's hover title.
+ */
+function shortLabel(label: string): string {
+  const chars = [...label];
+  if (chars.length <= LABEL_MAX_CHARS) return label;
+  if (label.includes('/')) return shortenRef(label, LABEL_MAX_CHARS);
+  // A host name keeps its first label whole (ip-10-0-1-205 of ip-10-0-1-205.eu-west-1.compute...).
+  const dot = label.indexOf('.');
+  const head = dot > 0 && dot <= LABEL_MAX_CHARS - 8 ? dot : Math.floor((LABEL_MAX_CHARS - 1) / 2);
+  const tail = LABEL_MAX_CHARS - 1 - head;
+  return `${chars.slice(0, head).join('')}…${chars.slice(chars.length - tail).join('')}`;
+}
+
 function seriesColors(bars: Bar[]): Map<string, string> {
   const names = [...new Set(bars.flatMap((b) => b.segments.map((s) => s.series)))];
   return new Map(names.map((n, i) => [n, PALETTE[i % PALETTE.length] ?? '#888']));
@@ -51,7 +72,7 @@ export function horizontalBarChart(title: string, bars: Bar[], format: (n: numbe
   let body = '';
   bars.forEach((bar, i) => {
     const y = i * row;
-    body += `<text x="${labelWidth - 6}" y="${y + 16}" text-anchor="end" ${FONT}>${escapeXml(bar.label.length > 32 ? `…${bar.label.slice(-31)}` : bar.label)}</text>`;
+    body += `<text x="${labelWidth - 6}" y="${y + 16}" text-anchor="end" ${FONT}>${escapeXml(shortLabel(bar.label))}</text>`;
     let x = labelWidth;
     let total = 0;
     for (const seg of bar.segments) {

@@ -15,7 +15,11 @@ import { parseMirrorUrl, parseRegistryList } from '../node/index.js';
 import { PUBLIC_UPSTREAMS } from '../mirror/index.js';
 import {
   asUsage,
-  AUTH_FILE_HELP,
+  authFileAlias,
+  authfileFlag,
+  authfileFlagName,
+  authfileOption,
+  type AuthfileFlags,
   DEFAULT_CERTS_DIR,
   DEFAULT_CONTAINERD_CONFIG,
   parseMark,
@@ -26,7 +30,7 @@ import { UsageError } from './usage-error.js';
 const DEFAULT_LISTEN = '127.0.0.1:5010';
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-interface AgentFlags {
+interface AgentFlags extends AuthfileFlags {
   runtimeEndpoint?: string;
   listen: string;
   mirror?: string;
@@ -37,7 +41,6 @@ interface AgentFlags {
   diskHighWater: string;
   imagesFile?: string;
   image?: string[];
-  authFile?: string;
   logLevel: string;
   nodeName?: string;
   kubeconfig?: string;
@@ -154,7 +157,8 @@ export function registerAgent(program: Command): void {
       "refuse a pull when the image filesystem is at this, or the image's estimated size would take it past: 85%, 40GiB, or none",
       '85%',
     )
-    .option('--auth-file <file>', AUTH_FILE_HELP)
+    .addOption(authfileOption())
+    .addOption(authFileAlias())
     .option('--images-file <file>', 'images to pull at start, one reference per line (# comments)')
     .option('--image <ref>', 'an image to pull at start; repeatable', collect)
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
@@ -212,7 +216,7 @@ pins, and writes the NodePull status; /readyz answers 200 once the NodePull has 
         fileImages = asUsage(() => parseImagesFile(text, opts.imagesFile!));
       }
       const flagImages = asUsage(() => parseImagesFile((opts.image ?? []).join('\n'), '--image'));
-      const auth = await readAuthFile(opts.authFile);
+      const auth = await readAuthFile(authfileFlag(opts), authfileFlagName(opts));
       const clusterFlags = parseClusterFlags(opts, process.env);
       const kubeConfig = clusterFlags
         ? await loadKubeConfig({

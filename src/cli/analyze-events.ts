@@ -5,7 +5,8 @@ import { AnalyzeError } from '../analyze/index.js';
 import { renderEventsHtml } from '../analyze/index.js';
 import { parseEventsJson, type ParsedEvents } from '../analyze/index.js';
 import { histograms, parsePrometheusText, type Histogram } from '../analyze/index.js';
-import { buildEventsReport, type EventsReport } from '../analyze/index.js';
+import { buildEventsReport, formatBytes, type EventsReport } from '../analyze/index.js';
+import { cutAtWord, shortenRef, textTable } from '../analyze/pull-report.js';
 import { collect, inputErrorsAsUsage } from './analyze-common.js';
 import { UsageError } from './usage-error.js';
 
@@ -56,6 +57,9 @@ function jsonValue(_key: string, v: unknown): unknown {
 
 const seconds = (n: number) => `${n.toFixed(n >= 100 ? 0 : 1)}s`;
 
+/** Room for a failure's example error in the text table: the cause is the gist, this the detail. */
+const EXAMPLE_MAX_CHARS = 72;
+
 export function formatEventsText(r: EventsReport): string {
   let s = `${r.overall.pulls} pulls`;
   if (r.overall.seconds)
@@ -64,16 +68,35 @@ export function formatEventsText(r: EventsReport): string {
     s += `; ${Math.round(r.overall.waitingShare * 100)}% of pull time spent waiting`;
   s += '\n';
   if (r.images.length) {
-    const w = Math.min(60, Math.max(5, ...r.images.map((i) => i.image.length)));
-    s += `\n${'image'.padEnd(w)}  pulls  nodes      p50      p90  p90+wait  bytes\n`;
-    for (const i of r.images) {
-      const wait = i.secondsIncludingWaiting ? seconds(i.secondsIncludingWaiting.p90) : 'n/a';
-      s += `${i.image.padEnd(w)}  ${String(i.pulls).padStart(5)}  ${String(i.nodes).padStart(5)}  ${seconds(i.seconds.p50).padStart(7)}  ${seconds(i.seconds.p90).padStart(7)}  ${wait.padStart(8)}  ${i.bytes ?? 'n/a'}\n`;
-    }
+    s += `\n${textTable(
+      ['image', 'pulls', 'nodes', 'p50', 'p90', 'p90+wait', 'size'],
+      r.images.map((i) => [
+        shortenRef(i.image),
+        String(i.pulls),
+        String(i.nodes),
+        seconds(i.seconds.p50),
+        seconds(i.seconds.p90),
+        i.secondsIncludingWaiting ? seconds(i.secondsIncludingWaiting.p90) : 'n/a',
+        i.bytes === null ? 'n/a' : formatBytes(i.bytes),
+      ]),
+      ['left', 'right', 'right', 'right', 'right', 'right', 'right'],
+    )}`;
   }
-  if (r.failures.length) s += '\nfailed pull attempts (ErrImagePull), and the back-offs after them:\n';
-  for (const f of r.failures) {
-    s += `  ${f.image} on ${f.node}: ${f.cause} x${f.count}, ${f.imagePullBackOff} back-off${f.imagePullBackOff === 1 ? '' : 's'}\n`;
+  if (r.failures.length) {
+    s += '\nfailed pull attempts (ErrImagePull), and the back-offs after them:\n';
+    s += textTable(
+      ['image', 'node', 'cause', 'attempts', 'back-offs', 'example'],
+      r.failures.map((f) => [
+        shortenRef(f.image),
+        f.node,
+        f.cause,
+        String(f.count),
+        String(f.imagePullBackOff),
+        cutAtWord(f.example, EXAMPLE_MAX_CHARS),
+      ]),
+      ['left', 'left', 'left', 'right', 'right', 'left'],
+      '  ',
+    );
   }
   for (const h of r.histograms) {
     const labels = Object.entries(h.labels)

@@ -4,7 +4,9 @@ import { renderImagesHtml } from '../analyze/index.js';
 import { fetchImages } from '../analyze/index.js';
 import { analyzeImageSet, formatBytes, type ImageSetReport } from '../analyze/index.js';
 import type { Credentials } from '../registry-client/index.js';
+import { cutAtWord, textTable } from '../analyze/pull-report.js';
 import { collect, inputErrorsAsUsage } from './analyze-common.js';
+import { parsePlainHttp } from './convert.js';
 import { UsageError } from './usage-error.js';
 
 interface ImagesFlags {
@@ -27,15 +29,27 @@ function parseCreds(values: string[]): Record<string, Credentials> {
   return out;
 }
 
+/** Room for a layer's `created_by` in the text table: enough to recognise the instruction. */
+const CREATED_BY_MAX_CHARS = 72;
+
 export function formatImagesText(r: ImageSetReport): string {
   let s = '';
   for (const img of r.images) {
     s += `${img.ref}  ${img.platform}  ${img.digest}\n`;
     s += `  ${formatBytes(img.compressedBytes)} compressed, ${img.uncompressedBytes === null ? 'unknown' : formatBytes(img.uncompressedBytes)} uncompressed, ${img.layers.length} layers; lazy pull: ${img.lazyPull.recommended ? 'yes' : 'no'} (${img.lazyPull.reason})\n`;
-    img.layers.forEach((l, i) => {
-      const shared = l.sharedWith > 0 ? `shared with ${l.sharedWith}` : 'unique';
-      s += `  ${String(i + 1).padStart(3)}  ${l.digest.slice(7, 19)}  ${formatBytes(l.size).padStart(9)}  ${shared.padEnd(15)} ${(l.createdBy ?? '').slice(0, 70)}\n`;
-    });
+    const rows = img.layers.map((l, i) => [
+      String(i + 1),
+      l.digest.slice(7, 19),
+      formatBytes(l.size),
+      l.sharedWith > 0 ? `shared with ${l.sharedWith}` : 'unique',
+      cutAtWord(l.createdBy ?? '', CREATED_BY_MAX_CHARS),
+    ]);
+    s += textTable(
+      ['#', 'layer', 'size', 'shared', 'made by'],
+      rows,
+      ['right', 'left', 'right', 'left', 'left'],
+      '  ',
+    );
   }
   s += `\nnaive sum ${formatBytes(r.naiveBytes)}; a node holding every image downloads ${formatBytes(r.uniqueBytes)} (${r.sharedLayers.length} shared layers)\n`;
   r.groups.forEach((g, i) => {
@@ -56,7 +70,7 @@ export function registerAnalyzeImages(analyze: Command): void {
     .option(
       '--plain-http <registry>',
       'reach this registry over http (loopback ones always are); repeatable',
-      collect,
+      parsePlainHttp,
     )
     .option('--creds <registry=user:password>', 'credentials for a registry; repeatable', collect)
     .option('--skip-uncompressed', 'do not read layer trailers for uncompressed sizes')

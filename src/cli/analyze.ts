@@ -26,6 +26,22 @@ interface DockerfileFlags {
   skipContext?: boolean;
 }
 
+/**
+ * `--build-arg NAME` with no `=` takes NAME's value from the environment, as `docker build` does;
+ * when NAME is not set there the ARG keeps its Dockerfile default (docker leaves it unset too).
+ */
+export function buildArgsFromEnv(values: string[], env: NodeJS.ProcessEnv): string[] {
+  return values.flatMap((v) => {
+    if (v.includes('=')) return [v];
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(v))
+      throw new UsageError(
+        `--build-arg "${v}": expected NAME=VALUE, or NAME to take it from the environment`,
+      );
+    const value = env[v];
+    return value === undefined ? [] : [`${v}=${value}`];
+  });
+}
+
 function registerAnalyzeDockerfile(analyze: Command): void {
   analyze
     .command('dockerfile')
@@ -37,7 +53,11 @@ function registerAnalyzeDockerfile(analyze: Command): void {
       'exit 1 when a finding at or above this exists: error, warning, info, none',
       'error',
     )
-    .option('--build-arg <name=value>', 'value for an ARG (repeatable)', collect)
+    .option(
+      '--build-arg <name[=value]>',
+      'value for an ARG; NAME alone takes it from the environment, as docker build does (repeatable)',
+      collect,
+    )
     .option('--target <stage>', 'the stage that is built (default the last)')
     .option('--context <dir>', 'build context directory (default the directory of each Dockerfile)')
     .option('--large-file-mb <n>', 'files from this size up count as large', '50')
@@ -51,7 +71,7 @@ function registerAnalyzeDockerfile(analyze: Command): void {
       if (!Number.isFinite(largeMb) || largeMb <= 0) {
         throw new UsageError(`--large-file-mb "${opts.largeFileMb}": expected a positive number`);
       }
-      const buildArgs = parseKeyValues(opts.buildArg ?? [], '--build-arg');
+      const buildArgs = parseKeyValues(buildArgsFromEnv(opts.buildArg ?? [], process.env), '--build-arg');
       // Each file on its own: a broken one is reported in its place and the run goes on.
       const reports = await analyzeDockerfiles(files, {
         buildArgs,

@@ -21,18 +21,18 @@ import {
 import { ConfigError, loadMirrorConfig } from '../mirror/index.js';
 import { OciParseError, parseImageReference, type ImageReference } from '../oci/index.js';
 import { RegistryClient, type Credentials } from '../registry-client/index.js';
+import { authFileAlias, authfileFlag, authfileFlagName, type AuthfileFlags } from './node.js';
 import { UsageError } from './usage-error.js';
 
-interface ConvertFlags {
+interface ConvertFlags extends AuthfileFlags {
   check?: boolean;
-  plainHttp?: boolean;
+  plainHttp?: string[];
   prioritize?: string;
   chunkSize?: string;
   gzipLevel?: string;
-  authfile?: string;
   config?: string;
   output?: string;
-  platform: string[];
+  platform?: string[];
 }
 
 /** EstargzError codes that mean the input was bad (exit 2) rather than the work failing (exit 1). */
@@ -96,10 +96,10 @@ async function authSources(flags: ConvertFlags): Promise<RegistryAuthSources> {
       throw err;
     }
   }
-  const explicit = flags.authfile;
+  const explicit = authfileFlag(flags);
   const path = explicit ?? join(process.env.DOCKER_CONFIG ?? join(homedir(), '.docker'), 'config.json');
   let text: string | undefined;
-  if (explicit) text = await readText(explicit, '--authfile');
+  if (explicit) text = await readText(explicit, authfileFlagName(flags));
   else text = await readFile(path, 'utf8').catch(() => undefined); // the default file is optional
   if (text !== undefined) {
     try {
@@ -111,8 +111,22 @@ async function authSources(flags: ConvertFlags): Promise<RegistryAuthSources> {
   return sources;
 }
 
-function repoRef(ref: ImageReference, sources: RegistryAuthSources, plainHttp: boolean): RepoRef {
-  const endpoint = resolveEndpoint(ref.registry, sources, plainHttp);
+/**
+ * `--plain-http REGISTRY`, as in `analyze images` and `controller`: one registry (host[:port]) per
+ * flag. A value with a slash is an image reference that the flag swallowed (the flag once took no
+ * value): say so rather than convert the wrong image.
+ */
+export function parsePlainHttp(value: string, previous: string[] = []): string[] {
+  if (!/^[A-Za-z0-9.-]+(:\d+)?$|^\[[0-9A-Fa-f:]+\](:\d+)?$/.test(value)) {
+    throw new UsageError(
+      `--plain-http takes a registry, host[:port], not "${value}" (e.g. --plain-http registry.local:5000; repeatable)`,
+    );
+  }
+  return [...previous, value];
+}
+
+function repoRef(ref: ImageReference, sources: RegistryAuthSources, plainHttp: string[]): RepoRef {
+  const endpoint = resolveEndpoint(ref.registry, sources, plainHttp.includes(ref.registry));
   const client = new RegistryClient({
     name: endpoint.name,
     url: endpoint.url,
@@ -205,12 +219,15 @@ export function registerConvert(program: Command): void {
     .argument('<src>', 'source image reference (with --check: the image to check)')
     .argument('[dst]', 'destination image reference (a tag)')
     .option('--check', 'check that every layer of SRC is valid eStargz instead of converting')
-    .option('--plain-http', 'reach non-loopback registries over plain HTTP (loopback always is)')
+    .option(
+      '--plain-http <registry>',
+      'reach this registry over http (loopback ones always are); repeatable',
+      parsePlainHttp,
+    )
     .option(
       '--platform <os/arch[/variant]>',
       'convert only this platform of an index (repeatable; default every platform)',
-      (value: string, all: string[]) => [...all, value],
-      [] as string[],
+      (value: string, all: string[] = []) => [...all, value],
     )
     .option('--prioritize <file>', 'paths to put first (one per line, or a ctr-remote --record-out file)')
     .option(
@@ -222,6 +239,7 @@ export function registerConvert(program: Command): void {
       '--authfile <file>',
       'Docker config.json with credentials (default $DOCKER_CONFIG/config.json or ~/.docker/config.json)',
     )
+    .addOption(authFileAlias())
     .option('--config <file>', "the mirror's YAML configuration: upstream URLs and credentials")
     .option('--output <format>', 'text or json', 'text')
     .action(async (srcArg: string, dstArg: string | undefined, flags: ConvertFlags) => {
@@ -230,13 +248,13 @@ export function registerConvert(program: Command): void {
         throw new UsageError(`--output must be text or json, not "${flags.output}"`);
       const src = parseRef(srcArg, 'source');
       const sources = await authSources(flags);
-      const plainHttp = flags.plainHttp === true;
+      const plainHttp = flags.plainHttp ?? [];
       const srcRepo = repoRef(src, sources, plainHttp);
       const srcReference = src.digest?.value ?? src.tag ?? 'latest';
       try {
         if (flags.check) {
           if (dstArg !== undefined) throw new UsageError('--check takes one image reference, not two');
-          if (flags.platform.length > 0)
+          if ((flags.platform ?? []).length > 0)
             throw new UsageError('--platform applies to conversion, not --check');
           const check = await checkImage(srcRepo, srcReference);
           printCheck(check, json);
@@ -249,7 +267,7 @@ export function registerConvert(program: Command): void {
         const prioritizedFiles = flags.prioritize
           ? parsePriorityList(await readText(flags.prioritize, '--prioritize file'), flags.prioritize)
           : [];
-        const platforms = flags.platform.map(parsePlatform);
+        const platforms = (flags.platform ?? []).map(parsePlatform);
         const onProgress = progressPrinter();
         const converter = new ImageConverter(srcRepo, repoRef(dst, sources, plainHttp), {
           prioritizedFiles,

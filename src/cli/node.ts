@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import {
   CriClient,
   CriError,
@@ -94,14 +94,43 @@ function parseCreds(creds: string | undefined, auth: string | undefined): Regist
 export const AUTH_FILE_HELP =
   'registry credentials, a Docker config.json (auths.<registry>.auth or username/password); default $DOCKER_CONFIG/config.json when DOCKER_CONFIG is set';
 
-/** The --auth-file, or the DOCKER_CONFIG default; a bad file is bad input (exit 2). */
-export async function readAuthFile(flag: string | undefined): Promise<AuthFile | undefined> {
+/** The two spellings of the credentials file flag: `--authfile`, and the older `--auth-file`. */
+export interface AuthfileFlags {
+  authfile?: string;
+  authFile?: string;
+}
+
+/**
+ * `--authfile FILE`, spelt as podman and skopeo spell it. Add `authFileAlias()` beside it: the
+ * older `--auth-file`, hidden from help, so that existing command lines and manifests go on working.
+ */
+export const authfileOption = (help: string = AUTH_FILE_HELP): Option =>
+  new Option('--authfile <file>', help);
+export const authFileAlias = (): Option =>
+  new Option('--auth-file <file>', 'the older spelling of --authfile').hideHelp();
+
+/** The credentials file named by either spelling; both at once must agree. */
+export function authfileFlag(opts: AuthfileFlags): string | undefined {
+  if (opts.authfile !== undefined && opts.authFile !== undefined && opts.authfile !== opts.authFile)
+    throw new UsageError('--authfile and --auth-file (its older spelling) name different files: give one');
+  return opts.authfile ?? opts.authFile;
+}
+
+/** The credentials-file flag as the user spelt it, for error messages. */
+export const authfileFlagName = (opts: AuthfileFlags): string =>
+  opts.authfile === undefined && opts.authFile !== undefined ? '--auth-file' : '--authfile';
+
+/** The --authfile, or the DOCKER_CONFIG default; a bad file is bad input (exit 2). */
+export async function readAuthFile(
+  flag: string | undefined,
+  flagName = '--authfile',
+): Promise<AuthFile | undefined> {
   const path = authFilePath(flag, process.env);
   if (path === undefined) return undefined;
   try {
     return await loadAuthFile(path, flag !== undefined);
   } catch (err) {
-    if (err instanceof NodeConfigError) throw new UsageError(`--auth-file: ${err.message}`, { cause: err });
+    if (err instanceof NodeConfigError) throw new UsageError(`${flagName}: ${err.message}`, { cause: err });
     throw err;
   }
 }
@@ -232,7 +261,8 @@ export function registerNode(program: Command): void {
     .option('--always', 'pull even when the image is present')
     .option('--creds <user:password>', 'registry credentials for the pull')
     .option('--auth <base64>', 'registry credentials as base64 of user:password')
-    .option('--auth-file <file>', AUTH_FILE_HELP)
+    .addOption(authfileOption())
+    .addOption(authFileAlias())
     .option(
       '--mirror <url>',
       "the Hoist mirror to report on (default: the first host in the registry's hosts.toml)",
@@ -246,20 +276,20 @@ export function registerNode(program: Command): void {
     .action(
       async (
         images: string[],
-        opts: CommonFlags & {
-          always?: boolean;
-          creds?: string;
-          auth?: string;
-          authFile?: string;
-          mirror?: string;
-          certsDir: string;
-          diskHighWater?: string;
-        },
+        opts: CommonFlags &
+          AuthfileFlags & {
+            always?: boolean;
+            creds?: string;
+            auth?: string;
+            mirror?: string;
+            certsDir: string;
+            diskHighWater?: string;
+          },
       ) => {
         const output = outputFormat(opts.output);
         const refs = asUsage(() => images.map(normaliseImage));
         const creds = parseCreds(opts.creds, opts.auth);
-        const authFile = creds ? undefined : await readAuthFile(opts.authFile);
+        const authFile = creds ? undefined : await readAuthFile(authfileFlag(opts), authfileFlagName(opts));
         for (const skipped of authFile?.skipped ?? [])
           process.stderr.write(`hoist: warning: ${authFile?.path}: credentials skipped: ${skipped}\n`);
         const credentialsFor = (registry: string): RegistryCredentials | undefined =>

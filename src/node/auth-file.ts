@@ -116,7 +116,7 @@ export async function loadAuthFile(path: string, required: boolean): Promise<Aut
     if (code === 'ENOENT' && !required) return { path, registries: new Map(), skipped: [] };
     throw new NodeConfigError(
       'INVALID_AUTH_FILE',
-      `cannot read auth file ${path} (${code ?? (err as Error).message}); give a Docker config.json with --auth-file`,
+      `cannot read auth file ${path} (${code ?? (err as Error).message}); give a Docker config.json with --authfile`,
     );
   }
   return parseAuthFile(text, path);
