@@ -124,6 +124,11 @@ describe('an upstream that is down or rate-limiting', () => {
     async (t) => {
       const s = await setup(t, 1024);
       if (!s) return;
+      // One blob cached before the upstream starts rate-limiting, one that is not.
+      const cached = await fetch(s.blobUrl);
+      assert.equal(sha256(Buffer.from(await cached.arrayBuffer())), s.digest);
+      const uncached = await pushBlob(s.registry, 'f/blob', randomBytes(1024));
+      const before = s.proxy.requests.length;
       s.proxy.inject('manifest', { kind: 'status', status: 429, headers: { 'retry-after': '30' } }, 5);
       const res = await fetch(`${s.mirror.url}/v2/f/blob/manifests/v1?ns=up.test`);
       assert.equal(res.status, 429);
@@ -131,15 +136,21 @@ describe('an upstream that is down or rate-limiting', () => {
       const body = (await res.json()) as { errors: Array<{ code: string }> };
       assert.equal(body.errors[0]?.code, 'TOOMANYREQUESTS');
       // Retry-After (30 s) exceeds the client budget: one upstream request, no retry.
-      assert.equal(s.proxy.requests.length, 1);
+      assert.equal(s.proxy.requests.length, before + 1);
       // While the upstream asked us to wait, the next request is answered without contacting it.
       const next = await fetch(`${s.mirror.url}/v2/f/other/manifests/v2?ns=up.test`);
       assert.equal(next.status, 429);
       assert.ok(Number(next.headers.get('retry-after')) > 0);
-      assert.equal(s.proxy.requests.length, 1);
-      // Cached content is still served meanwhile.
+      assert.equal(s.proxy.requests.length, before + 1);
+      // Cached content is still served meanwhile, without asking the upstream...
       const blob = await fetch(s.blobUrl);
-      assert.equal(blob.status, 429, 'an uncached blob needs the upstream');
+      assert.equal(blob.status, 200, 'a cached blob is served');
+      assert.equal(sha256(Buffer.from(await blob.arrayBuffer())), s.digest);
+      // ...while an uncached blob, which needs the upstream, is turned away at once.
+      const cold = await fetch(`${s.mirror.url}/v2/f/blob/blobs/${uncached}?ns=up.test`);
+      assert.equal(cold.status, 429, 'an uncached blob needs the upstream');
+      assert.ok(Number(cold.headers.get('retry-after')) > 0);
+      assert.equal(s.proxy.requests.length, before + 1, 'nothing more was asked upstream');
     },
   );
 

@@ -4,15 +4,30 @@
 // `clientAuth: trust` serves a node-local mirror's clients with the mirror's own credentials.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { buildImage, fileDigest, pushImage, skopeoCopyToDir, MEDIA_TYPES } from './helpers/images.js';
-import { startMirror } from './helpers/mirror.js';
+import { startMirror, type MirrorHandle } from './helpers/mirror.js';
 import { requirePeers, testTempDir } from './helpers/peers.js';
 import { startRegistry } from './helpers/registry.js';
 
 const TIMEOUT = { timeout: 180_000 };
 const ACCEPT = { accept: [MEDIA_TYPES.ociManifest, MEDIA_TYPES.ociIndex].join(',') };
 const basic = (user: string, pw: string) => `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`;
+
+/**
+ * The first request log line for `path` with `status` from log line `since` on. It is written when the response closes,
+ * which can be just after the client has read the body: poll the in-memory log briefly.
+ */
+async function requestLine(mirror: MirrorHandle, since: number, path: string, status: number) {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const line = mirror.logs().findLast((l) => l.msg === 'request' && l.path === path && l.status === status);
+    if (line) return line;
+    if (Date.now() > deadline) assert.fail(`no request log line for ${path} with status ${status}`);
+    await delay(10);
+  }
+}
 
 describe('private upstream repositories', () => {
   it('serves cached private content only to clients the upstream accepts', TIMEOUT, async (t) => {
@@ -69,9 +84,17 @@ describe('private upstream repositories', () => {
       );
       const wrong = await fetch(url, { headers: { ...ACCEPT, authorization: basic('alice', 'wrong') } });
       assert.equal(wrong.status, 401, `${url} with wrong credentials`);
+      const since = mirror.logs().length;
       const right = await fetch(url, { headers: { ...ACCEPT, authorization: basic('alice', password) } });
       assert.equal(right.status, 200, `${url} with the right credentials`);
-      assert.equal(right.headers.get('x-hoist-cache') ?? 'hit', 'hit');
+      await right.arrayBuffer();
+      if (url === blobUrl) {
+        // Blob responses carry no X-Hoist-Cache header: the request's log line says where it came from.
+        const line = await requestLine(mirror, since, new URL(url).pathname, 200);
+        assert.equal(line.cache, 'hit', `${url} served from the cache`);
+      } else {
+        assert.equal(right.headers.get('x-hoist-cache'), 'hit', `${url} served from the cache`);
+      }
     }
     // skopeo without credentials is refused too, though everything is cached.
     await assert.rejects(skopeoCopyToDir(`docker://${mirror.host}/private/app:v1`, join(work, 'anon')));

@@ -214,7 +214,7 @@ describe('docker-registry + skopeo helpers', () => {
     await skopeoCopyToDir(`docker://${proxy.host}/library/app:v1`, out);
     assert.equal(await fileDigest(join(out, 'manifest.json')), built.digest);
     await assertBlobsCopied(out, built);
-    const [layer] = built.manifests[0]?.layers ?? [];
+    const layer = built.manifests[0]?.layers[0];
     assert.ok(layer);
     const fetched = await upstream.waitForAccess(
       (e) => e.method === 'GET' && e.path === `/v2/library/app/blobs/${layer.digest}`,
@@ -256,7 +256,9 @@ describe('containerd helper', () => {
     await ctd.ctr(['images', 'pull', '--plain-http', '--hosts-dir', ctd.hostsDir, ref]);
     const { stdout: list } = await ctd.ctr(['images', 'ls']);
     assert.match(list, new RegExp(`^${ref.replace(/[.]/g, '\\.')}\\s+\\S+\\s+${built.digest}`, 'm'));
-    for (const layer of built.manifests[0]?.layers ?? []) {
+    const layers = built.manifests[0]?.layers ?? [];
+    assert.equal(layers.length, 2, 'both layers are checked');
+    for (const layer of layers) {
       const entry = await reg.waitForAccess(
         (e) => e.method === 'GET' && e.path === `/v2/app/blobs/${layer.digest}`,
       );
@@ -297,7 +299,9 @@ describe('containerd helper', () => {
     assert.equal(served.status, 200);
     assert.equal(served.query, '', 'the server itself gets no ns parameter');
     // containerd asks the mirror again for every blob (each a 404 here) before the server.
-    for (const layer of built.manifests[0]?.layers ?? []) {
+    const layers = built.manifests[0]?.layers ?? [];
+    assert.equal(layers.length, 1, 'the layer is checked');
+    for (const layer of layers) {
       const blob = await emptyMirror.waitForAccess((e) => e.path === `/v2/app/blobs/${layer.digest}`);
       assert.equal(blob.method, 'GET');
       assert.equal(new URLSearchParams(blob.query).get('ns'), upstream.host);

@@ -57,19 +57,37 @@ describe('InflightBlob', () => {
     const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
     const body = new PassThrough();
     const done = blob.download(body, store);
-    let ended = false;
     const reader = blob.createReader(0);
-    const got = collect(reader).then((b) => {
-      ended = true;
-      return b;
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let ended = false;
+    // Events, not a timing window: resolves once the reader has every byte but the last, or has
+    // ended (which it must not yet).
+    const heldBack = new Promise<void>((resolve, reject) => {
+      reader.on('data', (c: Buffer) => {
+        chunks.push(c);
+        received += c.byteLength;
+        if (received >= data.byteLength - 1) resolve();
+      });
+      reader.on('end', () => {
+        ended = true;
+        resolve();
+      });
+      reader.on('error', reject);
+    });
+    const finished = new Promise<void>((resolve, reject) => {
+      reader.on('end', resolve);
+      reader.on('error', reject);
     });
     body.write(data); // all bytes, but the body has not ended: not yet verified
     await until(blob, data.byteLength);
-    await new Promise((r) => setTimeout(r, 20));
-    assert.equal(ended, false);
+    await heldBack;
+    assert.equal(ended, false, 'the reader did not end before verification');
+    assert.equal(received, data.byteLength - 1, 'the last byte is held back until the digest is checked');
     body.end();
     await done;
-    assert.deepEqual(await got, data);
+    await finished;
+    assert.deepEqual(Buffer.concat(chunks), data);
   });
 
   it('aborts every unfinished reader and stores nothing when the digest does not match', async () => {

@@ -28,6 +28,11 @@ export interface ManifestServiceOptions {
   logger: Logger;
   tagTtlSeconds: number;
   now?: () => number;
+  /**
+   * Called with a fetched, verified manifest before it becomes visible in the store, so that a
+   * request finding it there also finds which repository it came from (and does not ask upstream).
+   */
+  onFetched?: (upstream: string, repo: string, digest: string) => Promise<void>;
 }
 
 /**
@@ -41,6 +46,7 @@ export class ManifestService {
   private readonly logger: Logger;
   private readonly tagTtlMs: number;
   private readonly now: () => number;
+  private readonly onFetched: ManifestServiceOptions['onFetched'];
   private readonly flights = new SingleFlight<ResolvedManifest>();
 
   constructor(options: ManifestServiceOptions) {
@@ -49,6 +55,7 @@ export class ManifestService {
     this.logger = options.logger;
     this.tagTtlMs = options.tagTtlSeconds * 1000;
     this.now = options.now ?? Date.now;
+    this.onFetched = options.onFetched;
   }
 
   async resolve(
@@ -100,6 +107,7 @@ export class ManifestService {
         );
       }
       const mediaType = detectManifestMediaType(res.body, res.contentType);
+      await this.onFetched?.(client.name, repo, digest.value);
       await this.store.put(digest, mediaType, res.body);
       return { digest: digest.value, mediaType, body: res.body, cache: 'miss' };
     });
@@ -165,7 +173,7 @@ export class ManifestService {
   /** GETs a tag with every manifest type accepted, stores it by digest and records the tag. */
   private async fetchTag(client: RegistryClient, repo: string, tag: string): Promise<ResolvedManifest> {
     const res = await this.fetchUpstream(client, repo, tag, MANIFEST_MEDIA_TYPES);
-    const { digest, mediaType } = await this.storeFetched(res);
+    const { digest, mediaType } = await this.storeFetched(client, repo, res);
     await this.store.putTag(client.name, repo, tag, {
       digest: digest.value,
       mediaType,
@@ -183,11 +191,15 @@ export class ManifestService {
   ): Promise<ResolvedManifest> {
     this.metrics.cacheLookups.inc({ kind: 'tag', result: 'miss' });
     const res = await this.fetchUpstream(client, repo, tag, accepted);
-    const { digest, mediaType } = await this.storeFetched(res);
+    const { digest, mediaType } = await this.storeFetched(client, repo, res);
     return { digest: digest.value, mediaType, body: res.body, cache: 'miss' };
   }
 
-  private async storeFetched(res: ManifestResponse): Promise<{ digest: Digest; mediaType: string }> {
+  private async storeFetched(
+    client: RegistryClient,
+    repo: string,
+    res: ManifestResponse,
+  ): Promise<{ digest: Digest; mediaType: string }> {
     const digest = digestOf(res.body);
     if (res.digestHeader?.startsWith('sha256:') && res.digestHeader !== digest.value) {
       throw new UpstreamError(
@@ -196,6 +208,7 @@ export class ManifestService {
       );
     }
     const mediaType = detectManifestMediaType(res.body, res.contentType);
+    await this.onFetched?.(client.name, repo, digest.value);
     await this.store.put(digest, mediaType, res.body);
     return { digest, mediaType };
   }

@@ -77,6 +77,8 @@ export class Mirror {
       metrics: this.metrics,
       logger: this.logger,
       tagTtlSeconds: this.config.tagTtlSeconds,
+      // this.access is made below; this runs only once requests arrive.
+      onFetched: (upstream, repo, digest) => this.access.recordMember(upstream, repo, digest),
     });
     for (const u of this.config.upstreams) {
       this.clients.set(
