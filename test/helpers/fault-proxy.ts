@@ -20,7 +20,8 @@ export type Fault =
   | { kind: 'stall'; afterBytes: number }
   | { kind: 'corrupt'; at: number };
 
-export type FaultTarget = 'blob' | 'manifest' | 'any';
+/** 'blob' / 'manifest' / 'any', or `{ pathIncludes }`: a request whose path contains that text. */
+export type FaultTarget = 'blob' | 'manifest' | 'any' | { pathIncludes: string };
 
 export interface ProxiedRequest {
   method: string;
@@ -57,9 +58,13 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
   const queue: Array<{ target: FaultTarget; fault: Fault }> = [];
   const stalled = new Set<ServerResponse>();
 
-  function takeFault(isBlob: boolean, isManifest: boolean): Fault | undefined {
+  function takeFault(isBlob: boolean, isManifest: boolean, path: string): Fault | undefined {
     const i = queue.findIndex(
-      (q) => q.target === 'any' || (q.target === 'blob' && isBlob) || (q.target === 'manifest' && isManifest),
+      (q) =>
+        q.target === 'any' ||
+        (q.target === 'blob' && isBlob) ||
+        (q.target === 'manifest' && isManifest) ||
+        (typeof q.target === 'object' && path.includes(q.target.pathIncludes)),
     );
     if (i < 0) return undefined;
     return queue.splice(i, 1)[0]?.fault;
@@ -71,7 +76,7 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
     const isManifest = /\/manifests\//.test(path);
     const range = String(req.headers.range ?? '');
     if (isBlob) blobGets.push({ path, range });
-    const fault = takeFault(isBlob, isManifest);
+    const fault = takeFault(isBlob, isManifest, path);
     requests.push({ method: req.method ?? '', path, range, ...(fault ? { fault: fault.kind } : {}) });
     if (fault?.kind === 'status') {
       res.writeHead(fault.status, { 'content-type': 'application/json', ...fault.headers });
