@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, readdir, rm, rmdir, stat } from 'node:fs/promises';
+import { dirname, join, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { MANIFEST_MEDIA_TYPES } from '../oci/index.js';
 import { RegistryClient, UpstreamError, type Credentials } from '../registry-client/index.js';
@@ -14,7 +14,8 @@ import { MirrorError } from './errors.js';
  *    known to belong there: the mirror fetched it for that repository, or the upstream confirmed
  *    it with a HEAD. Otherwise a client could read a private layer through any public repository
  *    by naming its digest. Recorded on disk (`access/<upstream>/<repo>/<alg>/<hex>`), so a
- *    restarted mirror serves offline what it knew.
+ *    restarted mirror serves offline what it knew. A record lives as long as its content: when a
+ *    blob leaves the store, `forget` removes every record of its digest (see `byDigest`).
  * 2. Private repositories: when the mirror uses credentials for an upstream, a repository that
  *    anonymous clients cannot read upstream is served only to a client whose own credentials the
  *    upstream accepts for it (checked with a HEAD, cached for `cacheSeconds`). A client without
@@ -44,6 +45,11 @@ export class AccessControl {
   private readonly now: () => number;
   /** Memberships known this run, so that a hit costs no disk look-up. */
   private readonly known = new Set<string>();
+  /**
+   * Every record on disk, by digest: built by one walk in `init` and kept current by
+   * `recordMember` and `forget`, so that an eviction removes its records without walking the tree.
+   */
+  private readonly byDigest = new Map<string, Set<string>>();
 
   constructor(private readonly options: AccessOptions) {
     this.dir = join(options.storageRoot, 'access');
@@ -103,14 +109,78 @@ export class AccessControl {
     }
   }
 
+  /**
+   * Indexes the records on disk, and removes those whose content is no longer stored (`isStored`
+   * false): left by a blob removed while the mirror was stopped (`hoist mirror verify`) or by a
+   * version of the mirror that kept records of evicted blobs. Call before serving.
+   */
+  async init(isStored: (digest: string) => Promise<boolean>): Promise<void> {
+    this.byDigest.clear();
+    this.known.clear();
+    const stale = new Set<string>();
+    for (const { digest, path } of await walkRecords(this.dir)) {
+      this.index(digest, path);
+      if (!stale.has(digest) && !(await isStored(digest))) stale.add(digest);
+    }
+    for (const digest of stale) await this.forget(digest);
+    if (stale.size > 0) {
+      this.options.logger.info({ digests: stale.size }, 'removed access records of content no longer stored');
+    }
+  }
+
+  /**
+   * Removes every record of `digest` (all upstreams and repositories), and the repository
+   * directories that leaves empty. Called when the content leaves the store: a later fetch records
+   * it again.
+   */
+  async forget(digest: string): Promise<void> {
+    const paths = this.byDigest.get(digest);
+    if (!paths) return;
+    this.byDigest.delete(digest);
+    for (const path of paths) {
+      this.known.delete(path);
+      await rm(path, { force: true });
+      await this.removeEmptyDirs(dirname(path));
+    }
+  }
+
+  /** Removes `dir` and its parents up to (not including) the access root while they are empty. */
+  private async removeEmptyDirs(dir: string): Promise<void> {
+    for (let d = dir; d.startsWith(this.dir + sep); d = dirname(d)) {
+      try {
+        await rmdir(d);
+      } catch {
+        return; // not empty (ENOTEMPTY), or gone already
+      }
+    }
+  }
+
+  private index(digest: string, path: string): void {
+    let paths = this.byDigest.get(digest);
+    if (!paths) {
+      paths = new Set();
+      this.byDigest.set(digest, paths);
+    }
+    paths.add(path);
+  }
+
   /** Records that `digest` belongs to `upstream/repo` (the upstream just served it for that repository). */
   async recordMember(upstream: string, repo: string, digest: string): Promise<void> {
     const path = this.memberPath(upstream, repo, digest);
     if (this.known.has(path)) return;
     this.rememberKnown(path);
-    await mkdir(join(path, '..'), { recursive: true });
-    const handle = await open(path, 'a');
-    await handle.close();
+    this.index(digest, path);
+    // Twice: a concurrent `forget` of another record may remove the directory between the two calls.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await mkdir(dirname(path), { recursive: true });
+        const handle = await open(path, 'a');
+        await handle.close();
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 0) throw err;
+      }
+    }
   }
 
   /**
@@ -242,6 +312,31 @@ function parseBasic(authorization: string): Credentials | undefined {
   const colon = decoded.indexOf(':');
   if (colon <= 0) return undefined;
   return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+/**
+ * Every record under the access root (`<upstream>/<repo...>/_members/<alg>/<hex>`). Repository
+ * components cannot start with `_` (distribution-spec name grammar), so `_members` is unambiguous.
+ */
+async function walkRecords(root: string): Promise<Array<{ digest: string; path: string }>> {
+  const found: Array<{ digest: string; path: string }> = [];
+  const visit = async (dir: string): Promise<void> => {
+    for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+      if (!entry.isDirectory()) continue;
+      const path = join(dir, entry.name);
+      if (entry.name !== '_members') {
+        await visit(path);
+        continue;
+      }
+      for (const algorithm of await readdir(path).catch(() => [])) {
+        for (const hex of await readdir(join(path, algorithm)).catch(() => [])) {
+          found.push({ digest: `${algorithm}:${hex}`, path: join(path, algorithm, hex) });
+        }
+      }
+    }
+  };
+  await visit(root);
+  return found;
 }
 
 async function exists(path: string): Promise<boolean> {

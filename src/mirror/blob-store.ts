@@ -26,7 +26,14 @@ export class BlobStore {
   private readonly entries = new Map<string, { digest: Digest; size: number; touchedAt: number }>();
   private readonly pins = new Map<string, number>();
 
-  constructor(root: string) {
+  /**
+   * `onRemoved` runs after a blob has left the store (eviction), before `evict` resolves: the
+   * access records of its digest go with it (access.ts).
+   */
+  constructor(
+    root: string,
+    private readonly options: { onRemoved?: (digest: Digest) => Promise<void> } = {},
+  ) {
     this.root = root;
     this.blobsDir = join(root, 'blobs');
     this.tmpDir = join(root, 'tmp');
@@ -129,6 +136,7 @@ export class BlobStore {
     await unlink(this.pathOf(digest)).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     });
+    await this.options.onRemoved?.(digest);
     return entry.size;
   }
 

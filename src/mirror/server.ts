@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { parseAccept } from '../oci/index.js';
+import { isDigest, parseAccept, parseDigest } from '../oci/index.js';
 import { RegistryClient } from '../registry-client/index.js';
 import { BlobFetcher } from './blob-fetcher.js';
 import { BlobStore } from './blob-store.js';
@@ -53,7 +53,10 @@ export class Mirror {
     this.config = options.config;
     this.logger = (options.logger ?? pino({ level: options.config.logLevel })).child({ module: 'mirror' });
     this.metrics = options.metrics ?? new MirrorMetrics();
-    this.blobs = new BlobStore(this.config.storage);
+    this.blobs = new BlobStore(this.config.storage, {
+      // this.access is made below; this runs only once blobs are evicted.
+      onRemoved: (digest) => this.forgetMembers(digest.value),
+    });
     this.manifests = new ManifestStore(this.config.storage);
     this.fetcher = new BlobFetcher({
       store: this.blobs,
@@ -121,6 +124,11 @@ export class Mirror {
     this.unlock = await lockStorage(this.config.storage);
     await this.blobs.init();
     await this.manifests.init();
+    await this.access.init(async (digest) => {
+      if (!isDigest(digest)) return false; // not a record this mirror wrote: dropped
+      const d = parseDigest(digest);
+      return (await this.blobs.size(d)) !== undefined || (await this.manifests.get(d)) !== undefined;
+    });
     this.metrics.storeBytes.set(this.blobs.totalBytes);
     this.metrics.storeBlobs.set(this.blobs.blobCount);
     const server = createServer((req, res) => this.handle(req, res));
@@ -146,6 +154,19 @@ export class Mirror {
       'listening',
     );
     return address;
+  }
+
+  /**
+   * Drops the access records of a blob that left the store, unless the digest is also a stored
+   * manifest (manifests are kept for good, and their records with them).
+   */
+  private async forgetMembers(digest: string): Promise<void> {
+    try {
+      if ((await this.manifests.get(parseDigest(digest))) !== undefined) return;
+      await this.access.forget(digest);
+    } catch (err) {
+      this.logger.warn({ digest, err: String(err) }, 'could not remove access records');
+    }
   }
 
   /**
