@@ -25,6 +25,7 @@ import {
   parseMark,
   readAuthFile,
 } from './node.js';
+import { listenFailure, printListening } from './listening.js';
 import { UsageError } from './usage-error.js';
 
 const DEFAULT_LISTEN = '127.0.0.1:5010';
@@ -294,14 +295,9 @@ pins, and writes the NodePull status; /readyz answers 200 once the NodePull has 
       } catch (err) {
         await agent.close();
         closeCluster();
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-          throw new UsageError(`cannot listen on ${opts.listen}: ${code}; choose another --listen`);
-        }
-        throw err;
+        throw listenFailure(err, opts.listen);
       }
-      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      process.stdout.write(`listening on http://${host}:${address.port}\n`);
+      printListening(address);
       if (fileImages.length > 0) agent.assign(fileImages, `file:${opts.imagesFile}`);
       if (flagImages.length > 0) agent.assign(flagImages, 'flag');
       await new Promise<void>((resolve) => {

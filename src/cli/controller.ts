@@ -9,6 +9,7 @@ import {
   listen,
   PrePullController,
 } from '../prepull/index.js';
+import { listenFailure, printListening } from './listening.js';
 import { UsageError } from './usage-error.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -138,14 +139,9 @@ stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
         address = await listen(server, listenAt.host, listenAt.port);
       } catch (err) {
         client.close();
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-          throw new UsageError(`cannot listen on ${opts.listen}: ${code}; choose another --listen`);
-        }
-        throw err;
+        throw listenFailure(err, opts.listen);
       }
-      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      process.stdout.write(`listening on http://${host}:${address.port}\n`);
+      printListening(address);
       logger.info(
         { namespace, identity, lease: opts.leaseName, server: config.server },
         'controller starting',

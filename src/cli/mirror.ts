@@ -11,6 +11,7 @@ import {
   type MirrorFlags,
   type VerifyReport,
 } from '../mirror/index.js';
+import { listenFailure, printListening } from './listening.js';
 import { UsageError } from './usage-error.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -55,17 +56,10 @@ nvcr.io and public.ecr.aws. Logs are JSON lines on stderr; stdout gets one line,
       try {
         address = await mirror.listen();
       } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code;
         if (err instanceof StorageLockedError) throw new UsageError(err.message, { cause: err });
-        if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
-          throw new UsageError(
-            `cannot listen on ${config.listen.host}:${config.listen.port}: ${code}; choose another --listen`,
-          );
-        }
-        throw err;
+        throw listenFailure(err, `${config.listen.host}:${config.listen.port}`);
       }
-      const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-      process.stdout.write(`listening on http://${host}:${address.port}\n`);
+      printListening(address);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           logger.info({ signal }, 'shutting down');
