@@ -52,6 +52,7 @@ export {
   type KubeConfig,
   type KubeObject,
   type ObjectMeta,
+  type OwnerReference,
   type ResourceRef,
   type WatchEvent,
   type WatchEventType,

@@ -3,6 +3,8 @@
  * few core/v1 Node fields the planner reads. Field names follow the Kubernetes API conventions.
  */
 
+import type { ObjectMeta, OwnerReference } from '../kube/index.js';
+
 export const GROUP = 'prepull.hoist.dev';
 export const VERSION = 'v1alpha1';
 export const API_VERSION = `${GROUP}/${VERSION}`;
@@ -65,27 +67,7 @@ export interface Taint {
   effect: TaintEffect | string;
 }
 
-export interface ObjectMeta {
-  name: string;
-  namespace?: string;
-  uid?: string;
-  resourceVersion?: string;
-  generation?: number;
-  creationTimestamp?: string;
-  deletionTimestamp?: string;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  ownerReferences?: OwnerReference[];
-}
-
-export interface OwnerReference {
-  apiVersion: string;
-  kind: string;
-  name: string;
-  uid: string;
-  controller?: boolean;
-  blockOwnerDeletion?: boolean;
-}
+export type { ObjectMeta, OwnerReference };
 
 /** The spec as users write it (before defaults and normalisation). */
 export interface PrePullSpecInput {
