@@ -258,6 +258,12 @@ export class Reconciler {
     const specTime = () => ({
       [SPEC_TIME_ANNOTATION]: new Date(this.now()).toISOString().replace(/\.\d{3}Z$/, 'Z'),
     });
+    // Only the leader writes spec, so a merge patch without a resourceVersion cannot lose
+    // anyone's change; the agent's status is another subresource.
+    const patchSpec = (spec: NodePullSpec) =>
+      this.api.patch(nodePullRef(a.name), { metadata: { annotations: specTime() }, spec }, 'merge', {
+        signal,
+      });
     try {
       if (a.action === 'delete') {
         await this.api.delete(nodePullRef(a.name), { signal });
@@ -285,24 +291,12 @@ export class Reconciler {
           await this.api.create(nodePullRef(), obj, { signal });
         } catch (err) {
           if (!(err instanceof KubeError && err.status === 409)) throw err;
-          await this.api.patch(
-            nodePullRef(a.name),
-            { metadata: { annotations: specTime() }, spec: a.spec },
-            'merge',
-            { signal },
-          );
+          await patchSpec(a.spec);
         }
         this.nodePullWrites.set(a.name, a.spec);
         this.pendingCreates.add(a.name);
       } else {
-        // Only the leader writes spec, so a merge patch without a resourceVersion cannot lose
-        // anyone's change; the agent's status is another subresource.
-        await this.api.patch(
-          nodePullRef(a.name),
-          { metadata: { annotations: specTime() }, spec: a.spec },
-          'merge',
-          { signal },
-        );
+        await patchSpec(a.spec);
         this.nodePullWrites.set(a.name, a.spec);
       }
       result.writes++;
