@@ -3,41 +3,20 @@
 // `--plain-http REGISTRY` meaning the same in `analyze images` and `convert`, `--build-arg NAME`
 // taking its value from the environment as `docker build` does, and help showing each default once.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { writeFile } from 'node:fs/promises';
+import { runHoist } from './helpers/cri.js';
 import { testTempDir } from './helpers/peers.js';
 
-const BIN = fileURLToPath(new URL('../bin/hoist.js', import.meta.url));
 const TIMEOUT = { timeout: 60_000 };
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs the built hoist with `args` and exactly the environment given (plus PATH and HOME). */
-function hoist(args: string[], env: Record<string, string> = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/nonexistent', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const hoist = (args: string[], env: Record<string, string> = {}) => runHoist(args, { env });
 
 /** The entries of a help text's Options section, each on one line. */
 function helpOptions(help: string): string[] {

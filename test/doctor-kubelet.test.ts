@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { checkKubeletConfig, parseKubeletConfig } from '../src/doctor/index.js';
-import { CommandError, run } from './helpers/process.js';
+import { runHoist } from './helpers/cri.js';
 
 const FIXTURES = new URL('./fixtures/configs/', import.meta.url);
 const check = async (name: string) =>
@@ -59,32 +59,11 @@ describe('doctor kubelet-config: unknown fields', () => {
   it('the CLI reports it in JSON and --fail-on warning exits 1', async () => {
     // From the sources (tsx), so the test does not depend on a fresh build in dist/.
     const file = new URL('kubelet-misspelt.yaml', FIXTURES).pathname;
-    const main = new URL('../src/cli/main.ts', import.meta.url).href;
-    const argv = [
-      'node',
-      'hoist',
-      'doctor',
-      'kubelet-config',
-      file,
-      '--output',
-      'json',
-      '--fail-on',
-      'warning',
-    ];
-    const script = `const { main } = await import(${JSON.stringify(main)}); const code = await main(${JSON.stringify(argv)}); if (typeof code === 'number') process.exitCode = code;`;
-    const err: unknown = await run(process.execPath, [
-      '--import',
-      'tsx',
-      '--input-type=module',
-      '-e',
-      script,
-    ]).then(
-      () => undefined,
-      (e: unknown) => e,
+    const res = await runHoist(
+      ['doctor', 'kubelet-config', file, '--output', 'json', '--fail-on', 'warning'],
+      { fromSource: true },
     );
-    assert.ok(err instanceof CommandError, `exit 1 expected: ${String(err)}`);
-    assert.equal(err.exitCode, 1, err.stderr);
-    const res = err;
+    assert.equal(res.code, 1, res.stderr);
     const json = JSON.parse(res.stdout) as { findings: Array<{ rule: string; message: string }> };
     assert.ok(json.findings.some((f) => f.message.includes('did you mean serializeImagePulls?')));
   });

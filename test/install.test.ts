@@ -3,7 +3,7 @@
 // (server-side dry-run, with the CRDs applied for real) and the RBAC grants what each part needs
 // and nothing more; deploy/hoist.yaml is current; the Dockerfile has no analysis findings.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { runHoist, type HoistResult } from './helpers/cri.js';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,25 +22,8 @@ const CHART = join(ROOT, 'deploy/helm/hoist');
 const TIMEOUT = { timeout: 180_000 };
 const NS = 'hoist-system';
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** `hoist ARGS` from the sources (tsx), as users run the built binary. */
-function hoist(args: string[]): Promise<Result> {
-  const code = `import('./src/cli/main.ts').then(async (m) => { process.exitCode = await m.main(['node', 'hoist', ...process.argv.slice(1)]); })`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '-e', code, ...args], { cwd: ROOT });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (exit) => resolve({ code: exit, stdout, stderr }));
-  });
-}
+const hoist = (args: string[]) => runHoist(args, { fromSource: true });
 
 async function renderInstall(args: string[] = []): Promise<string> {
   const res = await hoist(['render', 'install', ...args]);
@@ -269,7 +252,7 @@ describe('install: chart files and hoist render install', () => {
   });
 
   describe('helm', () => {
-    async function helm(args: string[]): Promise<Result> {
+    async function helm(args: string[]): Promise<HoistResult> {
       const home = join(work, 'helm-home');
       const env = {
         ...process.env,

@@ -3,10 +3,9 @@
 // an image with no shell and no `true` runs `/hoist-bin/true` (a static busybox copied in by the
 // helper init container, with the helper's own command), where the guide's `sh -c true` fails.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { runHoist } from './helpers/cri.js';
 import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { COPY_COMMAND, HELPER_BIN_DIR, TRUE_COMMAND } from '../src/install/index.js';
@@ -14,28 +13,10 @@ import { startContainerd, type ContainerdPeer } from './helpers/containerd.js';
 import { buildImage, run } from './helpers/images.js';
 import { findBinary, requirePeers, requireRoot, testTempDir } from './helpers/peers.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const TIMEOUT = { timeout: 180_000 };
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** `hoist ARGS` from the sources (tsx), as users run the built binary. */
-function hoist(args: string[]): Promise<Result> {
-  const code = `import('./src/cli/main.ts').then(async (m) => { process.exitCode = await m.main(['node', 'hoist', ...process.argv.slice(1)]); })`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', '-e', code, ...args], { cwd: ROOT });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (exit) => resolve({ code: exit, stdout, stderr }));
-  });
-}
+const hoist = (args: string[]) => runHoist(args, { fromSource: true });
 
 interface Container {
   name: string;

@@ -14,10 +14,38 @@ export interface HoistResult {
   stderr: string;
 }
 
+const MAIN_SOURCE = new URL('../../src/cli/main.ts', import.meta.url).href;
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface RunHoistOptions {
+  /** Exactly this environment (PATH and HOME are kept unless given); default: the test's own. */
+  env?: Record<string, string>;
+  /** Run src/cli/main.ts through tsx instead of the built bin/hoist.js (no dist/ needed). */
+  fromSource?: boolean;
+}
+
 /** Runs `hoist ARGS...` to completion. */
-export function runHoist(args: string[]): Promise<HoistResult> {
+export function runHoist(args: string[], opts: RunHoistOptions = {}): Promise<HoistResult> {
+  const argv = opts.fromSource
+    ? [
+        '--import',
+        'tsx',
+        '-e',
+        `import(${JSON.stringify(MAIN_SOURCE)}).then(async (m) => { process.exitCode = await m.main(['node', 'hoist', ...process.argv.slice(1)]); })`,
+        ...args,
+      ]
+    : [HOIST_BIN, ...args];
+  const env = opts.env && {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '/nonexistent',
+    ...opts.env,
+  };
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [HOIST_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, argv, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(env ? { env } : {}),
+      ...(opts.fromSource ? { cwd: REPO_ROOT } : {}),
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
