@@ -4,13 +4,13 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { run } from './helpers/process.js';
 import { startMirror } from './helpers/mirror.js';
-import { removeTempDir, requirePeers, requireRoot, tempDir } from './helpers/peers.js';
+import { requirePeers, requireRoot } from './helpers/peers.js';
 import { pushBlob, startRegistry } from './helpers/registry.js';
+import { mountSmallTmpfs } from './helpers/tmpfs.js';
 
 const TIMEOUT = { timeout: 120_000 };
 const MiB = 1024 * 1024;
@@ -105,19 +105,9 @@ describe('disk budget', () => {
   it('keeps serving when the disk is full, storing nothing', TIMEOUT, async (t) => {
     if (!requirePeers(t, 'docker-registry')) return;
     if (!requireRoot(t, 'mounts a small tmpfs')) return;
-    const work = await tempDir('hoist-enospc-');
-    const storage = join(work, 'store');
-    await mkdir(storage);
-    await run('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', storage]);
-    const cleanups: Array<() => Promise<unknown>> = [];
-    t.after(async () => {
-      // Last in, first out: the mirror lets go of the storage before it is unmounted and removed.
-      for (const c of cleanups.reverse()) await c().catch(() => {});
-    });
-    cleanups.push(() => removeTempDir(work));
-    cleanups.push(() => run('umount', [storage]));
+    const { storage, defer } = await mountSmallTmpfs(t, 'hoist-enospc-', '4m');
     const registry = await startRegistry();
-    cleanups.push(() => registry.stop());
+    defer(() => registry.stop());
     const big = randomBytes(12 * MiB);
     const bigDigest = await pushBlob(registry, 'full/disk', big);
     const small = randomBytes(100_000);

@@ -4,14 +4,14 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { startMirror, type MirrorHandle } from './helpers/mirror.js';
-import { removeTempDir, requirePeers, requireRoot, tempDir } from './helpers/peers.js';
-import { run } from './helpers/process.js';
+import { requirePeers, requireRoot } from './helpers/peers.js';
 import { pushBlob, startRegistry } from './helpers/registry.js';
+import { mountSmallTmpfs } from './helpers/tmpfs.js';
 
 const TIMEOUT = { timeout: 120_000 };
 const MiB = 1024 * 1024;
@@ -77,18 +77,9 @@ describe('disk budget triggers', () => {
     async (t) => {
       if (!requirePeers(t, 'docker-registry')) return;
       if (!requireRoot(t, 'mounts a small tmpfs')) return;
-      const work = await tempDir('hoist-watermark-');
-      const storage = join(work, 'store');
-      await mkdir(storage);
-      await run('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', storage]);
-      const cleanups: Array<() => Promise<unknown>> = [];
-      t.after(async () => {
-        for (const c of cleanups.reverse()) await c().catch(() => {});
-      });
-      cleanups.push(() => removeTempDir(work));
-      cleanups.push(() => run('umount', [storage]));
+      const { storage, defer } = await mountSmallTmpfs(t, 'hoist-watermark-', '16m');
       const registry = await startRegistry();
-      cleanups.push(() => registry.stop());
+      defer(() => registry.stop());
       const blobs = await pushBlobs(registry, 'gc/watermark', 7, MiB);
       const mirror = await startMirror(
         { [registry.host]: registry.url },
@@ -97,7 +88,7 @@ describe('disk budget triggers', () => {
           file: { gc: { highWatermarkPercent: 50, lowWatermarkPercent: 40, intervalSeconds: 0.2 } },
         },
       );
-      cleanups.push(() => mirror.close());
+      defer(() => mirror.close());
       const all = blobs.map((_, i) => i);
       const stored = (i: number) =>
         existsSync(join(storage, 'blobs', 'sha256', blobs[i]?.digest.slice(7) ?? ''));
