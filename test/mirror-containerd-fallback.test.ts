@@ -5,7 +5,6 @@
 // blobs. Whatever containerd does, the layers it stores must be byte-identical to the image's.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
@@ -58,7 +57,12 @@ async function setup(t: TestContext, flavor: Flavor, name: string): Promise<Setu
 /** The blob as containerd committed it to its content store, or undefined when it has none. */
 async function storedBlob(ctd: ContainerdPeer, digest: string): Promise<Buffer | undefined> {
   const path = join(ctd.root, 'io.containerd.content.v1.content', 'blobs', 'sha256', digest.slice(7));
-  return existsSync(path) ? readFile(path) : undefined;
+  // Read once, ENOENT meaning none: after a failed pull containerd's garbage collector removes
+  // unreferenced content at any moment, so an existence check before the read would race it.
+  return readFile(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw err;
+  });
 }
 
 function sha256(b: Buffer): string {
