@@ -190,6 +190,15 @@ export class BlobHandler {
     if (!reader) {
       // The download finished and let go of its file between lookup and now: serve the store.
       const stored = await this.blobs.size(route.digest);
+      if (stored === undefined && blob.error) {
+        // It failed (a digest mismatch, a broken upstream) before this answer started: say so
+        // with an error status rather than claim the blob does not exist.
+        throw new MirrorError(
+          'UNAVAILABLE',
+          `the download of blob ${route.digest.value} failed: ${blob.error.message}`,
+          { cause: blob.error },
+        );
+      }
       if (stored === undefined)
         throw new MirrorError('BLOB_UNKNOWN', `blob ${route.digest.value} is not stored`);
       return this.serveStored(req, res, route.digest, stored, baseHeaders, info);
