@@ -46,7 +46,7 @@ const GET = { method: 'GET', headers: {} };
 /** Ports the fetch standard refuses (fetch spec §2.9 "bad port"); the first free one is used. */
 const BLOCKED_PORTS = [6000, 6665, 6666, 6667, 6668, 6669, 10080, 5060, 6697];
 
-describe('http transport', () => {
+describe('http transport', { timeout: 20_000 }, () => {
   it('reaches a server on a port the fetch standard blocks', async (t: TestContext) => {
     let srv: TestServer | undefined;
     const busy: string[] = [];
