@@ -125,6 +125,15 @@ recipe() {
       # btrfs needs cgo and C headers; devmapper and zfs need devices no test has.
       tags_="no_btrfs no_devmapper no_zfs urfave_cli_no_docs"
       ;;
+    token-server)
+      # distribution's own Docker token server (contrib/token-server of distribution 2.8.3, the
+      # line Debian's docker-registry comes from): the Bearer token realm in front of
+      # docker-registry's `auth.token` (test/helpers/token-registry.ts). cesanta/docker_auth is
+      # not served by the module proxy here.
+      packages_=(github.com/docker/distribution/contrib/token-server)
+      links_=(token-server=token-server)
+      tags_=""
+      ;;
     *)
       echo "install-peers: unknown Go peer module $1" >&2
       return 1
@@ -248,6 +257,8 @@ build_module() {
 }
 
 go_modules=(kube helm containerd2)
+# The token server for the Bearer-auth tests; its own line so that other peers are added beside it.
+go_modules+=(token-server)
 # The build directory in progress, removed if the script stops before renaming it.
 tmp=""
 trap '[[ -z "$tmp" ]] || rm -rf "$tmp"' EXIT

@@ -7,7 +7,15 @@ import type { TestContext } from 'node:test';
 import { findBinary } from './peers.js';
 
 export type GoPeer =
-  'kube-apiserver' | 'etcd' | 'kubectl' | 'helm' | 'containerd2' | 'ctr2' | 'containerd-shim-runc-v2';
+  | 'kube-apiserver'
+  | 'etcd'
+  | 'kubectl'
+  | 'helm'
+  | 'containerd2'
+  | 'ctr2'
+  | 'containerd-shim-runc-v2'
+  // distribution's Docker token server (test/peers/token-server, test/helpers/token-registry.ts).
+  | 'token-server';
 
 const DEFAULT_CACHE = '/var/cache/hoist-peers';
 // Where Go >= 1.26 is preinstalled; Debian's golang-go (1.19) owns /usr/bin/go.
