@@ -301,4 +301,41 @@ describe('Bearer token auth against a real token server', () => {
     assert.equal(denied.code, 1, denied.stderr);
     assert.match(denied.stderr, /^hoist: upstream answered 401 for upload to bob\/app on .*\n$/);
   });
+
+  // Last: it restarts the shared registry and token server (same ports, same storage).
+  it('fetches a new token when the registry refuses the cached one (key rotated)', TIMEOUT, async (t) => {
+    const f = fixture(t);
+    if (!f) return;
+    const { tr } = f;
+    const work = await testTempDir(t, 'hoist-tokenrotate-');
+    const mirror = await startMirror(
+      {},
+      {
+        file: {
+          upstreams: { [tr.registry.host]: { url: tr.registry.url, ...ALICE, clientAuth: 'trust' } },
+          defaultUpstream: tr.registry.host,
+        },
+      },
+    );
+    t.after(() => mirror.close());
+    const tags = await fetch(`${mirror.url}/v2/alice/app/tags/list`);
+    assert.equal(tags.status, 200);
+    await tags.arrayBuffer();
+
+    // The mirror's cached token is now signed by a key the registry no longer trusts.
+    await tr.rotateSigningKey();
+    const since = tr.tokenRequests().length;
+    await skopeoCopyToDir(`docker://${mirror.host}/alice/app:v1`, join(work, 'app'));
+    assert.equal(await fileDigest(join(work, 'app', 'manifest.json')), f.app.digest);
+    // The registry refused the old token once, then served with the new one ...
+    const manifestPath = '/v2/alice/app/manifests/v1';
+    const refused = await tr.registry.waitForAccess((e) => e.path === manifestPath && e.status === 401);
+    assert.equal(refused.method, 'GET');
+    await tr.registry.waitForAccess((e) => e.path === manifestPath && e.status === 200);
+    // ... which was one token request, for the same scope.
+    assert.deepEqual(
+      requestsSince(tr, since).map((r) => ({ scopes: r.scopes, status: r.status })),
+      [{ scopes: ['repository:alice/app:pull'], status: 200 }],
+    );
+  });
 });

@@ -17,6 +17,8 @@ export interface RegistryOptions {
   proxyPassword?: string;
   /** Extra top-level config keys, merged over the generated ones (shallow, per top-level key). */
   extraConfig?: Record<string, unknown>;
+  /** Listen on this loopback port instead of a free one (to restart a registry where clients expect it). */
+  port?: number;
   startTimeoutMs?: number;
 }
 
@@ -101,7 +103,7 @@ async function probe(url: string): Promise<boolean> {
 }
 
 async function launch(dir: string, opts: RegistryOptions, htpasswdPath?: string): Promise<RegistryPeer> {
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const host = `127.0.0.1:${port}`;
   const url = `http://${host}`;
   const configPath = join(dir, 'config.yml');

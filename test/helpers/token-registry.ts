@@ -10,7 +10,14 @@
 //             (default 'hoist-test-registry').
 //   issuer    the token's `iss`, which the registry checks (default 'hoist-test-issuer').
 //   registry  extra RegistryOptions for docker-registry (not `htpasswd`; `extraConfig.auth` is
-//             replaced by the token config).
+//             replaced by the token config, `extraConfig.storage` may replace the helper's).
+//   startTimeoutMs  per process start-up (default 20 s).
+//
+// The handle: `registry` (the RegistryPeer: url, host, accessLog, waitForAccess), `realm`,
+// `service`, `issuer`, `tokenServerUrl`, `storageDir`, `tokenRequests()` and
+// `waitForTokenRequest(match)`, `rotateSigningKey()` (new key; the registry restarts on the same
+// port and storage trusting only it, so tokens issued before are refused with 401 invalid_token),
+// `output()` and `stop()`.
 //
 // What the token server grants (its fixed policy, no ACL file): a user may do whatever the
 // request asks (pull, push) on repositories under `<username>/`, nothing elsewhere: `alice` may
@@ -59,17 +66,26 @@ export interface TokenRequest {
 }
 
 export interface TokenRegistry {
-  registry: RegistryPeer;
+  readonly registry: RegistryPeer;
   /** The token server's base URL, http://127.0.0.1:PORT. */
   tokenServerUrl: string;
   /** The realm the registry sends in its Bearer challenge (`<tokenServerUrl>/token/`). */
   realm: string;
   service: string;
   issuer: string;
-  /** Token requests answered so far, oldest first. */
+  /** The registry's storage (kept across rotateSigningKey). */
+  storageDir: string;
+  /** Token requests answered so far, oldest first (across rotateSigningKey). */
   tokenRequests(): TokenRequest[];
   /** Waits for a token request matching `match` (the log line is written after the response). */
   waitForTokenRequest(match: (r: TokenRequest) => boolean, timeoutMs?: number): Promise<TokenRequest>;
+  /**
+   * Rotates the token signing key: restarts the token server with a new key and the registry
+   * (same ports, same storage) trusting only the new certificate. Tokens issued before are then
+   * refused (401 `invalid_token`), as a token the registry no longer accepts is before its
+   * `expires_in` runs out. `registry` is the restarted peer afterwards (its access log starts anew).
+   */
+  rotateSigningKey(): Promise<void>;
   /** Token server and registry logs, for failure messages. */
   output(): string;
   stop(): Promise<void>;
@@ -120,9 +136,12 @@ function tokenServerBinary(): string {
 }
 
 /** A P-256 signing key (SEC 1 PEM, which the token server's libtrust loads) and a self-signed certificate for it. */
-async function makeSigningKey(dir: string): Promise<{ keyFile: string; certFile: string }> {
-  const keyFile = join(dir, 'signing.key');
-  const certFile = join(dir, 'signing.crt');
+async function makeSigningKey(
+  dir: string,
+  generation: number,
+): Promise<{ keyFile: string; certFile: string }> {
+  const keyFile = join(dir, `signing-${generation}.key`);
+  const certFile = join(dir, `signing-${generation}.crt`);
   await run('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', keyFile]);
   await run('openssl', [
     ...['req', '-x509', '-new', '-key', keyFile, '-out', certFile],
@@ -139,18 +158,18 @@ async function probeTokenServer(url: string): Promise<boolean> {
 
 interface TokenServer {
   url: string;
+  port: number;
   daemon: Daemon;
-  requests: TokenRequest[];
-  waiters: Set<{ match: (r: TokenRequest) => boolean; resolve: (r: TokenRequest) => void }>;
 }
 
 async function launchTokenServer(
   dir: string,
   issuer: string,
   keyFile: string,
+  port: number,
+  onRequest: (r: TokenRequest) => void,
   timeoutMs: number,
 ): Promise<TokenServer> {
-  const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   // logrus writes its log to stderr; `2>&1` puts it where startDaemon splits lines (stdout).
   const daemon = startDaemon('sh', [
@@ -158,17 +177,9 @@ async function launchTokenServer(
     ...['-addr', `127.0.0.1:${port}`, '-key', keyFile, '-passwd', join(dir, 'htpasswd')],
     ...['-realm', 'hoist-test-token', '-issuer', issuer],
   ]);
-  const server: TokenServer = { url, daemon, requests: [], waiters: new Set() };
   daemon.onStdoutLine((line) => {
     const request = tokenRequestFromLog(line);
-    if (request === undefined) return;
-    server.requests.push(request);
-    for (const w of server.waiters) {
-      if (w.match(request)) {
-        server.waiters.delete(w);
-        w.resolve(request);
-      }
-    }
+    if (request !== undefined) onRequest(request);
   });
   try {
     await waitUntil(`token-server on ${url}`, () => probeTokenServer(url), { daemon, timeoutMs });
@@ -176,7 +187,7 @@ async function launchTokenServer(
     await daemon.stop();
     throw e;
   }
-  return server;
+  return { url, port, daemon };
 }
 
 /** Starts the token server and a docker-registry that trusts its tokens; see the header for the options. */
@@ -186,67 +197,111 @@ export async function startTokenRegistry(options: TokenRegistryOptions): Promise
   const issuer = options.issuer ?? DEFAULT_ISSUER;
   const timeoutMs = options.startTimeoutMs ?? 20_000;
   const dir = await tempDir('hoist-token');
+  // The registry's storage lives here, not in its own temp dir, so that a restart keeps it.
+  const storageDir = join(dir, 'storage');
+  const requests: TokenRequest[] = [];
+  const waiters = new Set<{ match: (r: TokenRequest) => boolean; resolve: (r: TokenRequest) => void }>();
+  const onRequest = (request: TokenRequest) => {
+    requests.push(request);
+    for (const w of waiters) {
+      if (w.match(request)) {
+        waiters.delete(w);
+        w.resolve(request);
+      }
+    }
+  };
   let server: TokenServer | undefined;
+  let registry: RegistryPeer | undefined;
+  let generation = 0;
+  const startPair = async (tokenPort: number | undefined, registryPort: number | undefined) => {
+    const { keyFile, certFile } = await makeSigningKey(dir, generation++);
+    // freePort can race with another process taking the port; retry on that one failure.
+    for (let attempt = 1; server === undefined; attempt++) {
+      try {
+        server = await launchTokenServer(
+          dir,
+          issuer,
+          keyFile,
+          tokenPort ?? (await freePort()),
+          onRequest,
+          timeoutMs,
+        );
+      } catch (e) {
+        if (tokenPort !== undefined || attempt >= 3 || !/address already in use/.test(String(e))) throw e;
+      }
+    }
+    registry = await startRegistry({
+      ...options.registry,
+      ...(registryPort !== undefined ? { port: registryPort } : {}),
+      extraConfig: {
+        storage: { filesystem: { rootdirectory: storageDir }, delete: { enabled: true } },
+        ...options.registry?.extraConfig,
+        auth: { token: { realm: `${server.url}/token/`, service, issuer, rootcertbundle: certFile } },
+      },
+    });
+  };
+  const stopPair = async () => {
+    await registry?.stop();
+    registry = undefined;
+    await server?.daemon.stop();
+    server = undefined;
+  };
   try {
     const lines: string[] = [];
     for (const u of options.users) {
       lines.push((await run('htpasswd', ['-Bbn', u.username, u.password])).stdout.trim());
     }
     await writeFile(join(dir, 'htpasswd'), `${lines.join('\n')}\n`);
-    const { keyFile, certFile } = await makeSigningKey(dir);
-    // freePort can race with another process taking the port; retry on that one failure.
-    for (let attempt = 1; server === undefined; attempt++) {
-      try {
-        server = await launchTokenServer(dir, issuer, keyFile, timeoutMs);
-      } catch (e) {
-        if (attempt >= 3 || !/address already in use/.test(String(e))) throw e;
-      }
-    }
-    const realm = `${server.url}/token/`;
-    const registry = await startRegistry({
-      ...options.registry,
-      extraConfig: {
-        ...options.registry?.extraConfig,
-        auth: { token: { realm, service, issuer, rootcertbundle: certFile } },
-      },
-    });
-    const ts = server;
-    return {
-      registry,
-      tokenServerUrl: ts.url,
-      realm,
-      service,
-      issuer,
-      tokenRequests: () => [...ts.requests],
-      waitForTokenRequest(match, waitMs = 5_000) {
-        const seen = ts.requests.find(match);
-        if (seen !== undefined) return Promise.resolve(seen);
-        return new Promise<TokenRequest>((resolve, reject) => {
-          const waiter = {
-            match,
-            resolve: (r: TokenRequest) => {
-              clearTimeout(timer);
-              resolve(r);
-            },
-          };
-          const timer = setTimeout(() => {
-            ts.waiters.delete(waiter);
-            const log = ts.requests.map((r) => `${r.status} ${r.user ?? '-'} ${r.uri}`).join('\n');
-            reject(new Error(`token server: no matching request after ${waitMs} ms; requests:\n${log}`));
-          }, waitMs);
-          ts.waiters.add(waiter);
-        });
-      },
-      output: () => `token-server:\n${ts.daemon.output()}\nregistry:\n${registry.output()}`,
-      async stop() {
-        await registry.stop();
-        await ts.daemon.stop();
-        await removeTempDir(dir);
-      },
-    };
+    await startPair(undefined, undefined);
   } catch (e) {
-    await server?.daemon.stop();
+    await stopPair();
     await removeTempDir(dir);
     throw e;
   }
+  const current = () => {
+    if (server === undefined || registry === undefined) throw new Error('token registry is stopped');
+    return { server, registry };
+  };
+  const tokenServerUrl = current().server.url;
+  return {
+    get registry() {
+      return current().registry;
+    },
+    tokenServerUrl,
+    realm: `${tokenServerUrl}/token/`,
+    service,
+    issuer,
+    storageDir,
+    tokenRequests: () => [...requests],
+    waitForTokenRequest(match, waitMs = 5_000) {
+      const seen = requests.find(match);
+      if (seen !== undefined) return Promise.resolve(seen);
+      return new Promise<TokenRequest>((resolve, reject) => {
+        const waiter = {
+          match,
+          resolve: (r: TokenRequest) => {
+            clearTimeout(timer);
+            resolve(r);
+          },
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          const log = requests.map((r) => `${r.status} ${r.user ?? '-'} ${r.uri}`).join('\n');
+          reject(new Error(`token server: no matching request after ${waitMs} ms; requests:\n${log}`));
+        }, waitMs);
+        waiters.add(waiter);
+      });
+    },
+    async rotateSigningKey() {
+      const { server: s, registry: r } = current();
+      await stopPair();
+      await startPair(s.port, r.port);
+    },
+    output: () =>
+      `token-server:\n${server?.daemon.output() ?? '(stopped)'}\nregistry:\n${registry?.output() ?? '(stopped)'}`,
+    async stop() {
+      await stopPair();
+      await removeTempDir(dir);
+    },
+  };
 }
