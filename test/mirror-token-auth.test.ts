@@ -338,4 +338,66 @@ describe('Bearer token auth against a real token server', () => {
       [{ scopes: ['repository:alice/app:pull'], status: 200 }],
     );
   });
+
+  it('asks for one new token when requests in flight are refused together', TIMEOUT, async (t) => {
+    const f = fixture(t);
+    if (!f) return;
+    const { tr } = f;
+    const work = await testTempDir(t, 'hoist-tokenmany-');
+    // Many layers, fetched at once as containerd fetches an image's layers.
+    const many = await buildImage(join(work, 'many'), {
+      tag: 'v1',
+      layers: Array.from({ length: 12 }, (_, i) => ({
+        files: [{ path: `l${i}.bin`, size: 50_000, seed: `many-${i}` }],
+      })),
+    });
+    await pushImage(many.dir, 'v1', `${tr.registry.host}/alice/many:v1`, {
+      creds: `${ALICE.username}:${ALICE.password}`,
+    });
+    const layers = many.manifests[0]?.layers ?? [];
+    assert.equal(layers.length, 12);
+    const mirror = await startMirror(
+      {},
+      {
+        file: {
+          upstreams: { [tr.registry.host]: { url: tr.registry.url, ...ALICE, clientAuth: 'trust' } },
+          defaultUpstream: tr.registry.host,
+        },
+      },
+    );
+    t.after(() => mirror.close());
+    /** Fetches blobs through the mirror all at once; none is stored yet, so each goes upstream. */
+    const fetchAll = async (digests: string[]) => {
+      const statuses = await Promise.all(
+        digests.map(async (d) => {
+          const res = await fetch(`${mirror.url}/v2/alice/many/blobs/${d}`);
+          await res.arrayBuffer();
+          return res.status;
+        }),
+      );
+      assert.deepEqual(
+        statuses,
+        digests.map(() => 200),
+      );
+    };
+    const digests = layers.map((l) => l.digest);
+
+    // First contact: every request is challenged; one token is asked for.
+    let since = tr.tokenRequests().length;
+    await fetchAll(digests.slice(0, 6));
+    assert.deepEqual(
+      requestsSince(tr, since).map((r) => r.scopes),
+      [['repository:alice/many:pull']],
+    );
+    // The cached token stops being accepted: every request in flight with it is refused, and one
+    // new token serves them all.
+    await tr.rotateSigningKey();
+    since = tr.tokenRequests().length;
+    await fetchAll(digests.slice(6));
+    assert.deepEqual(
+      requestsSince(tr, since).map((r) => r.scopes),
+      [['repository:alice/many:pull']],
+      tr.output(),
+    );
+  });
 });
