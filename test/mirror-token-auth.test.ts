@@ -205,7 +205,8 @@ describe('Bearer token auth against a real token server', () => {
     });
     assert.equal(wrong.status, 401);
     assert.equal(await errorCode(wrong), 'UNAUTHORIZED');
-    const refused = await tr.waitForTokenRequest((r) => r.status === 401);
+    const refused = await tr.waitForTokenRequest((r, i) => i >= since && r.refusedUser === 'alice');
+    assert.equal(refused.status, 401);
     assert.equal(refused.user, undefined);
     assert.ok(requestsSince(tr, since).every((r) => r.status === 401));
 
@@ -251,8 +252,10 @@ describe('Bearer token auth against a real token server', () => {
       },
     );
     t.after(() => mirror.close());
+    const since = tr.tokenRequests().length;
     const res = await fetch(`${mirror.url}/v2/alice/app/manifests/v1`, { headers: ACCEPT });
     assert.equal(res.status, 401);
+    await tr.waitForTokenRequest((r, i) => i >= since && r.refusedUser === 'alice' && r.status === 401);
     const body = (await res.json()) as { errors: Array<{ code: string; message: string }> };
     assert.equal(body.errors[0]?.code, 'UNAUTHORIZED');
     assert.match(

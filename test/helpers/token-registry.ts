@@ -30,7 +30,8 @@
 // server signs with the key (and sends its public JWK in the JWT header), the registry's
 // `rootcertbundle` holds the certificate. `tokenRequests()` reads the token server's own log: one
 // entry per token request, with the exact scopes asked for, the user, the access granted and the
-// status. The token server speaks plain HTTP here; the realm is its `/token/` path.
+// status, and the user whose password it refused. The token server speaks plain HTTP here; the
+// realm is its `/token/` path.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { goPeerBinary } from './go-peers.js';
@@ -60,6 +61,8 @@ export interface TokenRequest {
   service: string | undefined;
   /** The authenticated user; undefined when authentication failed or was missing. */
   user: string | undefined;
+  /** The user whose password the token server refused, when one was sent and refused. */
+  refusedUser?: string;
   /** The access the token grants, as the server printed it (e.g. `[{{repository  alice/app} pull}]`). */
   granted: string | undefined;
   status: number;
@@ -77,8 +80,14 @@ export interface TokenRegistry {
   storageDir: string;
   /** Token requests answered so far, oldest first (across rotateSigningKey). */
   tokenRequests(): TokenRequest[];
-  /** Waits for a token request matching `match` (the log line is written after the response). */
-  waitForTokenRequest(match: (r: TokenRequest) => boolean, timeoutMs?: number): Promise<TokenRequest>;
+  /**
+   * Waits for a token request matching `match`, which also gets the request's index in
+   * tokenRequests() (to look only past an earlier count). The log line is written after the response.
+   */
+  waitForTokenRequest(
+    match: (r: TokenRequest, index: number) => boolean,
+    timeoutMs?: number,
+  ): Promise<TokenRequest>;
   /**
    * Rotates the token signing key: restarts the token server with a new key and the registry
    * (same ports, same storage) trusting only the new certificate. Tokens issued before are then
@@ -177,9 +186,18 @@ async function launchTokenServer(
     ...['-addr', `127.0.0.1:${port}`, '-key', keyFile, '-passwd', join(dir, 'htpasswd')],
     ...['-realm', 'hoist-test-token', '-issuer', issuer],
   ]);
+  // A refused password is logged on its own line before the request's last one; join by request id.
+  const refusedUsers = new Map<string, string>();
   daemon.onStdoutLine((line) => {
+    const fields = parseLogrusLine(line);
+    const id = fields['http.request.id'] ?? '';
+    const refused = /^error authenticating user "(.*)"/.exec(fields.msg ?? '');
+    if (refused?.[1] !== undefined) refusedUsers.set(id, refused[1]);
     const request = tokenRequestFromLog(line);
-    if (request !== undefined) onRequest(request);
+    if (request === undefined) return;
+    const refusedUser = refusedUsers.get(id);
+    refusedUsers.delete(id);
+    onRequest(refusedUser === undefined ? request : { ...request, refusedUser });
   });
   try {
     await waitUntil(`token-server on ${url}`, () => probeTokenServer(url), { daemon, timeoutMs });
@@ -200,11 +218,14 @@ export async function startTokenRegistry(options: TokenRegistryOptions): Promise
   // The registry's storage lives here, not in its own temp dir, so that a restart keeps it.
   const storageDir = join(dir, 'storage');
   const requests: TokenRequest[] = [];
-  const waiters = new Set<{ match: (r: TokenRequest) => boolean; resolve: (r: TokenRequest) => void }>();
+  const waiters = new Set<{
+    match: (r: TokenRequest, index: number) => boolean;
+    resolve: (r: TokenRequest) => void;
+  }>();
   const onRequest = (request: TokenRequest) => {
     requests.push(request);
     for (const w of waiters) {
-      if (w.match(request)) {
+      if (w.match(request, requests.length - 1)) {
         waiters.delete(w);
         w.resolve(request);
       }
@@ -274,7 +295,7 @@ export async function startTokenRegistry(options: TokenRegistryOptions): Promise
     storageDir,
     tokenRequests: () => [...requests],
     waitForTokenRequest(match, waitMs = 5_000) {
-      const seen = requests.find(match);
+      const seen = requests.find((r, i) => match(r, i));
       if (seen !== undefined) return Promise.resolve(seen);
       return new Promise<TokenRequest>((resolve, reject) => {
         const waiter = {
