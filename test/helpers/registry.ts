@@ -20,7 +20,8 @@ export interface RegistryOptions {
   extraConfig?: Record<string, unknown>;
   startTimeoutMs?: number;
   /**
-   * Listen on this port instead of a free one (e.g. a port the fetch standard blocks). Fails with
+   * Listen on this port instead of a free one (a port the fetch standard blocks; or to restart a
+   * registry where clients expect it). Fails with
    * distribution's "address already in use" when it is taken; no retry on another port.
    */
   port?: number;
