@@ -1,0 +1,180 @@
+// Private images through a mirror with no credentials of its own (issue #10): the client's own
+// credentials (skopeo's --src-creds here; the pod's imagePullSecret handed over by the kubelet in
+// the containerd tests) are checked and used upstream. Cached private content is served only to
+// clients the upstream accepts, also after a restart; public repositories need no credentials;
+// no password appears in the mirror's log or metrics.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { buildImage, fileDigest, pushImage, skopeoCopyToDir, MEDIA_TYPES } from './helpers/images.js';
+import { startMirror } from './helpers/mirror.js';
+import { requirePeers, tempDir, testTempDir } from './helpers/peers.js';
+import { startRegistry } from './helpers/registry.js';
+
+const TIMEOUT = { timeout: 240_000 };
+const ACCEPT = { accept: [MEDIA_TYPES.ociManifest, MEDIA_TYPES.ociIndex].join(',') };
+const basic = (user: string, pw: string) => `Basic ${Buffer.from(`${user}:${pw}`).toString('base64')}`;
+
+async function errorCode(res: Response): Promise<string | undefined> {
+  return ((await res.json()) as { errors: Array<{ code: string }> }).errors[0]?.code;
+}
+
+describe('private images through a mirror without credentials (passthrough)', () => {
+  it(
+    'uses each client’s own credentials upstream and serves the cache only to accepted clients',
+    TIMEOUT,
+    async (t) => {
+      if (!requirePeers(t, 'docker-registry', 'skopeo', 'htpasswd')) return;
+      const work = await testTempDir(t, 'hoist-passthrough-');
+      const alice = { username: 'alice', password: 'alice-secret-horse-7' };
+      const bob = { username: 'bob', password: 'bob-secret-staple-9' };
+      const wrongPassword = 'not-the-password-3';
+      const registry = await startRegistry({ htpasswd: alice, moreUsers: [bob] });
+      t.after(() => registry.stop());
+      const image = await buildImage(join(work, 'img'), {
+        tag: 'v1',
+        layers: [
+          { files: [{ path: 'secret.bin', size: 400_000, seed: 'passthrough-private' }] },
+          { files: [{ path: 'more.bin', size: 20_000, seed: 'passthrough-more' }] },
+        ],
+      });
+      await pushImage(image.dir, 'v1', `${registry.host}/private/app:v1`, {
+        creds: `${alice.username}:${alice.password}`,
+      });
+      const layers = image.manifests[0]?.layers ?? [];
+      assert.equal(layers.length, 2);
+      // A public registry on the same mirror (docker-registry's htpasswd covers every repository).
+      const publicRegistry = await startRegistry();
+      t.after(() => publicRegistry.stop());
+      const pub = await buildImage(join(work, 'pub'), {
+        tag: 'v1',
+        layers: [{ files: [{ path: 'p.bin', size: 30_000, seed: 'passthrough-public' }] }],
+      });
+      await pushImage(pub.dir, 'v1', `${publicRegistry.host}/lib/pub:v1`);
+
+      const storage = await tempDir('hoist-passthrough-store-');
+      t.after(() => import('./helpers/peers.js').then((p) => p.removeTempDir(storage)));
+      const file = {
+        // No username or password anywhere: the mirror has no credentials of its own.
+        upstreams: {
+          [registry.host]: { url: registry.url },
+          'public.test': { url: publicRegistry.url },
+        },
+        defaultUpstream: registry.host,
+      };
+      const mirror = await startMirror({}, { file, storage });
+      let closed = false;
+      t.after(() => (closed ? undefined : mirror.close()));
+
+      // The ping says 200 (docker pulls public images anonymously) with a Basic challenge
+      // (skopeo, podman and CRI-O then send the credentials they hold).
+      const ping = await fetch(`${mirror.url}/v2/`);
+      assert.equal(ping.status, 200);
+      assert.match(ping.headers.get('www-authenticate') ?? '', /^Basic realm=/);
+
+      const src = `docker://${mirror.host}/private/app:v1`;
+      await assert.rejects(skopeoCopyToDir(src, join(work, 'anon')), /unauthorized|authentication required/i);
+      await assert.rejects(
+        skopeoCopyToDir(src, join(work, 'wrong'), { creds: `alice:${wrongPassword}` }),
+        /unauthorized|authentication required/i,
+      );
+      // Nothing private was fetched by those two.
+      assert.equal(
+        registry.accessLog().filter((e) => e.path.includes('/blobs/') && e.status === 200).length,
+        0,
+      );
+
+      await skopeoCopyToDir(src, join(work, 'alice'), { creds: `${alice.username}:${alice.password}` });
+      assert.equal(await fileDigest(join(work, 'alice', 'manifest.json')), image.digest);
+      for (const layer of layers) {
+        assert.equal(
+          await fileDigest(join(work, 'alice', layer.digest.slice('sha256:'.length))),
+          layer.digest,
+        );
+        const got = await registry.waitForAccess((e) => e.method === 'GET' && e.path.endsWith(layer.digest));
+        assert.equal(got.userAgent, 'hoist-mirror', 'the mirror fetched it');
+      }
+      const blobGets = () =>
+        registry
+          .accessLog()
+          .filter((e) => e.method === 'GET' && e.path.includes('/blobs/') && e.status === 200).length;
+      const fetchedOnce = blobGets();
+
+      // Another user the upstream accepts: served from the cache, no blob fetched again.
+      await skopeoCopyToDir(src, join(work, 'bob'), { creds: `${bob.username}:${bob.password}` });
+      assert.equal(await fileDigest(join(work, 'bob', 'manifest.json')), image.digest);
+      assert.equal(blobGets(), fetchedOnce, 'bob was served from the cache');
+
+      // The cached private content is refused to anonymous clients and wrong credentials...
+      const layer = layers[0];
+      assert.ok(layer);
+      const blobUrl = `${mirror.url}/v2/private/app/blobs/${layer.digest}`;
+      const manifestUrl = `${mirror.url}/v2/private/app/manifests/v1`;
+      for (const url of [blobUrl, manifestUrl]) {
+        const anonymous = await fetch(url, { headers: ACCEPT });
+        assert.equal(anonymous.status, 401, `${url} anonymous`);
+        assert.match(anonymous.headers.get('www-authenticate') ?? '', /^Basic realm=/);
+        assert.equal(await errorCode(anonymous), 'UNAUTHORIZED');
+        const empty = await fetch(url, { headers: { ...ACCEPT, authorization: 'Basic Og==' } });
+        assert.equal(empty.status, 401, `${url} with empty credentials (skopeo without a login)`);
+        await empty.body?.cancel();
+        for (let round = 0; round < 2; round++) {
+          // A refusal is not remembered as an acceptance, and an acceptance does not let the wrong password in.
+          const wrong = await fetch(url, {
+            headers: { ...ACCEPT, authorization: basic('alice', wrongPassword) },
+          });
+          assert.equal(wrong.status, 401, `${url} with the wrong password`);
+          assert.equal(await errorCode(wrong), 'UNAUTHORIZED');
+          const right = await fetch(url, {
+            headers: { ...ACCEPT, authorization: basic('alice', alice.password) },
+          });
+          assert.equal(right.status, 200, `${url} with alice's password`);
+          await right.arrayBuffer();
+        }
+      }
+      assert.equal(blobGets(), fetchedOnce, 'still nothing fetched again');
+
+      // A public repository of another upstream of the same mirror: no credentials needed, none asked.
+      await skopeoCopyToDir(`docker://${mirror.host}/public.test/lib/pub:v1`, join(work, 'pub-out'));
+      assert.equal(await fileDigest(join(work, 'pub-out', 'manifest.json')), pub.digest);
+      const pubManifest = await fetch(`${mirror.url}/v2/public.test/lib/pub/manifests/v1`, {
+        headers: ACCEPT,
+      });
+      assert.equal(pubManifest.status, 200);
+      assert.equal(pubManifest.headers.get('www-authenticate'), null);
+      await pubManifest.arrayBuffer();
+
+      // Credentials appear in no log line and no metric.
+      const metrics = await (await fetch(`${mirror.url}/metrics`)).text();
+      const logText = JSON.stringify(mirror.logs());
+      for (const secret of [alice.password, bob.password, wrongPassword]) {
+        assert.ok(!logText.includes(secret), 'no password in the log');
+        assert.ok(!metrics.includes(secret), 'no password in the metrics');
+        const b64 = Buffer.from(secret).toString('base64').slice(0, 12);
+        assert.ok(!logText.includes(b64), 'no encoded password in the log');
+      }
+      assert.ok(logText.includes('"status":401'), 'the log was captured');
+
+      // After a restart the cache still knows the repository is private.
+      await mirror.close();
+      closed = true;
+      const again = await startMirror({}, { file, storage });
+      t.after(() => again.close());
+      const anonymous = await fetch(`${again.url}/v2/private/app/blobs/${layer.digest}`);
+      assert.equal(anonymous.status, 401, 'cached private blob refused after a restart');
+      await anonymous.body?.cancel();
+      const right = await fetch(`${again.url}/v2/private/app/blobs/${layer.digest}`, {
+        headers: { authorization: basic('bob', bob.password) },
+      });
+      assert.equal(right.status, 200);
+      assert.equal(
+        Buffer.from(await right.arrayBuffer()).equals(
+          await readFile(join(work, 'alice', layer.digest.slice(7))),
+        ),
+        true,
+      );
+      assert.equal(blobGets(), fetchedOnce, 'served from the cache after the restart');
+    },
+  );
+});
