@@ -11,6 +11,7 @@ import { buildImage, fileDigest, pushImage, skopeoCopyToDir, MEDIA_TYPES } from 
 import { startMirror } from './helpers/mirror.js';
 import { requirePeers, tempDir, testTempDir } from './helpers/peers.js';
 import { startRegistry } from './helpers/registry.js';
+import { startTokenFront } from './helpers/token-front.js';
 
 const TIMEOUT = { timeout: 240_000 };
 const ACCEPT = { accept: [MEDIA_TYPES.ociManifest, MEDIA_TYPES.ociIndex].join(',') };
@@ -177,4 +178,69 @@ describe('private images through a mirror without credentials (passthrough)', ()
       assert.equal(blobGets(), fetchedOnce, 'served from the cache after the restart');
     },
   );
+  it('exchanges each client’s credentials for its own token at a Bearer upstream', TIMEOUT, async (t) => {
+    if (!requirePeers(t, 'docker-registry', 'skopeo')) return;
+    const work = await testTempDir(t, 'hoist-passthrough-bearer-');
+    const registry = await startRegistry();
+    t.after(() => registry.stop());
+    const users = { alice: 'alice-token-pass-5', bob: 'bob-token-pass-6' };
+    const image = await buildImage(join(work, 'img'), {
+      tag: 'v1',
+      layers: [{ files: [{ path: 's.bin', size: 100_000, seed: 'bearer-private' }] }],
+    });
+    await pushImage(image.dir, 'v1', `${registry.host}/private/app:v1`);
+    const pub = await buildImage(join(work, 'pub'), {
+      tag: 'v1',
+      layers: [{ files: [{ path: 'p.bin', size: 10_000, seed: 'bearer-public' }] }],
+    });
+    await pushImage(pub.dir, 'v1', `${registry.host}/lib/pub:v1`);
+    const front = await startTokenFront({ registryUrl: registry.url, users, publicRepos: ['lib/pub'] });
+    t.after(() => front.close());
+    const mirror = await startMirror({ [front.host]: front.url }, { defaultUpstream: front.host });
+    t.after(() => mirror.close());
+
+    // A public repository of the token-auth upstream: anonymous, with an anonymous token, no challenge.
+    await skopeoCopyToDir(`docker://${mirror.host}/lib/pub:v1`, join(work, 'pub-out'));
+    assert.equal(await fileDigest(join(work, 'pub-out', 'manifest.json')), pub.digest);
+
+    const src = `docker://${mirror.host}/private/app:v1`;
+    await assert.rejects(skopeoCopyToDir(src, join(work, 'anon')), /unauthorized|authentication required/i);
+    await assert.rejects(
+      skopeoCopyToDir(src, join(work, 'wrong'), { creds: 'alice:wrong-password-8' }),
+      /unauthorized|authentication required/i,
+    );
+    await skopeoCopyToDir(src, join(work, 'alice'), { creds: `alice:${users.alice}` });
+    assert.equal(await fileDigest(join(work, 'alice', 'manifest.json')), image.digest);
+    // Alice's credentials went to the token service only, never to the registry API.
+    assert.ok(
+      front.tokenRequests.some((r) => r.user === 'alice' && r.issued && r.scope.includes('private/app')),
+    );
+    const privateRequests = front.requests.filter(
+      (r) => r.path.includes('/private/app/') && r.status === 200,
+    );
+    assert.ok(privateRequests.length > 0);
+    assert.deepEqual([...new Set(privateRequests.map((r) => r.user))], ['alice']);
+
+    // Bob, right after: his access is checked with a token of his own, never with alice's.
+    const before = front.requests.length;
+    const res = await fetch(`${mirror.url}/v2/private/app/manifests/v1`, {
+      headers: { ...ACCEPT, authorization: basic('bob', users.bob) },
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('x-hoist-cache'), 'hit');
+    await res.arrayBuffer();
+    const bobs = front.requests.slice(before).filter((r) => r.status === 200);
+    assert.ok(bobs.length > 0, 'bob was checked upstream');
+    assert.deepEqual([...new Set(bobs.map((r) => r.user))], ['bob']);
+    // A wrong password gets no token, hence a 401 from the mirror (not a 5xx).
+    const wrong = await fetch(`${mirror.url}/v2/private/app/manifests/v1`, {
+      headers: { ...ACCEPT, authorization: basic('bob', 'nope-9') },
+    });
+    assert.equal(wrong.status, 401);
+    assert.equal(await errorCode(wrong), 'UNAUTHORIZED');
+    const logText = JSON.stringify(mirror.logs());
+    for (const secret of [...Object.values(users), 'wrong-password-8', 'nope-9']) {
+      assert.ok(!logText.includes(secret), 'no password in the log');
+    }
+  });
 });
