@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { buildImage, fileDigest, pushImage, skopeoCopyToDir, MEDIA_TYPES } from './helpers/images.js';
+import { startFaultProxy } from './helpers/fault-proxy.js';
 import { startMirror } from './helpers/mirror.js';
 import { requirePeers, tempDir, testTempDir } from './helpers/peers.js';
 import { startRegistry } from './helpers/registry.js';
@@ -243,4 +244,75 @@ describe('private images through a mirror without credentials (passthrough)', ()
       assert.ok(!logText.includes(secret), 'no password in the log');
     }
   });
+  it(
+    'lets a second client join a download only after its own check; a resume keeps the first client’s credentials',
+    TIMEOUT,
+    async (t) => {
+      if (!requirePeers(t, 'docker-registry', 'skopeo', 'htpasswd')) return;
+      const work = await testTempDir(t, 'hoist-passthrough-join-');
+      const alice = { username: 'alice', password: 'alice-join-pass-1' };
+      const bob = { username: 'bob', password: 'bob-join-pass-2' };
+      const registry = await startRegistry({ htpasswd: alice, moreUsers: [bob] });
+      t.after(() => registry.stop());
+      const image = await buildImage(join(work, 'img'), {
+        tag: 'v1',
+        layers: [{ files: [{ path: 'big.bin', size: 1_000_000, seed: 'passthrough-join' }] }],
+      });
+      await pushImage(image.dir, 'v1', `${registry.host}/private/app:v1`, {
+        creds: `${alice.username}:${alice.password}`,
+      });
+      const layer = image.manifests[0]?.layers[0];
+      assert.ok(layer && layer.size > 300_000, 'a layer large enough to hold and cut');
+      const proxy = await startFaultProxy(registry.url, { holdBlobAfterBytes: 64 * 1024 });
+      t.after(() => proxy.close());
+      const mirror = await startMirror({ [proxy.host]: proxy.url }, { defaultUpstream: proxy.host });
+      t.after(() => mirror.close());
+      const asAlice = { authorization: basic(alice.username, alice.password) };
+      const asBob = { authorization: basic(bob.username, bob.password) };
+
+      // Alice's pull starts: the manifest (the repository is now known private), then the layer,
+      // which the proxy holds after 64 KiB and, once released, cuts at 300 KB.
+      const manifest = await fetch(`${mirror.url}/v2/private/app/manifests/v1`, {
+        headers: { ...ACCEPT, ...asAlice },
+      });
+      assert.equal(manifest.status, 200);
+      await manifest.arrayBuffer();
+      proxy.inject({ pathIncludes: layer.digest }, { kind: 'cut', afterBytes: 300_000 });
+      const blobUrl = `${mirror.url}/v2/private/app/blobs/${layer.digest}`;
+      const aliceRes = await fetch(blobUrl, { headers: asAlice });
+      assert.equal(aliceRes.status, 200);
+      const aliceBody = aliceRes.arrayBuffer();
+      await proxy.held();
+
+      // While it runs: no one joins without a check of their own.
+      const anonymous = await fetch(blobUrl);
+      assert.equal(anonymous.status, 401);
+      await anonymous.body?.cancel();
+      const wrong = await fetch(blobUrl, { headers: { authorization: basic('bob', 'wrong-join-3') } });
+      assert.equal(wrong.status, 401);
+      await wrong.body?.cancel();
+      const bobRes = await fetch(blobUrl, { headers: asBob });
+      assert.equal(bobRes.status, 200);
+      const bobBody = bobRes.arrayBuffer();
+      proxy.release();
+
+      const expected = await readFile(join(image.dir, 'blobs', 'sha256', layer.digest.slice(7)));
+      assert.ok(Buffer.from(await aliceBody).equals(expected), 'alice got the layer');
+      assert.ok(Buffer.from(await bobBody).equals(expected), 'bob got the layer');
+
+      const layerRequests = proxy.requests.filter((r) => r.path.includes(layer.digest));
+      const gets = layerRequests.filter((r) => r.method === 'GET');
+      // One download: alice's whole GET, cut, then resumed with a Range, with her credentials.
+      assert.deepEqual(
+        gets.map((r) => [r.range === '' ? 'whole' : 'range', r.authorization === asAlice.authorization]),
+        [
+          ['whole', true],
+          ['range', true],
+        ],
+      );
+      // Bob was checked with his own credentials (a HEAD) before he joined.
+      assert.ok(layerRequests.some((r) => r.method === 'HEAD' && r.authorization === asBob.authorization));
+      assert.equal(await mirror.metric('hoist_mirror_upstream_resumes_total'), 1);
+    },
+  );
 });
