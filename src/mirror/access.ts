@@ -1,5 +1,5 @@
-import { mkdir, open, readdir, rm, rmdir, stat } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { mkdir, open, rm, rmdir } from 'node:fs/promises';
+import { dirname, join, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { MANIFEST_MEDIA_TYPES } from '../oci/index.js';
 import { RegistryClient, UpstreamError, type Credentials } from '../registry-client/index.js';
@@ -11,6 +11,7 @@ import {
   type ClientCheck,
   type UpstreamMode,
 } from './access-decision.js';
+import { exists, privateMarkPath, walkRecords } from './access-records.js';
 import { credentialKey, CredentialClients, parseClientCredentials } from './client-credentials.js';
 import { MirrorError } from './errors.js';
 
@@ -224,7 +225,7 @@ export class AccessControl {
    * credentials: a restarted mirror must not take its cached content for public.
    */
   private async markPrivate(upstream: string, repo: string): Promise<void> {
-    const path = join(this.dir, encodeURIComponent(upstream), repo, PRIVATE_MARK);
+    const path = privateMarkPath(this.dir, upstream, repo);
     await mkdir(dirname(path), { recursive: true });
     const handle = await open(path, 'a');
     await handle.sync();
@@ -418,49 +419,3 @@ export class AccessControl {
 const DENIALS = new Set(['UNAUTHORIZED', 'DENIED']);
 const MISSING = new Set(['MANIFEST_UNKNOWN', 'BLOB_UNKNOWN', 'NAME_UNKNOWN']);
 const MAX_DECISIONS = 100_000;
-/** A file beside `_members` marking a private passthrough repository (`_` starts no name component). */
-const PRIVATE_MARK = '_private';
-
-/**
- * Every record under the access root (`<upstream>/<repo...>/_members/<alg>/<hex>`). Repository
- * components cannot start with `_` (distribution-spec name grammar), so `_members` is unambiguous.
- */
-async function walkRecords(
-  root: string,
-): Promise<{ members: Array<{ digest: string; path: string }>; privateRepos: string[] }> {
-  const found: Array<{ digest: string; path: string }> = [];
-  const privateRepos: string[] = [];
-  const visit = async (dir: string): Promise<void> => {
-    for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-      if (entry.isFile() && entry.name === PRIVATE_MARK) {
-        // access/<upstream>/<repo...>/_private
-        const [upstream, ...repo] = relative(root, dir).split(sep);
-        if (upstream && repo.length > 0)
-          privateRepos.push(`${decodeURIComponent(upstream)}\n${repo.join('/')}`);
-        continue;
-      }
-      if (!entry.isDirectory()) continue;
-      const path = join(dir, entry.name);
-      if (entry.name !== '_members') {
-        await visit(path);
-        continue;
-      }
-      for (const algorithm of await readdir(path).catch(() => [])) {
-        for (const hex of await readdir(join(path, algorithm)).catch(() => [])) {
-          found.push({ digest: `${algorithm}:${hex}`, path: join(path, algorithm, hex) });
-        }
-      }
-    }
-  };
-  await visit(root);
-  return { members: found, privateRepos };
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
