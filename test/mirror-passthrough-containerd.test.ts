@@ -4,11 +4,11 @@
 // credentials, and the mirror uses them upstream. The registry sees only the mirror.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { writeHostsToml } from './helpers/containerd.js';
-import { startCriNode } from './helpers/cri.js';
+import { runHoist, startCriNode } from './helpers/cri.js';
 import { requireGoPeer } from './helpers/go-peers.js';
 import { buildImage, pushImage } from './helpers/images.js';
 import { startMirror } from './helpers/mirror.js';
@@ -47,7 +47,7 @@ for (const flavor of ['1.6', '2.x'] as const) {
 
       const mirror = await startMirror({ [registry.host]: registry.url });
       t.after(() => mirror.close());
-      const { ctd, cri } = await startCriNode(t, { flavor });
+      const { ctd, cri, endpoint } = await startCriNode(t, { flavor });
       await writeHostsToml(ctd.hostsDir, registry.host, registry.url, [mirror.url]);
 
       // The kubelet's PullImageRequest: AuthConfig with username and password, ServerAddress empty.
@@ -91,6 +91,33 @@ for (const flavor of ['1.6', '2.x'] as const) {
       // Without the pod's credentials the pull fails (containerd then tries the registry itself,
       // which refuses it too).
       await assert.rejects(cri.pullImage(otherRef), /401|unauthorized|authoriz/i);
+
+      // `hoist node pull --authfile` (a docker config.json) sends the same CRI auth.
+      const authfile = join(work, 'config.json');
+      const auth = Buffer.from(creds).toString('base64');
+      await writeFile(authfile, JSON.stringify({ auths: { [registry.host]: { auth } } }));
+      const before = mirror.logs().length;
+      const pulled = await runHoist([
+        'node',
+        'pull',
+        '--runtime-endpoint',
+        endpoint,
+        '--certs-dir',
+        ctd.hostsDir,
+        '--authfile',
+        authfile,
+        otherRef,
+      ]);
+      assert.equal(pulled.code, 0, pulled.stderr);
+      const otherLayer = other.manifests[0]?.layers[0];
+      assert.ok(otherLayer);
+      assert.ok(
+        mirror
+          .logs()
+          .slice(before)
+          .some((l) => l.msg === 'request' && l.status === 200 && String(l.path).includes(otherLayer.digest)),
+        'the mirror served the layer to hoist node pull',
+      );
     });
   });
 }
