@@ -1,5 +1,5 @@
 import { mkdir, open, rm, rmdir } from 'node:fs/promises';
-import { dirname, join, sep } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import type { Logger } from 'pino';
 import { MANIFEST_MEDIA_TYPES } from '../oci/index.js';
 import { RegistryClient, UpstreamError, type Credentials } from '../registry-client/index.js';
@@ -226,10 +226,28 @@ export class AccessControl {
    */
   private async markPrivate(upstream: string, repo: string): Promise<void> {
     const path = privateMarkPath(this.dir, upstream, repo);
-    await mkdir(dirname(path), { recursive: true });
-    const handle = await open(path, 'a');
-    await handle.sync();
-    await handle.close();
+    // Twice: a concurrent `forget` may remove the new, still empty directory between the calls.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await mkdir(dirname(path), { recursive: true });
+        await (await open(path, 'a')).close();
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 0) throw err;
+      }
+    }
+    // Durable before any private content is: fsync every directory from the mark's up to the
+    // storage root (the directories may be new), as for the store's own writes.
+    const root = resolve(dirname(this.dir));
+    for (let d = resolve(dirname(path)); ; d = dirname(d)) {
+      const dir = await open(d, 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+      if (d === root || !d.startsWith(root + sep)) break;
+    }
     this.privateRepos.add(`${upstream}\n${repo}`);
   }
 
