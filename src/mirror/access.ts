@@ -249,6 +249,10 @@ export class AccessControl {
       if (d === root || !d.startsWith(root + sep)) break;
     }
     this.privateRepos.add(`${upstream}\n${repo}`);
+    this.options.logger.info(
+      { upstream, repo },
+      'private repository: fetched with each checked client’s own credentials',
+    );
   }
 
   /**
