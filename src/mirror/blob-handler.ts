@@ -70,11 +70,14 @@ export class BlobHandler {
       'accept-ranges': 'bytes',
     };
 
+    // Authorized by the caller (AccessControl.withSource), which chose `client` for this request.
     const target = { kind: 'blob', digest: route.digest.value } as const;
-    await this.access.authorize(req.headers.authorization, route.upstream, route.repo, target);
     const held = (await this.blobs.size(route.digest)) ?? this.fetcher.inflightSize(route.digest);
     const present = held !== undefined || this.fetcher.isInflight(route.digest);
-    if (present && !(await this.access.isMember(route.upstream, route.repo, target, route.digest.value))) {
+    if (
+      present &&
+      !(await this.access.isMember(route.upstream, route.repo, target, route.digest.value, client))
+    ) {
       // Held for another repository or registry: serving it here could leak a private layer.
       throw new MirrorError('BLOB_UNKNOWN', `blob ${route.digest.value} is not in ${route.repo}`);
     }

@@ -12,6 +12,8 @@ import { run, startDaemon, waitUntil } from './process.js';
 export interface RegistryOptions {
   /** Protect the registry with basic auth (`auth.htpasswd`, a bcrypt file made with htpasswd -Bbn). */
   htpasswd?: { username: string; password: string };
+  /** More users of the same htpasswd file. */
+  moreUsers?: Array<{ username: string; password: string }>;
   /** Run as a pull-through cache of this registry. distribution refuses to start while it is down. */
   proxyRemoteUrl?: string;
   proxyUsername?: string;
@@ -196,8 +198,11 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
     let htpasswdPath: string | undefined;
     if (opts.htpasswd !== undefined) {
       htpasswdPath = join(dir, 'htpasswd');
-      const { stdout } = await run('htpasswd', ['-Bbn', opts.htpasswd.username, opts.htpasswd.password]);
-      await writeFile(htpasswdPath, stdout);
+      let lines = '';
+      for (const user of [opts.htpasswd, ...(opts.moreUsers ?? [])]) {
+        lines += (await run('htpasswd', ['-Bbn', user.username, user.password])).stdout.trim() + '\n';
+      }
+      await writeFile(htpasswdPath, lines);
     }
     // freePort can race with another process taking the port; retry on that one failure.
     for (let attempt = 1; ; attempt++) {
