@@ -4,8 +4,8 @@
 //
 // Extension point: a mode is one object in MODES. Hoist peers (issue 13, next) will start one
 // mirror per node (`startMirrorProcess` with `placement: node.placement()` and the peer flags)
-// and name each node's own mirror as its source. Spegel needs containerd on each node and its own
-// discovery; see BENCHMARKS.md ("Peers") for why it is not here yet.
+// and name each node's own mirror as its source. Spegel needs a containerd on each node as the
+// client; see BENCHMARKS.md ("Peers") for why it is not here yet.
 import type { RegistryPeer } from '../test/helpers/registry.js';
 import type { MirrorProcess } from '../test/helpers/mirror.js';
 import { startMirrorProcess } from '../test/helpers/mirror.js';
@@ -83,7 +83,8 @@ export const MODES: Record<ModeName, BenchMode> = {
   peers: notYet('peers', 'Hoist peer mode is not built yet (issue 13)'),
   spegel: notYet(
     'spegel',
-    'Spegel serves only from a containerd content store and finds peers through a libp2p DHT ' +
-      'bootstrapped by a Kubernetes lease or DNS; not wired up yet (see BENCHMARKS.md)',
+    'cannot be built here: the Go module proxy answers 403 for github.com/spegel-org/spegel ' +
+      '(checked 2026-12-01); it would also need a containerd per node as the client, since it serves ' +
+      "only what a node's containerd content store holds (see BENCHMARKS.md)",
   ),
 };
