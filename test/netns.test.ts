@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -187,13 +187,12 @@ test('a topology that fails halfway leaves nothing behind', async (t) => {
 test('sweepStale removes what a killed run left, and never a live run', async (t) => {
   if (!requireNetns(t)) return;
   const prefix = `${PREFIX}-sweep`;
-  // A pid that surely ran and has exited: a child we waited for.
-  const dead = spawn('true');
-  await once(dead, 'close');
+  // A pid no process can have (above the kernel's pid_max), standing for a run that was killed.
+  const deadPid = Number((await readFile('/proc/sys/kernel/pid_max', 'utf8')).trim()) + 1;
   // A live process that is not this one stands for a parallel run.
   const alive = spawn('sleep', ['600']);
   t.after(() => alive.kill('SIGKILL'));
-  const staleNames = [`${prefix}-${dead.pid}-1-sw`, `${prefix}-${dead.pid}-1-a`];
+  const staleNames = [`${prefix}-${deadPid}-1-sw`, `${prefix}-${deadPid}-1-a`];
   const liveName = `${prefix}-${alive.pid}-1-sw`;
   for (const n of [...staleNames, liveName]) await run('ip', ['netns', 'add', n]);
   t.after(async () => {
