@@ -74,6 +74,8 @@ export interface MirrorProcess {
   storage: string;
   /** Its JSON log (stderr) so far. */
   stderr(): string;
+  /** Sends a signal (e.g. SIGKILL for a mirror killed mid-transfer); stop() still cleans up. */
+  kill(signal: NodeJS.Signals): void;
   /** Stops it (SIGTERM) and deletes its storage unless the caller gave one. */
   stop(): Promise<void>;
 }
@@ -107,5 +109,12 @@ export async function startMirrorProcess(
     await cleanup();
     throw e;
   }
-  return { url, host: new URL(url).host, storage, stderr: proc.stderr, stop: cleanup };
+  return {
+    url,
+    host: new URL(url).host,
+    storage,
+    stderr: proc.stderr,
+    kill: (signal) => void proc.child.kill(signal),
+    stop: cleanup,
+  };
 }

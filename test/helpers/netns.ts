@@ -70,6 +70,8 @@ export interface NetnsHost {
   startDaemon(cmd: string, args: readonly string[], opts?: { env?: NodeJS.ProcessEnv }): Daemon;
   /** Shapes (or reshapes) this host's link; an omitted direction is left as it is. */
   shape(rate: LinkRate): Promise<void>;
+  /** Unplugs (false) or plugs back (true) this host's cable at the switch: a partition. */
+  setLinkUp(up: boolean): Promise<void>;
   /** The tbf on one direction of the link, undefined when that direction is unshaped. */
   tbfStats(direction: 'up' | 'down'): Promise<TbfStats | undefined>;
 }
@@ -228,6 +230,19 @@ async function setupHost(
   return { switchDevice };
 }
 
+async function waitOperstate(netns: string, device: string, up: boolean): Promise<void> {
+  const want = up ? 'UP' : 'DOWN';
+  let state = '';
+  // No event to await without a netlink listener: poll, bounded (linkwatch acts within ~1 s).
+  for (let i = 0; i < 250; i++) {
+    const { stdout } = await ip(['-n', netns, '-j', 'link', 'show', 'dev', device]);
+    state = (JSON.parse(stdout) as Array<{ operstate?: string }>)[0]?.operstate ?? '';
+    if (state === want) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`${netns} ${device}: operstate ${state}, not ${want}, after 5 s`);
+}
+
 async function readTbf(netns: string, device: string): Promise<TbfStats | undefined> {
   const { stdout } = await run('tc', ['-n', netns, '-s', '-j', 'qdisc', 'show', 'dev', device]);
   const qdiscs = JSON.parse(stdout) as Array<{
@@ -285,6 +300,15 @@ function makeHost(
         const [ns, dev] = ends[dir];
         await run('tc', ['-n', ns, 'qdisc', 'replace', 'dev', dev, 'root', ...tbfArgs(mbit)]);
       }
+    },
+    async setLinkUp(up) {
+      await ip(['-n', switchNs, 'link', 'set', switchDevice, up ? 'up' : 'down']);
+      // The kernel applies a carrier change later (linkwatch, up to a second), and drops packets
+      // until then: wait until both ends show the new state, so the caller's next packet sees it.
+      await waitOperstate(switchNs, switchDevice, up);
+      await waitOperstate(netns, HOST_DEVICE, up);
+      // ARP entries that failed while unplugged would wait out their retry timer: forget them.
+      if (up) await ip(['-n', netns, 'neigh', 'flush', 'dev', HOST_DEVICE]);
     },
     tbfStats: (dir) => readTbf(ends[dir][0], ends[dir][1]),
   };
