@@ -18,6 +18,7 @@ import { ManifestStore } from './manifest-store.js';
 import { ManifestService } from './manifests.js';
 import { MirrorMetrics } from './metrics.js';
 import { routeRequest, type Route, type RoutingTable } from './routing.js';
+import { SendBudget } from './send-budget.js';
 
 export interface MirrorOptions {
   config: MirrorConfig;
@@ -110,12 +111,16 @@ export class Mirror {
       cacheSeconds: this.config.accessCacheSeconds,
       logger: this.logger.child({ module: 'access' }),
     });
+    const sendBudget = new SendBudget({ totalBytes: this.config.sendBufferBytes });
+    this.metrics.observeSendBudget(() => sendBudget.stats());
     this.blobHandler = new BlobHandler({
       blobs: this.blobs,
       fetcher: this.fetcher,
       access: this.access,
       metrics: this.metrics,
       rangeAheadBytes: this.config.rangeAheadBytes,
+      sendBudget,
+      sendStallTimeoutMs: this.config.sendStallTimeoutSeconds * 1000,
     });
   }
 
