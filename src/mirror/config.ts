@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 
@@ -185,6 +184,8 @@ export async function loadMirrorConfig(flags: MirrorFlags): Promise<MirrorConfig
         cause,
       });
     }
+    // Loaded only for a config file: the YAML parser is a few MiB of memory a flags-only mirror never needs.
+    const { parse: parseYaml } = await import('yaml');
     try {
       fromFile = parseYaml(text) ?? {};
     } catch (cause) {
