@@ -60,12 +60,16 @@ export class BlobHandler {
     this.sendStallTimeoutMs = options.sendStallTimeoutMs;
   }
 
-  private sendOptions(onBytes: (n: number) => void): SendOptions {
+  private sendOptions(
+    onBytes: (n: number) => void,
+    waitReadable?: (pos: number) => Promise<void>,
+  ): SendOptions {
     return {
       budget: this.sendBudget,
       stallTimeoutMs: this.sendStallTimeoutMs,
       onBytes,
       onStalled: () => this.metrics.sendStalls.inc(),
+      ...(waitReadable ? { waitReadable } : {}),
     };
   }
 
@@ -224,16 +228,21 @@ export class BlobHandler {
     res.writeHead(range.kind === 'range' ? 206 : 200, headers);
     const served = this.metrics.servedBytes.labels({ source: 'inflight' });
     this.metrics.inflightClients.inc();
+    // Waiting for the download happens before a send buffer is taken (see send-budget.ts).
+    const wait = reader.waitReadable;
     try {
       await sendRange(
         (buf, pos, max) => reader.read(buf, pos, max, end),
         res,
         start,
         end,
-        this.sendOptions((n) => {
-          info.bytes += n;
-          served.inc(n);
-        }),
+        this.sendOptions(
+          (n) => {
+            info.bytes += n;
+            served.inc(n);
+          },
+          wait && ((pos) => wait(pos, end)),
+        ),
       );
     } catch {
       // Verification failed, the upstream broke, or the client left: abort, never end cleanly.

@@ -186,4 +186,54 @@ describe('sendRange with a send budget', () => {
     assert.equal(h.budget.stats().leasedBytes, 0);
     assert.equal(h.budget.stats().senders, 0);
   });
+
+  it('a response waiting for data (a slow download) holds no buffer, so others are served', async () => {
+    // Room for one lease only: if the waiting response held it, the other could never send.
+    const budget = new SendBudget({ totalBytes: 32 * KiB, minChunkBytes: 32 * KiB, maxChunkBytes: 32 * KiB });
+    let arrive: () => void = () => {};
+    const arrived = new Promise<void>((resolve) => (arrive = resolve));
+    let waiting: () => void = () => {};
+    const isWaiting = new Promise<void>((resolve) => (waiting = resolve));
+    const outcomes: Array<Promise<string>> = [];
+    const server = createServer((req, res) => {
+      const slow = req.url === '/slow';
+      const bytes = 256 * KiB;
+      res.writeHead(200, { 'content-length': bytes });
+      outcomes.push(
+        sendRange(reader(), res, 0, bytes - 1, {
+          budget,
+          stallTimeoutMs: 60_000,
+          onBytes: () => {},
+          ...(slow
+            ? {
+                waitReadable: async (pos: number) => {
+                  if (pos > 0) return;
+                  waiting();
+                  await arrived;
+                },
+              }
+            : {}),
+        }).then(
+          () => 'ok',
+          (err: Error) => err.name,
+        ),
+      );
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    after(() => {
+      server.closeAllConnections();
+      server.close();
+    });
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const slowBody = fetchAll(`${base}/slow`);
+    await isWaiting;
+    assert.equal(budget.stats().leasedBytes, 0);
+    const fast = await fetchAll(`${base}/fast`);
+    assert.equal(sha(fast), sha(expected(256 * KiB)));
+    arrive();
+    assert.equal(sha(await slowBody), sha(expected(256 * KiB)));
+    assert.deepEqual(await Promise.all(outcomes), ['ok', 'ok']);
+    assert.equal(budget.stats().leasedBytes, 0);
+  });
 });

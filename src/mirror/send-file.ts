@@ -47,6 +47,11 @@ export interface SendOptions {
   onBytes: (n: number) => void;
   /** Called when a response is destroyed for stalling. */
   onStalled?: () => void;
+  /**
+   * Resolves once `read` at a position would not wait for data (a download in progress): a
+   * response waiting on a slow upstream must not hold a buffer others could send from.
+   */
+  waitReadable?: (pos: number) => Promise<void>;
 }
 
 interface PendingWrite {
@@ -97,6 +102,10 @@ export async function sendRange(
   };
   res.once('close', onClose);
   const closed = () => aborter.signal.aborted || res.destroyed;
+  const closedPromise = new Promise<never>((_, reject) =>
+    aborter.signal.addEventListener('abort', () => reject(new ResponseClosedError()), { once: true }),
+  );
+  closedPromise.catch(() => {});
 
   const write = (lease: SendLease, n: number): void => {
     let settle: (err?: Error) => void = () => {};
@@ -131,6 +140,7 @@ export async function sendRange(
       // backed-up or stalled socket then holds one buffer, not two; the disk read this gives up
       // overlapping with the write is a copy from the page cache, small beside the write.
       while (pending.length > 0) await (pending[0] as PendingWrite).done;
+      if (options.waitReadable) await Promise.race([options.waitReadable(pos), closedPromise]);
       const lease = await budget.acquire(aborter.signal);
       let handed = false;
       try {
