@@ -1,4 +1,6 @@
 // The results document (bench/out/results.json) and the table printed on stdout.
+import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
+import { run } from '../test/helpers/process.js';
 import type { ColdPullResult } from './cold-pull.js';
 import type { MirrorName } from './mirrors.js';
 import type { CpuTime } from './proc-stats.js';
@@ -12,6 +14,26 @@ export interface Machine {
   node: string;
   dockerRegistry: string;
   curl: string;
+  /** 1, 5 and 15 minute load averages when the run started: a busy machine skews every figure. */
+  loadAverageAtStart: number[];
+}
+
+async function firstLine(cmd: string, args: string[]): Promise<string> {
+  const { stdout } = await run(cmd, args);
+  return stdout.split('\n')[0]?.trim() ?? '';
+}
+
+export async function describeMachine(): Promise<Machine> {
+  return {
+    nproc: availableParallelism(),
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+    memoryBytes: totalmem(),
+    kernel: release(),
+    node: process.version,
+    dockerRegistry: await firstLine('docker-registry', ['--version']),
+    curl: await firstLine('curl', ['--version']),
+    loadAverageAtStart: loadavg().map((n) => Math.round(n * 100) / 100),
+  };
 }
 
 export interface Target {

@@ -2,11 +2,9 @@
 // machine, same blobs. `npm run bench` (full) or `npm run bench -- --quick` (small blobs).
 // Writes bench/out/results.json and prints a table; see BENCHMARKS.md for what is measured.
 import { mkdir, statfs, writeFile } from 'node:fs/promises';
-import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { findBinary, removeTempDir, tempDir } from '../test/helpers/peers.js';
-import { run } from '../test/helpers/process.js';
 import type { RegistryPeer } from '../test/helpers/registry.js';
 import { startRegistry } from '../test/helpers/registry.js';
 import type { BlobInfo } from './blobs.js';
@@ -15,8 +13,8 @@ import type { ColdPullResult } from './cold-pull.js';
 import { coldPull } from './cold-pull.js';
 import type { MirrorName, MirrorUnderTest } from './mirrors.js';
 import { MIRROR_NAMES, requireHoistBuild, ROOT_DIR, startHoist, startRegistryProxy } from './mirrors.js';
-import type { BenchResults, Machine } from './report.js';
-import { evaluateTargets, renderTable } from './report.js';
+import type { BenchResults } from './report.js';
+import { describeMachine, evaluateTargets, renderTable } from './report.js';
 import { measureThroughput } from './throughput.js';
 
 const USAGE = `usage: npm run bench -- [--quick] [--repetitions N] [--cpu-prof]
@@ -72,23 +70,6 @@ function parsePlan(argv: string[]): Plan {
 
 function progress(line: string): void {
   process.stderr.write(`[bench] ${line}\n`);
-}
-
-async function firstLine(cmd: string, args: string[]): Promise<string> {
-  const { stdout } = await run(cmd, args);
-  return stdout.split('\n')[0]?.trim() ?? '';
-}
-
-async function describeMachine(): Promise<Machine> {
-  return {
-    nproc: availableParallelism(),
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    memoryBytes: totalmem(),
-    kernel: release(),
-    node: process.version,
-    dockerRegistry: await firstLine('docker-registry', ['--version']),
-    curl: await firstLine('curl', ['--version']),
-  };
 }
 
 /** Fails early when the temp file system cannot hold every copy the run makes. */

@@ -11,9 +11,7 @@ import {
 } from './analyze-common.js';
 import { registerAnalyzeEvents } from './analyze-events.js';
 import { registerAnalyzeImages } from './analyze-images.js';
-import { registerDoctor } from './doctor.js';
-import { registerRender } from './render.js';
-import { VERSION } from './main.js';
+import { VERSION } from './version.js';
 import { UsageError } from './usage-error.js';
 
 interface DockerfileFlags {
@@ -140,7 +138,7 @@ function withInvocation(sarif: object, reports: DockerfileReport[]): object {
   return { ...log, runs: (log.runs ?? []).map((run) => ({ ...run, invocations: [invocation] })) };
 }
 
-/** `hoist analyze ...`, `hoist doctor ...` and `hoist render ...`. */
+/** `hoist analyze ...` (`hoist doctor` and `hoist render` are commands of their own). */
 export function registerAnalyze(program: Command): void {
   const analyze = program
     .command('analyze')
@@ -148,6 +146,4 @@ export function registerAnalyze(program: Command): void {
   registerAnalyzeDockerfile(analyze);
   registerAnalyzeImages(analyze);
   registerAnalyzeEvents(analyze);
-  registerDoctor(program);
-  registerRender(program);
 }

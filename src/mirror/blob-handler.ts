@@ -11,7 +11,8 @@ import type { InflightBlob, InflightReader } from './inflight-blob.js';
 import type { MirrorMetrics } from './metrics.js';
 import { matchesVerifiedTail, TailHold } from './range-tail.js';
 import type { Route } from './routing.js';
-import { fileReader, sendRange } from './send-file.js';
+import type { SendBudget } from './send-budget.js';
+import { fileReader, sendRange, type SendOptions } from './send-file.js';
 
 type BlobRoute = Extract<Route, { kind: 'blob' }>;
 
@@ -29,6 +30,9 @@ export interface BlobHandlerOptions {
   access: AccessControl;
   metrics: MirrorMetrics;
   rangeAheadBytes: number;
+  /** The mirror's budget for response send buffers (send-budget.ts). */
+  sendBudget: SendBudget;
+  sendStallTimeoutMs: number;
 }
 
 /**
@@ -43,6 +47,8 @@ export class BlobHandler {
   private readonly access: AccessControl;
   private readonly metrics: MirrorMetrics;
   private readonly rangeAheadBytes: number;
+  private readonly sendBudget: SendBudget;
+  private readonly sendStallTimeoutMs: number;
 
   constructor(options: BlobHandlerOptions) {
     this.blobs = options.blobs;
@@ -50,6 +56,21 @@ export class BlobHandler {
     this.access = options.access;
     this.metrics = options.metrics;
     this.rangeAheadBytes = options.rangeAheadBytes;
+    this.sendBudget = options.sendBudget;
+    this.sendStallTimeoutMs = options.sendStallTimeoutMs;
+  }
+
+  private sendOptions(
+    onBytes: (n: number) => void,
+    waitReadable?: (pos: number) => Promise<void>,
+  ): SendOptions {
+    return {
+      budget: this.sendBudget,
+      stallTimeoutMs: this.sendStallTimeoutMs,
+      onBytes,
+      onStalled: () => this.metrics.sendStalls.inc(),
+      ...(waitReadable ? { waitReadable } : {}),
+    };
   }
 
   async serve(
@@ -132,10 +153,11 @@ export class BlobHandler {
         return;
       }
       const served = this.metrics.servedBytes.labels({ source: 'cache' });
-      await sendRange(fileReader(handle), res, start, end, (n) => {
+      const onBytes = (n: number) => {
         info.bytes += n;
         served.inc(n);
-      }).catch(() => {
+      };
+      await sendRange(fileReader(handle), res, start, end, this.sendOptions(onBytes)).catch(() => {
         if (!res.destroyed) res.destroy();
       });
     } finally {
@@ -209,16 +231,21 @@ export class BlobHandler {
     res.writeHead(range.kind === 'range' ? 206 : 200, headers);
     const served = this.metrics.servedBytes.labels({ source: 'inflight' });
     this.metrics.inflightClients.inc();
+    // Waiting for the download happens before a send buffer is taken (see send-budget.ts).
+    const wait = reader.waitReadable;
     try {
       await sendRange(
         (buf, pos, max) => reader.read(buf, pos, max, end),
         res,
         start,
         end,
-        (n) => {
-          info.bytes += n;
-          served.inc(n);
-        },
+        this.sendOptions(
+          (n) => {
+            info.bytes += n;
+            served.inc(n);
+          },
+          wait && ((pos) => wait(pos, end)),
+        ),
       );
     } catch {
       // Verification failed, the upstream broke, or the client left: abort, never end cleanly.

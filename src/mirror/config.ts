@@ -1,5 +1,4 @@
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 
@@ -40,6 +39,13 @@ export const DEFAULTS = {
    * its next host on any error, so a fast error beats a slow retry.
    */
   clientRetryBudgetMs: 500,
+  /**
+   * Memory for response send buffers, shared by all responses (send-budget.ts): what the mirror
+   * holds to send blobs stays within it whatever the number of connections.
+   */
+  sendBufferBytes: 32 * 1024 * 1024,
+  /** A client that reads nothing of a blob body for this long is disconnected (its buffers freed). */
+  sendStallTimeoutSeconds: 60,
   logLevel: 'info',
 } as const;
 
@@ -111,6 +117,12 @@ export const configSchema = z
     retryBaseDelayMs: z.number().int().nonnegative().default(DEFAULTS.retryBaseDelayMs),
     retryMaxDelayMs: z.number().int().nonnegative().default(DEFAULTS.retryMaxDelayMs),
     clientRetryBudgetMs: z.number().int().nonnegative().default(DEFAULTS.clientRetryBudgetMs),
+    sendBufferBytes: z
+      .number()
+      .int()
+      .min(64 * 1024, 'must be at least 65536 (two 32 KiB chunks)')
+      .default(DEFAULTS.sendBufferBytes),
+    sendStallTimeoutSeconds: z.number().positive().default(DEFAULTS.sendStallTimeoutSeconds),
     /** On SIGTERM, how long open requests and downloads may take to finish before they are aborted. */
     shutdownGraceSeconds: z.number().nonnegative().default(10),
     /** How long a client's access to a private repository, once checked upstream, is trusted. */
@@ -145,6 +157,8 @@ export interface MirrorConfig {
   retryBaseDelayMs: number;
   retryMaxDelayMs: number;
   clientRetryBudgetMs: number;
+  sendBufferBytes: number;
+  sendStallTimeoutSeconds: number;
   gc: z.infer<typeof gcSchema>;
   accessCacheSeconds: number;
   shutdownGraceSeconds: number;
@@ -171,6 +185,8 @@ export async function loadMirrorConfig(flags: MirrorFlags): Promise<MirrorConfig
         cause,
       });
     }
+    // Loaded only for a config file: the YAML parser is a few MiB of memory a flags-only mirror never needs.
+    const { parse: parseYaml } = await import('yaml');
     try {
       fromFile = parseYaml(text) ?? {};
     } catch (cause) {
@@ -264,6 +280,8 @@ export async function resolveMirrorConfig(
     retryBaseDelayMs: file.retryBaseDelayMs,
     retryMaxDelayMs: file.retryMaxDelayMs,
     clientRetryBudgetMs: file.clientRetryBudgetMs,
+    sendBufferBytes: file.sendBufferBytes,
+    sendStallTimeoutSeconds: file.sendStallTimeoutSeconds,
     gc: file.gc,
     accessCacheSeconds: file.accessCacheSeconds,
     shutdownGraceSeconds: file.shutdownGraceSeconds,

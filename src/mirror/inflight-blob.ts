@@ -279,6 +279,7 @@ export class InflightBlob {
         if (this.tail) this.notify(); // a writer may be waiting for this reader to move on
         return n;
       },
+      waitReadable: (pos, end) => this.waitReadable(pos, end),
       release: () => {
         if (released) return;
         released = true;
@@ -331,6 +332,27 @@ export class InflightBlob {
       }
       if (this.stateValue === 'failed') throw this.errorValue;
       if (this.stateValue === 'complete') return 0;
+      await this.waitForChange();
+    }
+  }
+
+  /**
+   * Resolves once a read at `pos` (see readAt) would not wait for the download: bytes are there,
+   * the range ended, or the download is over. The server waits here before it takes a send
+   * buffer, so that clients waiting on a slow upstream hold none (send-budget.ts). Only a hint:
+   * readAt still waits on its own if needed.
+   */
+  private async waitReadable(pos: number, end: number | undefined): Promise<void> {
+    while (this.stateValue === 'downloading') {
+      const lastByte = this.size !== undefined ? this.size - 1 : Infinity;
+      const stop = Math.min(end ?? Infinity, lastByte);
+      if (pos > stop) {
+        // Past the range: readAt answers at once, unless this reader wants the verified end.
+        if (end !== undefined && end < lastByte) return;
+      } else {
+        const verifiedOnly = this.size === undefined ? Infinity : this.size - 1;
+        if (Math.min(stop + 1, this.written, verifiedOnly) - pos > 0) return;
+      }
       await this.waitForChange();
     }
   }
@@ -397,6 +419,8 @@ export interface InflightReader {
    * undefined: the blob's end), waiting for bytes that have not arrived; resolves 0 at the end.
    */
   read(buf: Buffer, pos: number, max: number, end: number | undefined): Promise<number>;
+  /** Resolves once `read` at `pos` would not wait for the download (a hint; see InflightBlob). */
+  waitReadable?(pos: number, end: number | undefined): Promise<void>;
   release(): void;
 }
 

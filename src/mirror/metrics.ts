@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SendBudgetStats } from './send-budget.js';
 
 /** The mirror's Prometheus metrics, on a registry of its own (several mirrors may share a process in tests). */
 export class MirrorMetrics {
@@ -104,6 +105,57 @@ export class MirrorMetrics {
     labelNames: ['upstream'] as const,
     registers: [this.registry],
   });
+
+  /** Set by the mirror: where the send-buffer gauges read their values at scrape time. */
+  private sendBudgetStats: (() => SendBudgetStats) | undefined;
+
+  readonly sendBufferBytes = this.budgetGauge(
+    'hoist_mirror_send_buffer_bytes',
+    'Bytes of response send buffers leased now (never above hoist_mirror_send_buffer_budget_bytes)',
+    (s) => s.leasedBytes,
+  );
+
+  readonly sendBufferPeakBytes = this.budgetGauge(
+    'hoist_mirror_send_buffer_peak_bytes',
+    'Highest hoist_mirror_send_buffer_bytes since the mirror started',
+    (s) => s.peakLeasedBytes,
+  );
+
+  readonly sendBufferBudgetBytes = this.budgetGauge(
+    'hoist_mirror_send_buffer_budget_bytes',
+    'Budget for response send buffers, leased and kept for reuse together (config sendBufferBytes)',
+    (s) => s.totalBytes,
+  );
+
+  readonly sendWaiting = this.budgetGauge(
+    'hoist_mirror_send_waiting',
+    'Responses waiting, first come first served, for a send buffer',
+    (s) => s.waiting,
+  );
+
+  readonly sendStalls = new Counter({
+    name: 'hoist_mirror_send_stalls_total',
+    help: 'Responses aborted because the client read nothing for sendStallTimeoutSeconds',
+    registers: [this.registry],
+  });
+
+  observeSendBudget(stats: () => SendBudgetStats): void {
+    this.sendBudgetStats = stats;
+  }
+
+  private budgetGauge(name: string, help: string, pick: (s: SendBudgetStats) => number): Gauge {
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const metrics = this;
+    return new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        const stats = metrics.sendBudgetStats?.();
+        if (stats) this.set(pick(stats));
+      },
+    });
+  }
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'hoist_' });

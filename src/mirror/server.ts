@@ -18,6 +18,7 @@ import { ManifestStore } from './manifest-store.js';
 import { ManifestService, type ResolvedManifest } from './manifests.js';
 import { MirrorMetrics } from './metrics.js';
 import { routeRequest, type Route, type RoutingTable } from './routing.js';
+import { SendBudget } from './send-budget.js';
 
 export interface MirrorOptions {
   config: MirrorConfig;
@@ -113,12 +114,16 @@ export class Mirror {
       // The clients' own credentials, for upstreams the mirror has none for (passthrough).
       makeClient: (base, creds) => makeClient(base.name, base.baseUrl, creds),
     });
+    const sendBudget = new SendBudget({ totalBytes: this.config.sendBufferBytes });
+    this.metrics.observeSendBudget(() => sendBudget.stats());
     this.blobHandler = new BlobHandler({
       blobs: this.blobs,
       fetcher: this.fetcher,
       access: this.access,
       metrics: this.metrics,
       rangeAheadBytes: this.config.rangeAheadBytes,
+      sendBudget,
+      sendStallTimeoutMs: this.config.sendStallTimeoutSeconds * 1000,
     });
   }
 
