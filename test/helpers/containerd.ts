@@ -33,6 +33,11 @@ export interface ContainerdOptions {
   registryConfigPath?: string | null | ((hostsDir: string) => string);
   /** The config version to write: default 2 for '1.6' and 3 for '2.x' (2.x migrates 2 at start). */
   configVersion?: 2 | 3;
+  /**
+   * Rewrites the generated config.toml (after extraToml) before containerd starts, e.g. to merge
+   * in a rendered config; gets the instance's hosts dir.
+   */
+  transformConfig?: (toml: string, paths: { hostsDir: string }) => string | Promise<string>;
 }
 
 export interface ContainerdPeer {
@@ -215,8 +220,7 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     const statsPeriod = opts.criStatsCollectPeriodSeconds;
     const version = opts.configVersion ?? (flavor === '2.x' ? 3 : 2);
     const render = version === 3 ? renderConfigV3 : renderConfig;
-    await writeFile(
-      configPath,
+    const text =
       render({
         ...paths,
         ...(statsPeriod !== undefined ? { statsCollectPeriodSeconds: statsPeriod } : {}),
@@ -228,7 +232,10 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
               : opts.registryConfigPath,
         // containerd 2.x's NRI would listen on the one global /var/run/nri/nri.sock.
         ...(flavor === '2.x' ? { extraDisabled: ['io.containerd.nri.v1.nri'] } : {}),
-      }) + (opts.extraToml ?? ''),
+      }) + (opts.extraToml ?? '');
+    await writeFile(
+      configPath,
+      opts.transformConfig ? await opts.transformConfig(text, { hostsDir: paths.hostsDir }) : text,
     );
   } catch (e) {
     await removeTempDir(dir);
