@@ -1,5 +1,6 @@
 // `hoist node configure|unconfigure` against real containerds and the config files they start
-// with: Debian's 1.6 with a version 2 file, and the 2.x built from Go modules with a version 3
+// with: Debian's 1.6 with a version 2 file (without config_path, and with a ':' list that 1.6
+// reads, so configure leaves it alone), and the 2.x built from Go modules with a version 3
 // file whose config_path is a ':' list (the transfer service then ignores every hosts.toml,
 // containerd#12415) and with a version 2 file (2.x migrates it at start, so configure keeps
 // version 2 and sets the old table's config_path, which the migration carries over).
@@ -62,6 +63,8 @@ interface Case {
   table: string[];
   /** Also show that the starting config really makes containerd skip the mirror. */
   trap?: boolean;
+  /** The config already works (1.x reads a ':' list): configure leaves it alone. */
+  keep?: boolean;
 }
 
 const V2 = ['plugins', 'io.containerd.grpc.v1.cri', 'registry'];
@@ -73,6 +76,13 @@ const cases: Case[] = [
     flavor: '1.6',
     containerd: { registryConfigPath: null },
     table: V2,
+  },
+  {
+    name: 'containerd 1.6 reads a config_path list: config left alone',
+    flavor: '1.6',
+    containerd: { registryConfigPath: (hosts) => `/etc/docker/certs.d:${hosts}` },
+    table: V2,
+    keep: true,
   },
   {
     name: 'containerd 2.x, version 3 config with a config_path list (containerd#12415)',
@@ -150,11 +160,12 @@ async function configurePullRestore(t: TestContext, c: Case): Promise<void> {
   assert.equal(report.containerd?.version.startsWith(c.flavor === '2.x' ? '2.' : '1.6'), true);
   assert.deepEqual(
     report.files.filter((f) => f.kind === 'containerd-config').map((f) => [f.path, f.action]),
-    [[ctd.configPath, 'updated']],
+    c.keep ? [] : [[ctd.configPath, 'updated']],
   );
-  assert.equal(report.restartNeeded, true);
+  assert.equal(report.restartNeeded, !c.keep);
   const config = parse(await readFile(ctd.configPath, 'utf8'));
-  assert.equal(tableAt(config, c.table)?.config_path, ctd.hostsDir, 'one folder, in the right table');
+  if (!c.keep)
+    assert.equal(tableAt(config, c.table)?.config_path, ctd.hostsDir, 'one folder, in the right table');
   assert.equal(
     (config as { version?: number }).version,
     c.containerd.configVersion ?? (c.flavor === '2.x' ? 3 : 2),
@@ -179,8 +190,10 @@ async function configurePullRestore(t: TestContext, c: Case): Promise<void> {
 
   const un = await runHoist(['node', 'unconfigure', '--certs-dir', ctd.hostsDir], { fromSource: true });
   assert.equal(un.code, 0, un.stderr);
-  assert.match(un.stdout, new RegExp(`restored: ${ctd.configPath}`));
-  assert.match(un.stderr, /restart/);
+  if (!c.keep) {
+    assert.match(un.stdout, new RegExp(`restored: ${ctd.configPath}`));
+    assert.match(un.stderr, /restart/);
+  }
   assert.deepEqual(await snapshot(ctd.hostsDir, ctd.configPath), before, 'every byte and mode back');
 }
 

@@ -290,10 +290,12 @@ export function registerNode(program: Command): void {
           const was =
             check.status === 'no-config-file'
               ? 'created it'
-              : `was ${check.configPath === undefined ? 'unset' : JSON.stringify(check.configPath)}${check.status === 'list-ignored' ? ', a list that containerd 2.x CRI pulls ignore' : ''}`;
-          if (configWritten && !dryRun)
+              : check.status === 'not-set'
+                ? 'was unset'
+                : `was ${JSON.stringify(check.configPath)}, a list that containerd 2.x CRI pulls ignore`;
+          if (configWritten)
             process.stderr.write(
-              `hoist: ${opts.containerdConfig}: registry config_path set to "${opts.certsDir}" (${was}); ${RESTART_NOTE}\n`,
+              `hoist: ${opts.containerdConfig}: registry config_path ${dryRun ? 'would be set' : 'set'} to "${opts.certsDir}" (${was}); ${RESTART_NOTE}\n`,
             );
         } else if (check.status !== 'ok') {
           process.stderr.write(`hoist: warning: ${check.message}\n`);
