@@ -18,6 +18,7 @@ import {
   unconfigureHosts,
   type ContainerdVersion,
 } from '../src/node/index.js';
+import { runHoist } from './helpers/cri.js';
 import { testTempDir } from './helpers/peers.js';
 
 const CERTS = '/etc/containerd/certs.d';
@@ -268,5 +269,41 @@ describe('configure and unconfigure containerd config.toml', () => {
     assert.equal(tableAt(parse(await readFile(config, 'utf8')), V2)?.config_path, certsDir);
     await unconfigureHosts({ certsDir });
     await assert.rejects(stat(config), { code: 'ENOENT' });
+  });
+});
+
+describe('CLI: doctor and render containerd-config by containerd version', () => {
+  it('doctor --containerd-version decides whether a version 2 list is broken; bad input exits 2', async (t) => {
+    const dir = await testTempDir(t, 'hoist-ctdcli-');
+    const file = join(dir, 'config.toml');
+    await writeFile(
+      file,
+      `version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "${CERTS}:/etc/docker/certs.d"\n`,
+    );
+    const doctor = (...extra: string[]) =>
+      runHoist(['doctor', 'containerd-config', file, '--output', 'json', ...extra], { fromSource: true });
+    const rulesOf = (stdout: string) =>
+      (JSON.parse(stdout) as { findings: Array<{ rule: string; severity: string }> }).findings
+        .filter((f) => f.rule === 'config-path-list')
+        .map((f) => f.severity);
+    const on2 = await doctor('--containerd-version', 'v2.1.5');
+    assert.equal(on2.code, 1, on2.stderr);
+    assert.deepEqual(rulesOf(on2.stdout), ['error']);
+    const on17 = await doctor('--containerd-version', '1.7');
+    assert.equal(on17.code, 0, on17.stderr);
+    assert.deepEqual(rulesOf(on17.stdout), []);
+    const bad = await doctor('--containerd-version', 'latest');
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--containerd-version "latest"/);
+  });
+
+  it('render refuses a config_path list, which containerd 2.x would ignore', async () => {
+    const res = await runHoist(
+      ['render', 'containerd-config', '--config-version', '3', '--config-path', '/a:/b'],
+      { fromSource: true },
+    );
+    assert.equal(res.code, 2);
+    assert.match(res.stderr, /containerd#12415/);
+    assert.equal(res.stderr.trim().split('\n').length, 1, 'one line');
   });
 });
