@@ -12,6 +12,7 @@ import { checkContainerdConfig, parseContainerdConfig } from '../src/doctor/inde
 import {
   checkConfigPath,
   configureHosts,
+  NodeConfigError,
   parseContainerdVersion,
   parseRegistryList,
   setTomlString,
@@ -117,6 +118,12 @@ describe('config_path check by containerd version', () => {
       text: `version = 3\n[plugins."io.containerd.cri.v1.images"]\n  max_concurrent_downloads = 10\n[plugins."io.containerd.cri.v1.images".registry]\n  config_path = "${list}"\n`,
       status: 'list-ignored',
       table: V3,
+    },
+    {
+      name: 'a version 3 file on 1.7, which refuses it',
+      text: `version = 3\n[plugins."io.containerd.cri.v1.images".registry]\n  config_path = "${CERTS}"\n`,
+      containerd: '1.7',
+      status: 'wrong-version',
     },
     {
       name: 'no file on 2.x: a version 3 file',
@@ -253,6 +260,23 @@ describe('configure and unconfigure containerd config.toml', () => {
     assert.equal(cfg?.action, 'kept');
     assert.match(cfg?.reason ?? '', /changed since hoist configure/);
     assert.equal(await readFile(config, 'utf8'), edited);
+  });
+
+  it('refuses a second config file for the same certs dir, keeping the first backup', async (t) => {
+    const dir = await testTempDir(t, 'hoist-ctdcfg-');
+    const certsDir = join(dir, 'certs.d');
+    const [a, b] = [join(dir, 'a.toml'), join(dir, 'b.toml')];
+    for (const f of [a, b]) await writeFile(f, original);
+    const content = setTomlString(original, V3, 'config_path', certsDir)!;
+    const mirrorUrl = 'http://127.0.0.1:5000';
+    await configureHosts({ certsDir, mirrorUrl, registries, containerdConfig: { path: a, content } });
+    await assert.rejects(
+      configureHosts({ certsDir, mirrorUrl, registries, containerdConfig: { path: b, content } }),
+      (e: unknown) => e instanceof NodeConfigError && e.code === 'INVALID_CONTAINERD_CONFIG',
+    );
+    assert.equal(await readFile(b, 'utf8'), original);
+    await unconfigureHosts({ certsDir });
+    assert.equal(await readFile(a, 'utf8'), original);
   });
 
   it('removes a config file it created', async (t) => {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { lstat, readFile, rm } from 'node:fs/promises';
 import { writeFileAtomic } from './atomic-write.js';
 import type { BackupState, ConfigBackup } from './backup-state.js';
+import { NodeConfigError } from './errors.js';
 
 /**
  * Writing and restoring containerd's config.toml for `hoist node configure|unconfigure`: the
@@ -42,8 +43,15 @@ export async function planConfigWrite(
   path: string,
   content: string,
 ): Promise<PlannedConfigWrite> {
+  if (state.containerdConfig !== undefined && state.containerdConfig.path !== path) {
+    // One backup per certs dir: replacing it would lose the first file's original.
+    throw new NodeConfigError(
+      'INVALID_CONTAINERD_CONFIG',
+      `hoist already changed ${state.containerdConfig.path} for this certs dir; pass --containerd-config ${state.containerdConfig.path}, or run \`hoist node unconfigure\` first`,
+    );
+  }
   const current = await readIfExists(path);
-  const earlier = state.containerdConfig?.path === path ? state.containerdConfig : undefined;
+  const earlier = state.containerdConfig;
   const backup: ConfigBackup = earlier
     ? { ...earlier, written: sha256(content) }
     : {

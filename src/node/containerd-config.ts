@@ -23,7 +23,14 @@ import { setTomlString, tomlKey } from './toml-edit.js';
  */
 
 export type ConfigPathStatus =
-  'ok' | 'not-set' | 'different' | 'list-ignored' | 'mirrors' | 'no-config-file' | 'unparseable';
+  | 'ok'
+  | 'not-set'
+  | 'different'
+  | 'list-ignored'
+  | 'mirrors'
+  | 'wrong-version'
+  | 'no-config-file'
+  | 'unparseable';
 
 export interface ConfigPathCheck {
   status: ConfigPathStatus;
@@ -132,6 +139,14 @@ export function checkConfigPath(
   }
   const version = typeof doc.version === 'number' ? doc.version : 1;
   const base = { configFile, configVersion: version, ...known };
+  if (version >= 3 && runtime && runtime.major < 2) {
+    return {
+      status: 'wrong-version',
+      ...base,
+      message: `${configFile} is config version ${version}, which only containerd 2.x reads, but this node runs containerd ${formatVersion(runtime)}: write it as version 2 (or upgrade containerd), with config_path = "${want}"`,
+      suggestion: `version = 2\n\n${suggestConfigPath(2, want)}`,
+    };
+  }
   // containerd 2.x reads version 3, or migrates 1 and 2; a version 3 file means 2.x.
   const maybe2x = runtime ? runtime.major >= 2 : true;
   const keys = registrySection(version);
