@@ -163,12 +163,18 @@ describe('containerd config_path check', () => {
       status: 'different',
     },
     {
-      name: 'version 3 (containerd 2.x), several folders',
+      name: 'version 3 (containerd 2.x), several folders: the transfer service ignores the list',
       text: `version = 3\n[plugins."io.containerd.cri.v1.images".registry]\n  config_path = "/etc/docker/certs.d:/etc/containerd/certs.d"\n`,
+      status: 'list-ignored',
+      suggestion: /io\.containerd\.cri\.v1\.images/,
+    },
+    {
+      name: 'version 3, several folders, use_local_image_pull reads the list',
+      text: `version = 3\n[plugins."io.containerd.cri.v1.images"]\n  use_local_image_pull = true\n[plugins."io.containerd.cri.v1.images".registry]\n  config_path = "/etc/docker/certs.d:/etc/containerd/certs.d"\n`,
       status: 'ok',
     },
     {
-      name: 'version 3 looks in the images plugin',
+      name: "version 3 looks in the images plugin; unset is 2.x's default list",
       text: `version = 3\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "/etc/containerd/certs.d"\n`,
       status: 'not-set',
       suggestion: /io\.containerd\.cri\.v1\.images/,
@@ -181,7 +187,7 @@ describe('containerd config_path check', () => {
     {
       name: 'deprecated mirrors beside config_path',
       text: `version = 2\n[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "/etc/containerd/certs.d"\n[plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]\n  endpoint = ["https://m"]\n`,
-      status: 'different',
+      status: 'mirrors',
     },
     { name: 'broken TOML', text: 'version = = 2', status: 'unparseable' },
   ];

@@ -7,14 +7,17 @@ import {
   DoctorError,
   parseContainerdConfig,
   parseKubeletConfig,
+  type ContainerdCheckOptions,
   type ContainerdFinding,
 } from '../doctor/index.js';
+import { parseContainerdVersion } from '../node/index.js';
 import { formatFindings, parseFailOn, summary } from './analyze-common.js';
 import { UsageError } from './usage-error.js';
 
 interface DoctorFlags {
   output: string;
   failOn: string;
+  containerdVersion?: string;
 }
 
 async function readConfig(file: string): Promise<string> {
@@ -44,9 +47,10 @@ function command(
   doctor: Command,
   name: string,
   description: string,
-  check: (text: string, file: string) => ContainerdFinding[],
+  check: (text: string, file: string, opts: DoctorFlags) => ContainerdFinding[],
+  extra: (cmd: Command) => Command = (cmd) => cmd,
 ): void {
-  doctor
+  const cmd = doctor
     .command(name)
     .description(description)
     .argument('<file>', 'the configuration file')
@@ -55,21 +59,28 @@ function command(
       '--fail-on <severity>',
       'exit 1 when a finding at or above this exists: error, warning, info, none',
       'error',
-    )
-    .action(async (file: string, opts: DoctorFlags) => {
-      if (!['text', 'json'].includes(opts.output))
-        throw new UsageError(`--output "${opts.output}": use text or json`);
-      parseFailOn(opts.failOn);
-      const text = await readConfig(file);
-      let findings: ContainerdFinding[];
-      try {
-        findings = check(text, file);
-      } catch (err) {
-        if (err instanceof DoctorError) throw new UsageError(err.message, { cause: err });
-        throw err;
-      }
-      report(file, findings, opts);
-    });
+    );
+  extra(cmd).action(async (file: string, opts: DoctorFlags) => {
+    if (!['text', 'json'].includes(opts.output))
+      throw new UsageError(`--output "${opts.output}": use text or json`);
+    parseFailOn(opts.failOn);
+    const text = await readConfig(file);
+    let findings: ContainerdFinding[];
+    try {
+      findings = check(text, file, opts);
+    } catch (err) {
+      if (err instanceof DoctorError) throw new UsageError(err.message, { cause: err });
+      throw err;
+    }
+    report(file, findings, opts);
+  });
+}
+
+function containerdOptions(flag: string | undefined): ContainerdCheckOptions {
+  if (flag === undefined) return {};
+  const v = parseContainerdVersion(flag, 'flag');
+  if (!v) throw new UsageError(`--containerd-version "${flag}": use MAJOR.MINOR, e.g. 1.7 or 2.1`);
+  return { containerdMajor: v.major };
 }
 
 export function registerDoctor(program: Command): void {
@@ -86,6 +97,12 @@ export function registerDoctor(program: Command): void {
     doctor,
     'containerd-config',
     "check containerd's config.toml: registry mirrors and config_path, stargz snapshotter, concurrent downloads",
-    (text, file) => checkContainerdConfig(parseContainerdConfig(text, file)),
+    (text, file, opts) =>
+      checkContainerdConfig(parseContainerdConfig(text, file), containerdOptions(opts.containerdVersion)),
+    (cmd) =>
+      cmd.option(
+        '--containerd-version <version>',
+        'the containerd that reads the file (e.g. 1.7, 2.1); default: 2.x for a version 3 file, else either',
+      ),
   );
 }

@@ -18,6 +18,10 @@ import {
   authFilePath,
   checkContainerdConfig,
   configureHosts,
+  containerdBinaryVersion,
+  formatVersion,
+  parseContainerdVersion,
+  type ContainerdVersion,
   loadAuthFile,
   NodeConfigError,
   parseMirrorUrl,
@@ -64,6 +68,44 @@ export function parseMark(value: string | undefined): HighWaterMark | undefined 
   } catch (err) {
     throw new UsageError(`--disk-high-water: ${(err as Error).message}`);
   }
+}
+
+const RESTART_NOTE =
+  'containerd reads config.toml only at start: restart it (e.g. systemctl restart containerd) to apply';
+
+/**
+ * The node's containerd version: --containerd-version, else the CRI socket's Version call, else
+ * `containerd --version`; undefined when none answers (the config check then assumes the file may
+ * be read by 2.x, whose rules are the stricter ones).
+ */
+export async function detectContainerd(
+  flag: string | undefined,
+  endpoint: string | undefined,
+): Promise<ContainerdVersion | undefined> {
+  if (flag !== undefined) {
+    const v = parseContainerdVersion(flag, 'flag');
+    if (!v) throw new UsageError(`--containerd-version "${flag}": use MAJOR.MINOR, e.g. 1.7 or 2.1`);
+    return v;
+  }
+  let socket: string | undefined;
+  try {
+    socket = resolveRuntimeSocket(endpoint);
+  } catch (err) {
+    if (endpoint !== undefined) throw new UsageError((err as Error).message, { cause: err });
+  }
+  if (socket !== undefined) {
+    const cri = new CriClient({ socket, callTimeoutMs: 5_000 });
+    try {
+      const v = await cri.version();
+      if (v.runtimeName === 'containerd') return parseContainerdVersion(v.runtimeVersion, 'cri');
+      // Another runtime (CRI-O) answers on this socket: containerd's config is not in play.
+    } catch {
+      // A socket nobody answers on: fall back to the binary.
+    } finally {
+      cri.close();
+    }
+  }
+  return containerdBinaryVersion();
 }
 
 function printFiles(files: FileResult[], dryRun: boolean): void {
@@ -177,9 +219,18 @@ export function registerNode(program: Command): void {
     .option('--certs-dir <dir>', "containerd's registry config_path", DEFAULT_CERTS_DIR)
     .option(
       '--containerd-config <file>',
-      "containerd's config.toml, checked for config_path",
+      "containerd's config.toml: its registry config_path is set to --certs-dir when containerd would not read it",
       DEFAULT_CONTAINERD_CONFIG,
     )
+    .option(
+      '--no-edit-containerd-config',
+      'never write --containerd-config; only warn (with the TOML to add) when containerd would ignore --certs-dir',
+    )
+    .option(
+      '--runtime-endpoint <endpoint>',
+      "CRI socket asked for containerd's version (default: the first that exists, else `containerd --version`)",
+    )
+    .option('--containerd-version <version>', "the node's containerd (e.g. 1.7, 2.1), instead of asking it")
     .option('--dry-run', 'print the files instead of writing them')
     .option('--output <format>', 'text or json')
     .action(
@@ -188,6 +239,9 @@ export function registerNode(program: Command): void {
         registries: string;
         certsDir: string;
         containerdConfig: string;
+        editContainerdConfig: boolean;
+        runtimeEndpoint?: string;
+        containerdVersion?: string;
         dryRun?: boolean;
         output?: string;
       }) => {
@@ -195,24 +249,55 @@ export function registerNode(program: Command): void {
         const mirrorUrl = asUsage(() => parseMirrorUrl(opts.mirror));
         const registries = asUsage(() => parseRegistryList(opts.registries));
         const dryRun = opts.dryRun === true;
+        const containerd = await detectContainerd(opts.containerdVersion, opts.runtimeEndpoint);
+        const check = await checkContainerdConfig(opts.containerdConfig, opts.certsDir, { containerd });
+        const edit = opts.editContainerdConfig && check.fixedText !== undefined;
         let files: FileResult[];
         try {
-          files = await configureHosts({ certsDir: opts.certsDir, mirrorUrl, registries, dryRun });
+          files = await configureHosts({
+            certsDir: opts.certsDir,
+            mirrorUrl,
+            registries,
+            dryRun,
+            ...(edit ? { containerdConfig: { path: opts.containerdConfig, content: check.fixedText! } } : {}),
+          });
         } catch (err) {
           // An existing hosts.toml that does not parse is bad input: say which, exit 2.
           if (err instanceof NodeConfigError && err.isInput)
             throw new UsageError(err.message, { cause: err });
           throw err;
         }
-        const check = await checkContainerdConfig(opts.containerdConfig, opts.certsDir);
+        const configWritten = files.some((f) => f.kind === 'containerd-config' && f.action !== 'unchanged');
+        const { fixedText: _fixed, ...checkReport } = check;
         if (output === 'json') {
           process.stdout.write(
-            `${JSON.stringify({ dryRun, mirror: mirrorUrl, certsDir: opts.certsDir, files, containerdConfig: check })}\n`,
+            `${JSON.stringify({
+              dryRun,
+              mirror: mirrorUrl,
+              certsDir: opts.certsDir,
+              containerd: containerd
+                ? { version: formatVersion(containerd), raw: containerd.raw, source: containerd.source }
+                : null,
+              files,
+              containerdConfig: { ...checkReport, edited: edit },
+              restartNeeded: configWritten,
+            })}\n`,
           );
         } else {
           printFiles(files, dryRun);
         }
-        if (check.status !== 'ok') {
+        if (edit) {
+          const was =
+            check.status === 'no-config-file'
+              ? 'created it'
+              : check.status === 'not-set'
+                ? 'was unset'
+                : `was ${JSON.stringify(check.configPath)}, a list that containerd 2.x CRI pulls ignore`;
+          if (configWritten)
+            process.stderr.write(
+              `hoist: ${opts.containerdConfig}: registry config_path ${dryRun ? 'would be set' : 'set'} to "${opts.certsDir}" (${was}); ${RESTART_NOTE}\n`,
+            );
+        } else if (check.status !== 'ok') {
           process.stderr.write(`hoist: warning: ${check.message}\n`);
           if (check.suggestion && output === 'text') process.stderr.write(`${check.suggestion}\n`);
         }
@@ -243,11 +328,18 @@ export function registerNode(program: Command): void {
         if (err instanceof NodeConfigError) throw new UsageError(err.message, { cause: err });
         throw err;
       }
+      const configRestored = files.some(
+        (f) => f.kind === 'containerd-config' && (f.action === 'restored' || f.action === 'removed'),
+      );
       if (output === 'json')
-        process.stdout.write(`${JSON.stringify({ dryRun, certsDir: opts.certsDir, files })}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ dryRun, certsDir: opts.certsDir, files, restartNeeded: configRestored })}\n`,
+        );
       else if (files.length === 0) process.stdout.write(`nothing to restore in ${opts.certsDir}\n`);
       else
         for (const f of files) process.stdout.write(`${dryRun ? 'would be ' : ''}${f.action}: ${f.path}\n`);
+      for (const f of files) if (f.reason) process.stderr.write(`hoist: warning: ${f.reason}\n`);
+      if (configRestored && !dryRun) process.stderr.write(`hoist: ${RESTART_NOTE}\n`);
     });
 
   node

@@ -274,6 +274,10 @@ export function registerRender(program: Command): void {
       const version = int(opts.configVersion, '--config-version', 2, 3) as 2 | 3;
       if (!opts.configPath.startsWith('/'))
         throw new UsageError(`--config-path "${opts.configPath}": use an absolute path`);
+      if (opts.configPath.includes(':'))
+        throw new UsageError(
+          `--config-path "${opts.configPath}": give one folder; containerd 2.x's transfer service ignores a ':' list (containerd#12415)`,
+        );
       const files = rendered(() =>
         renderContainerdConfig({
           version,

@@ -116,7 +116,64 @@ export function hostsTomlFromMirrors(mirrors: Record<string, unknown>, configPat
   return files;
 }
 
-export function checkContainerdConfig(doc: ContainerdConfig): ContainerdFinding[] {
+export interface ContainerdCheckOptions {
+  /** The major version of the containerd that reads the file, when known (e.g. from --containerd-version). */
+  containerdMajor?: number;
+}
+
+/** containerd 2.x's config_path when none is set (plugins/cri/images/plugin.go). */
+export const CONTAINERD2_DEFAULT_CONFIG_PATH = '/etc/containerd/certs.d:/etc/docker/certs.d';
+
+/**
+ * config_path as containerd reads it. containerd 2.1+ pulls CRI images through the transfer
+ * service, which takes config_path as ONE folder (core/transfer/registry: HostDirFromRoot), so a
+ * ':' list — 2.x's own default when config_path is unset — matches no folder and every hosts.toml
+ * is silently ignored (containerd#12415). `use_local_image_pull = true` pulls the old way, which
+ * splits the list; so do settings the transfer service lacks (CheckLocalImagePullConfigs), but
+ * only while they stay.
+ */
+function checkConfigPathSetting(
+  doc: ContainerdConfig,
+  version: number,
+  configPath: string | undefined,
+  opts: ContainerdCheckOptions,
+): ContainerdFinding | undefined {
+  const s = sections(version);
+  const table = `[${s.name}.registry]`;
+  const is2x = opts.containerdMajor !== undefined ? opts.containerdMajor >= 2 : version >= 3;
+  const maybe2x = opts.containerdMajor === undefined || opts.containerdMajor >= 2;
+  const localPull = at(doc, 'plugins', 'io.containerd.cri.v1.images')?.use_local_image_pull === true;
+  const effective = configPath ?? (is2x ? CONTAINERD2_DEFAULT_CONFIG_PATH : undefined);
+  const single = (effective ?? DEFAULT_CONFIG_PATH).split(':').find(Boolean) ?? DEFAULT_CONFIG_PATH;
+  const fix = `set config_path = "${single}" (one folder; move any hosts.toml from the others into it) in ${table}, then restart containerd; \`hoist node configure\` does this`;
+  if (effective !== undefined && effective.includes(':') && maybe2x && !localPull) {
+    const where =
+      configPath === undefined
+        ? `config_path is not set, so containerd 2.x uses "${effective}"`
+        : `config_path is the list "${effective}"`;
+    return {
+      rule: 'config-path-list',
+      severity: is2x ? 'error' : 'warning',
+      message: `${where}: containerd 2.1+ pulls CRI images through its transfer service, which reads hosts.toml from one folder only and silently ignores a list (containerd#12415), so no mirror is used${is2x ? '' : ' (on containerd 2.x; 1.6 and 1.7 read lists)'}`,
+      fix,
+    };
+  }
+  if (configPath === undefined) {
+    return {
+      rule: 'no-config-path',
+      severity: 'info',
+      message:
+        'registry.config_path is not set: containerd reads no hosts.toml, so no mirror can be configured per registry',
+      fix: `add ${table} config_path = "${DEFAULT_CONFIG_PATH}" (hoist render containerd-config)`,
+    };
+  }
+  return undefined;
+}
+
+export function checkContainerdConfig(
+  doc: ContainerdConfig,
+  opts: ContainerdCheckOptions = {},
+): ContainerdFinding[] {
   const out: ContainerdFinding[] = [];
   const add = (f: ContainerdFinding) => out.push(f);
   const version = typeof doc.version === 'number' ? doc.version : 1;
@@ -157,14 +214,9 @@ export function checkContainerdConfig(doc: ContainerdConfig): ContainerdFinding[
         files: hostsTomlFromMirrors(mirrors, target),
       });
     }
-  } else if (!configPath) {
-    add({
-      rule: 'no-config-path',
-      severity: 'info',
-      message:
-        'registry.config_path is not set: containerd reads no hosts.toml, so no mirror can be configured per registry',
-      fix: `add [${s.name}.registry] config_path = "${DEFAULT_CONFIG_PATH}" (hoist render containerd-config)`,
-    });
+  } else {
+    const pathFinding = checkConfigPathSetting(doc, version, configPath, opts);
+    if (pathFinding) add(pathFinding);
   }
   const configs = at(registry, 'configs');
   if (configs && Object.keys(configs).length > 0) {
@@ -245,7 +297,25 @@ export function checkContainerdConfig(doc: ContainerdConfig): ContainerdFinding[
   }
 
   const images = at(doc, ...s.images) ?? {};
-  const mcd = images.max_concurrent_downloads;
+  // containerd 2.1+ CRI pulls through the transfer service use its own max_concurrent_downloads;
+  // the CRI's is read only by the local pull, and setting it (to anything but 3) forces that.
+  const transfer = at(doc, 'plugins', TRANSFER_PLUGIN) ?? {};
+  if (
+    version >= 3 &&
+    images.max_concurrent_downloads !== undefined &&
+    images.max_concurrent_downloads !== 3
+  ) {
+    add({
+      rule: 'max-concurrent-downloads-moved',
+      severity: 'info',
+      message: `max_concurrent_downloads in [${s.name}] is read only by the old local pull: containerd 2.1+ falls back to it instead of the transfer service`,
+      fix: `move it to [plugins."${TRANSFER_PLUGIN}"] max_concurrent_downloads`,
+    });
+  }
+  const mcd =
+    version >= 3
+      ? (transfer.max_concurrent_downloads ?? images.max_concurrent_downloads)
+      : images.max_concurrent_downloads;
   if (mcd !== undefined && (typeof mcd !== 'number' || !Number.isInteger(mcd) || mcd < 1)) {
     add({
       rule: 'max-concurrent-downloads',

@@ -174,7 +174,12 @@ const containerdCases: Array<[string, string, string[]]> = [
   [
     'version 3 with mirrors (ignored by containerd 2.x) and 1 download at a time',
     `version = 3\n[plugins."io.containerd.cri.v1.images"]\n  max_concurrent_downloads = 1\n[plugins."io.containerd.cri.v1.images".registry.mirrors."docker.io"]\n  endpoint = ["http://127.0.0.1:5000"]\n`,
-    ['registry-mirrors-deprecated', 'no-lazy-pulling', 'max-concurrent-downloads'],
+    [
+      'registry-mirrors-deprecated',
+      'no-lazy-pulling',
+      'max-concurrent-downloads',
+      'max-concurrent-downloads-moved',
+    ],
   ],
   [
     'registry.configs auth is deprecated',

@@ -11,6 +11,9 @@ export {
   parseContainerdConfig,
   hostsTomlFromMirrors,
   DEFAULT_CONFIG_PATH,
+  CONTAINERD2_DEFAULT_CONFIG_PATH,
+  TRANSFER_PLUGIN,
+  type ContainerdCheckOptions,
   type ContainerdFinding,
   type ConfigFile,
 } from './containerd-config.js';

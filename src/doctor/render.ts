@@ -5,6 +5,7 @@ import {
   DEFAULT_CONFIG_PATH,
   sections,
   STARGZ_SOCKET,
+  TRANSFER_PLUGIN,
   type ConfigFile,
 } from './containerd-config.js';
 import { DoctorError } from './errors.js';
@@ -92,7 +93,12 @@ function setPath(doc: Record<string, unknown>, keys: string[], values: Record<st
 export function renderContainerdConfig(opts: ContainerdRenderOptions): ConfigFile[] {
   const s = sections(opts.version);
   const doc: Record<string, unknown> = { version: opts.version };
-  setPath(doc, s.images, { max_concurrent_downloads: opts.maxConcurrentDownloads });
+  // Version 3 (containerd 2.x): CRI pulls go through the transfer service, which has its own
+  // max_concurrent_downloads; the CRI's is for the old local pull and setting it forces that.
+  // config_path is one folder: the transfer service ignores a ':' list (containerd#12415).
+  if (opts.version >= 3)
+    setPath(doc, ['plugins', TRANSFER_PLUGIN], { max_concurrent_downloads: opts.maxConcurrentDownloads });
+  else setPath(doc, s.images, { max_concurrent_downloads: opts.maxConcurrentDownloads });
   setPath(doc, s.registry, { config_path: opts.configPath });
   if (opts.stargz) {
     setPath(doc, s.snapshotterTable, { snapshotter: 'stargz', disable_snapshot_annotations: false });
@@ -103,7 +109,7 @@ export function renderContainerdConfig(opts: ContainerdRenderOptions): ConfigFil
     {
       path: '/etc/containerd/config.toml',
       content:
-        `# Merge into containerd's config (version ${opts.version}: containerd ${opts.version === 3 ? '2.x' : '1.x'}), then restart containerd.\n` +
+        `# Merge into containerd's config (version ${opts.version}: ${opts.version === 3 ? 'containerd 2.x' : 'containerd 1.6 and 1.7; 2.x migrates it at start'}), then restart containerd.\n` +
         `${tomlStringify(doc)}\n`,
     },
   ];

@@ -1,9 +1,8 @@
-import { readFile, rm, rmdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from './atomic-write.js';
 import { NodeConfigError } from './errors.js';
-import { mkdir } from 'node:fs/promises';
 
 /**
  * What `hoist node configure` replaced, kept so `unconfigure` can put every byte back:
@@ -23,9 +22,24 @@ const RegistryBackup = z.object({
 });
 export type RegistryBackup = z.infer<typeof RegistryBackup>;
 
+/**
+ * containerd's config.toml, when configure had to set its registry config_path. `written` is the
+ * SHA-256 of what Hoist wrote: unconfigure puts the original back only over that exact file, so
+ * an edit made since (by hand or by a package upgrade) is never lost.
+ */
+const ConfigBackup = z.object({
+  path: z.string(),
+  /** The previous file, base64; null when there was none. */
+  original: z.string().nullable(),
+  originalMode: z.number().int().nullable(),
+  written: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type ConfigBackup = z.infer<typeof ConfigBackup>;
+
 const State = z.object({
   version: z.literal(1),
   registries: z.record(z.string(), RegistryBackup),
+  containerdConfig: ConfigBackup.optional(),
 });
 export type BackupState = z.infer<typeof State>;
 
@@ -63,7 +77,7 @@ function safeJson(text: string): unknown {
 /** Writes the state atomically, or removes it (and its folder) when nothing is backed up any more. */
 export async function writeState(certsDir: string, state: BackupState): Promise<void> {
   const dir = join(certsDir, STATE_DIR);
-  if (Object.keys(state.registries).length === 0) {
+  if (Object.keys(state.registries).length === 0 && state.containerdConfig === undefined) {
     await rm(statePath(certsDir), { force: true });
     await rmdir(dir).catch(() => undefined);
     return;

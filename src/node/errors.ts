@@ -7,6 +7,7 @@ export type NodeErrorCode =
   | 'INVALID_HOSTS_TOML'
   | 'INVALID_STATE'
   | 'INVALID_AUTH_FILE'
+  | 'INVALID_CONTAINERD_CONFIG'
   | 'NOT_CONFIGURED'
   | 'IO_FAILED';
 

@@ -1,7 +1,14 @@
 import { lstat, mkdir, readFile, rm, rmdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { writeFileAtomic } from './atomic-write.js';
 import { readState, writeState, type BackupState } from './backup-state.js';
+import {
+  applyConfigWrite,
+  planConfigWrite,
+  restoreConfig,
+  type ConfigFileResult,
+  type PlannedConfigWrite,
+} from './config-file-backup.js';
 import { NodeConfigError } from './errors.js';
 import { mergeHostsToml, parseHostsToml, renderHostsToml } from './hosts-toml.js';
 
@@ -21,13 +28,22 @@ export interface ConfigureOptions {
   certsDir: string;
   mirrorUrl: string;
   registries: RegistryTarget[];
+  /**
+   * containerd's config.toml to write as well (its registry config_path set to certsDir): the
+   * original goes into the backup state first, for `unconfigureHosts` to restore.
+   */
+  containerdConfig?: { path: string; content: string };
   dryRun?: boolean;
 }
 
-export type FileAction = 'created' | 'updated' | 'unchanged' | 'restored' | 'removed';
+export type FileAction = 'created' | 'updated' | 'unchanged' | 'restored' | 'removed' | 'kept';
 
 export interface FileResult {
+  /** The registry of a hosts.toml; "containerd" for containerd's config.toml (kind says which). */
   registry: string;
+  kind: 'hosts.toml' | 'containerd-config';
+  /** Why nothing was done (action 'kept'). */
+  reason?: string;
   path: string;
   action: FileAction;
   /** The file's content after the change (undefined once removed). */
@@ -88,7 +104,14 @@ export async function configureHosts(opts: ConfigureOptions): Promise<FileResult
       : current.data.toString('utf8') === content
         ? 'unchanged'
         : 'updated';
-    planned.push({ registry: target.registry, path, action, content, mode: current?.mode ?? 0o644 });
+    planned.push({
+      registry: target.registry,
+      kind: 'hosts.toml',
+      path,
+      action,
+      content,
+      mode: current?.mode ?? 0o644,
+    });
     if (!backup && !opts.dryRun) {
       state.registries[target.registry] = {
         original: current ? current.data.toString('base64') : null,
@@ -97,7 +120,16 @@ export async function configureHosts(opts: ConfigureOptions): Promise<FileResult
       };
     }
   }
-  if (opts.dryRun) return planned.map(({ mode: _mode, ...r }) => r);
+  let config: PlannedConfigWrite | undefined;
+  if (opts.containerdConfig) {
+    config = await planConfigWrite(state, opts.containerdConfig.path, opts.containerdConfig.content);
+    if (!opts.dryRun) state.containerdConfig = config.backup;
+  }
+  const results = (): FileResult[] => [
+    ...planned.map(({ mode: _mode, ...r }) => r),
+    ...(config ? [configResult(config)] : []),
+  ];
+  if (opts.dryRun) return results();
   await mkdir(opts.certsDir, { recursive: true });
   await writeState(opts.certsDir, state);
   for (const file of planned) {
@@ -105,7 +137,22 @@ export async function configureHosts(opts: ConfigureOptions): Promise<FileResult
     await mkdir(join(opts.certsDir, file.registry), { recursive: true });
     await writeFileAtomic(file.path, file.content ?? '', file.mode);
   }
-  return planned.map(({ mode: _mode, ...r }) => r);
+  if (config) {
+    await mkdir(dirname(config.path), { recursive: true });
+    await applyConfigWrite(config);
+  }
+  return results();
+}
+
+function configResult(r: ConfigFileResult): FileResult {
+  return {
+    registry: 'containerd',
+    kind: 'containerd-config',
+    path: r.path,
+    action: r.action,
+    ...(r.content !== undefined ? { content: r.content } : {}),
+    ...(r.reason !== undefined ? { reason: r.reason } : {}),
+  };
 }
 
 export interface UnconfigureOptions {
@@ -117,7 +164,8 @@ export interface UnconfigureOptions {
 
 /**
  * Puts back what configure replaced: the original hosts.toml byte for byte (and its mode), or
- * no file (and no folder, when Hoist made it) where there was none.
+ * no file (and no folder, when Hoist made it) where there was none; with the last registry, also
+ * containerd's config.toml when configure changed it (and it is still what configure wrote).
  */
 export async function unconfigureHosts(opts: UnconfigureOptions): Promise<FileResult[]> {
   const state = await readState(opts.certsDir);
@@ -135,17 +183,32 @@ export async function unconfigureHosts(opts: UnconfigureOptions): Promise<FileRe
     if (backup.original !== null) {
       const data = Buffer.from(backup.original, 'base64');
       if (!opts.dryRun) await writeFileAtomic(path, data, backup.originalMode ?? 0o644);
-      results.push({ registry, path, action: 'restored', content: data.toString('utf8') });
+      results.push({
+        registry,
+        kind: 'hosts.toml',
+        path,
+        action: 'restored',
+        content: data.toString('utf8'),
+      });
     } else {
       if (!opts.dryRun) {
         await rm(path, { force: true });
         if (backup.createdDir) await rmdir(join(opts.certsDir, registry)).catch(() => undefined);
       }
-      results.push({ registry, path, action: 'removed' });
+      results.push({ registry, kind: 'hosts.toml', path, action: 'removed' });
     }
     if (!opts.dryRun) {
       delete state.registries[registry];
       await writeState(opts.certsDir, state);
+    }
+  }
+  // containerd's config.toml goes back with the last registry: until then config_path must stay.
+  const remaining = Object.keys(state.registries).filter((r) => opts.dryRun !== true || !names.includes(r));
+  if (remaining.length === 0) {
+    const config = await restoreConfig(state, opts.dryRun === true);
+    if (config) {
+      results.push(configResult(config));
+      if (!opts.dryRun) await writeState(opts.certsDir, state);
     }
   }
   return results;

@@ -25,10 +25,20 @@ export { readState, statePath, type BackupState } from './backup-state.js';
 export {
   checkConfigPath,
   checkContainerdConfig,
+  CONTAINERD2_DEFAULT_CONFIG_PATH,
+  registrySection,
   suggestConfigPath,
+  type CheckOptions,
   type ConfigPathCheck,
   type ConfigPathStatus,
 } from './containerd-config.js';
+export {
+  containerdBinaryVersion,
+  formatVersion,
+  parseContainerdVersion,
+  type ContainerdVersion,
+} from './containerd-version.js';
+export { setTomlString, splitTomlKey, tomlKey } from './toml-edit.js';
 export { parseMirrorUrl, parseRegistryList } from './targets.js';
 export { parseMirrorCounters, readMirrorCounters, type MirrorCounters } from './mirror-stats.js';
 export {

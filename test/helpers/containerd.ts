@@ -25,6 +25,19 @@ export interface ContainerdOptions {
    * version 3, whose CRI reports images labelled io.cri-containerd.pinned=pinned as pinned.
    */
   flavor?: '1.6' | '2.x';
+  /**
+   * The CRI registry config_path written to config.toml: default the instance's hosts dir; a
+   * string (or a function of the hosts dir) writes that value instead (e.g. a ':' list); null
+   * writes none (containerd's default).
+   */
+  registryConfigPath?: string | null | ((hostsDir: string) => string);
+  /** The config version to write: default 2 for '1.6' and 3 for '2.x' (2.x migrates 2 at start). */
+  configVersion?: 2 | 3;
+  /**
+   * Rewrites the generated config.toml (after extraToml) before containerd starts, e.g. to merge
+   * in a rendered config; gets the instance's hosts dir.
+   */
+  transformConfig?: (toml: string, paths: { hostsDir: string }) => string | Promise<string>;
 }
 
 export interface ContainerdPeer {
@@ -43,6 +56,8 @@ export interface ContainerdPeer {
   ctr(args: string[], opts?: { namespace?: string; timeoutMs?: number }): Promise<RunResult>;
   /** containerd's own log so far (its stderr and stdout). */
   output(): string;
+  /** Stops containerd and starts it again on the same config, root and socket (config.toml is read at start). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -65,6 +80,10 @@ function renderConfig(p: {
   cniConfDir: string;
   optDir: string;
   statsCollectPeriodSeconds?: number;
+  /** null: no config_path line. */
+  registryConfigPath: string | null;
+  /** Plugins to disable besides the snapshotters (containerd 2.x: NRI). */
+  extraDisabled?: string[];
 }) {
   return `version = 2
 root = ${tomlString(p.root)}
@@ -74,7 +93,7 @@ disabled_plugins = [
   "io.containerd.snapshotter.v1.aufs",
   "io.containerd.snapshotter.v1.btrfs",
   "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper",
+  "io.containerd.snapshotter.v1.devmapper",${(p.extraDisabled ?? []).map((d) => `\n  ${tomlString(d)},`).join('')}
 ]
 
 [grpc]
@@ -91,9 +110,11 @@ disabled_plugins = [
   bin_dir = ${tomlString(cniBinDir())}
   conf_dir = ${tomlString(p.cniConfDir)}
 
-[plugins."io.containerd.grpc.v1.cri".registry]
-  config_path = ${tomlString(p.hostsDir)}
-`;
+${registryTable('[plugins."io.containerd.grpc.v1.cri".registry]', p.registryConfigPath)}`;
+}
+
+function registryTable(header: string, configPath: string | null): string {
+  return configPath === null ? '' : `\n${header}\n  config_path = ${tomlString(configPath)}\n`;
 }
 
 // containerd 2.x, config version 3: the CRI plugin is split into io.containerd.cri.v1.images
@@ -128,10 +149,7 @@ disabled_plugins = [
   stream_server_port = "0"
 
 [plugins."io.containerd.cri.v1.images"]${stats}
-
-[plugins."io.containerd.cri.v1.images".registry]
-  config_path = ${tomlString(p.hostsDir)}
-
+${registryTable('[plugins."io.containerd.cri.v1.images".registry]', p.registryConfigPath)}
 [plugins."io.containerd.cri.v1.runtime".cni]
   bin_dirs = [${tomlString(cniBinDir())}]
   conf_dir = ${tomlString(p.cniConfDir)}
@@ -200,20 +218,33 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
       await mkdir(d, { recursive: true });
     await writeFile(join(paths.cniConfDir, '10-hoist-test.conflist'), JSON.stringify(CNI_CONFLIST, null, 2));
     const statsPeriod = opts.criStatsCollectPeriodSeconds;
-    const render = flavor === '2.x' ? renderConfigV3 : renderConfig;
-    await writeFile(
-      configPath,
+    const version = opts.configVersion ?? (flavor === '2.x' ? 3 : 2);
+    const render = version === 3 ? renderConfigV3 : renderConfig;
+    const text =
       render({
         ...paths,
         ...(statsPeriod !== undefined ? { statsCollectPeriodSeconds: statsPeriod } : {}),
-      }) + (opts.extraToml ?? ''),
+        registryConfigPath:
+          opts.registryConfigPath === undefined
+            ? paths.hostsDir
+            : typeof opts.registryConfigPath === 'function'
+              ? opts.registryConfigPath(paths.hostsDir)
+              : opts.registryConfigPath,
+        // containerd 2.x's NRI would listen on the one global /var/run/nri/nri.sock.
+        ...(flavor === '2.x' ? { extraDisabled: ['io.containerd.nri.v1.nri'] } : {}),
+      }) + (opts.extraToml ?? '');
+    await writeFile(
+      configPath,
+      opts.transformConfig ? await opts.transformConfig(text, { hostsDir: paths.hostsDir }) : text,
     );
   } catch (e) {
     await removeTempDir(dir);
     throw e;
   }
 
-  const daemon = startDaemon(containerdBin, ['--config', configPath], env !== undefined ? { env } : {});
+  const launch = () => startDaemon(containerdBin, ['--config', configPath], env !== undefined ? { env } : {});
+  let daemon = launch();
+  let earlier = '';
   const ctr: ContainerdPeer['ctr'] = (args, o = {}) =>
     run(ctrBin, ['--address', paths.socket, ...(o.namespace ? ['--namespace', o.namespace] : []), ...args], {
       timeoutMs: o.timeoutMs ?? 120_000,
@@ -223,9 +254,8 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
     await unmountUnder(dir);
     await removeTempDir(dir);
   };
-
-  try {
-    await waitUntil(
+  const ready = () =>
+    waitUntil(
       `containerd on ${paths.socket}`,
       async () => {
         if (!existsSync(paths.socket)) return false;
@@ -234,12 +264,30 @@ export async function startContainerd(opts: ContainerdOptions = {}): Promise<Con
       },
       { daemon, timeoutMs: opts.startTimeoutMs ?? 30_000 },
     );
+  const restart = async () => {
+    await daemon.stop();
+    earlier += daemon.output();
+    daemon = launch();
+    await ready();
+  };
+
+  try {
+    await ready();
   } catch (e) {
     await stop();
     throw e;
   }
 
-  return { ...paths, dir, configPath, flavor, ctr, output: () => daemon.output(), stop };
+  return {
+    ...paths,
+    dir,
+    configPath,
+    flavor,
+    ctr,
+    output: () => earlier + daemon.output(),
+    restart,
+    stop,
+  };
 }
 
 export interface HostsTomlOptions {
