@@ -1,9 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { parseRange, type Digest } from '../oci/index.js';
-import type { RegistryClient } from '../registry-client/index.js';
 import type { AccessControl } from './access.js';
-import type { BlobFetcher } from './blob-fetcher.js';
+import type { BlobFetcher, BlobSource } from './blob-fetcher.js';
 import type { BlobStore } from './blob-store.js';
 import { MirrorError } from './errors.js';
 import { API_VERSION_HEADER, sliceStream, streamBody } from './http.js';
@@ -52,12 +51,17 @@ export class BlobHandler {
     this.rangeAheadBytes = options.rangeAheadBytes;
   }
 
+  /**
+   * `opts.peer`: the request comes from a peer mirror (peer-endpoint.ts), which checked its own
+   * client's access; as a `relay` this node serves only what it holds or is receiving.
+   */
   async serve(
     req: IncomingMessage,
     res: ServerResponse,
     route: BlobRoute,
-    client: RegistryClient,
+    client: BlobSource,
     info: RequestInfo,
+    opts: { peer?: 'fetcher' | 'relay' } = {},
   ): Promise<void> {
     const head = req.method === 'HEAD';
     // A malformed Range is refused before any lookup or upstream traffic.
@@ -71,9 +75,13 @@ export class BlobHandler {
     };
 
     const target = { kind: 'blob', digest: route.digest.value } as const;
-    await this.access.authorize(req.headers.authorization, route.upstream, route.repo, target);
+    if (!opts.peer)
+      await this.access.authorize(req.headers.authorization, route.upstream, route.repo, target);
     const held = (await this.blobs.size(route.digest)) ?? this.fetcher.inflightSize(route.digest);
     const present = held !== undefined || this.fetcher.isInflight(route.digest);
+    if (!present && opts.peer === 'relay') {
+      throw new MirrorError('BLOB_UNKNOWN', `blob ${route.digest.value} is neither held nor arriving here`);
+    }
     if (present && !(await this.access.isMember(route.upstream, route.repo, target, route.digest.value))) {
       // Held for another repository or registry: serving it here could leak a private layer.
       throw new MirrorError('BLOB_UNKNOWN', `blob ${route.digest.value} is not in ${route.repo}`);
@@ -144,7 +152,7 @@ export class BlobHandler {
     req: IncomingMessage,
     res: ServerResponse,
     route: BlobRoute,
-    client: RegistryClient,
+    client: BlobSource,
     blob: InflightBlob,
     baseHeaders: Record<string, string>,
     info: RequestInfo,
@@ -229,7 +237,7 @@ export class BlobHandler {
   private async serveUpstreamRange(
     res: ServerResponse,
     route: BlobRoute,
-    client: RegistryClient,
+    client: BlobSource,
     range: { start: number; end: number },
     size: number | undefined,
     baseHeaders: Record<string, string>,

@@ -18,11 +18,17 @@ import { ManifestStore } from './manifest-store.js';
 import { ManifestService } from './manifests.js';
 import { MirrorMetrics } from './metrics.js';
 import { routeRequest, type Route, type RoutingTable } from './routing.js';
+import { PeerEndpoint } from './peer-endpoint.js';
+import type { BlobSource } from './blob-fetcher.js';
+import { PeerNetwork } from '../peers/index.js';
+import type { ListWatchClient } from '../kube/index.js';
 
 export interface MirrorOptions {
   config: MirrorConfig;
   logger?: Logger;
   metrics?: MirrorMetrics;
+  /** API access for peer discovery through a Service's EndpointSlices (made only when configured). */
+  kubeClient?: () => Promise<ListWatchClient>;
 }
 
 type ManifestRoute = Extract<Route, { kind: 'manifest' }>;
@@ -42,6 +48,9 @@ export class Mirror {
   private readonly access: AccessControl;
   private readonly manifestService: ManifestService;
   private readonly blobHandler: BlobHandler;
+  /** The cluster-wide cache, when peers are configured. */
+  readonly peers: PeerNetwork | undefined;
+  private readonly peerEndpoint: PeerEndpoint | undefined;
   private readonly clients = new Map<string, RegistryClient>();
   private readonly table: RoutingTable;
   private server: Server | undefined;
@@ -117,6 +126,15 @@ export class Mirror {
       metrics: this.metrics,
       rangeAheadBytes: this.config.rangeAheadBytes,
     });
+    if (this.config.peers) {
+      this.peers = new PeerNetwork({
+        config: this.config.peers,
+        registry: this.metrics.registry,
+        logger: this.logger,
+        ...(options.kubeClient ? { kubeClient: options.kubeClient } : {}),
+      });
+      this.peerEndpoint = new PeerEndpoint(this.peers, this.blobHandler, (u) => this.client(u));
+    }
   }
 
   /** Prepares the store and starts listening. Upstreams are not contacted: the mirror starts offline. */
@@ -147,6 +165,7 @@ export class Mirror {
     });
     this.gc.start();
     void this.gc.run('start');
+    await this.peers?.start();
     this.ready = true;
     const address = server.address() as AddressInfo;
     this.logger.info(
@@ -191,6 +210,7 @@ export class Mirror {
     clearTimeout(timer);
     this.fetcher.abortAll(new Error('mirror shut down'));
     await this.fetcher.settled();
+    this.peers?.close();
     await this.unlock?.();
   }
 
@@ -231,6 +251,9 @@ export class Mirror {
       url = new URL(req.url ?? '/', 'http://mirror.invalid');
     } catch {
       throw new MirrorError('NOT_FOUND', 'malformed request target');
+    }
+    if (this.peerEndpoint && PeerEndpoint.matches(url.pathname)) {
+      return this.peerEndpoint.handle(req, res, url, info);
     }
     const route = routeRequest(url.pathname, url.searchParams, this.table);
     info.route = route.kind;
@@ -284,10 +307,16 @@ export class Mirror {
       case 'manifest':
         return this.serveManifest(req, res, route, info);
       case 'blob':
-        return this.blobHandler.serve(req, res, route, this.client(route.upstream), info);
+        return this.blobHandler.serve(req, res, route, this.blobSource(route.upstream), info);
       default:
         throw new MirrorError('NOT_FOUND', 'no such endpoint');
     }
+  }
+
+  /** Where a client's blob comes from on a miss: the upstream, with peers in front when configured. */
+  private blobSource(upstream: string): BlobSource {
+    const client = this.client(upstream);
+    return this.peers ? this.peers.source(upstream, client) : client;
   }
 
   private client(name: string): RegistryClient {

@@ -6,3 +6,4 @@ export { Membership, normalizePeerUrl, peerUrl } from './membership.js';
 export { rankPeers, fetcherFor } from './rendezvous.js';
 export { RelayBoard, type Assignment } from './relay-board.js';
 export { PeerError } from './errors.js';
+export { resolvePeersConfig, PeerConfigError, type PeerFlags } from './resolve-config.js';

@@ -41,7 +41,6 @@ export class PeerNetwork {
   readonly client: PeerClient;
   private readonly log: Logger;
   private readonly tokenHash: Buffer;
-  private readonly sources: PeerSource[] = [];
   private readonly stop = new AbortController();
 
   constructor(private readonly options: PeerNetworkOptions) {
@@ -110,7 +109,10 @@ export class PeerNetwork {
     this.client.close();
   }
 
-  /** The source for one upstream, with peers in front of it. */
+  /**
+   * The source for one upstream, with peers in front of it. Cheap: one per request is fine, as a
+   * download keeps the source it started with (resumes and `settled` reach the same one).
+   */
   source(upstreamName: string, upstream: BlobSourceLike): PeerSource {
     const stallMs = this.options.config.stallSeconds * 1000;
     const source = new PeerSource(upstreamName, upstream, {
@@ -128,7 +130,6 @@ export class PeerNetwork {
         relayDepth: (depth) => this.metrics.relayDepth.observe(depth),
       },
     });
-    this.sources.push(source);
     return source;
   }
 
