@@ -125,6 +125,14 @@ recipe() {
       # btrfs needs cgo and C headers; devmapper and zfs need devices no test has.
       tags_="no_btrfs no_devmapper no_zfs urfave_cli_no_docs"
       ;;
+    conformance)
+      # The OCI distribution-spec conformance suite is a Ginkgo *test* package, so it is built
+      # with `go test -c` into one test binary (test_binary_), not with `go build`.
+      packages_=(github.com/opencontainers/distribution-spec/conformance)
+      links_=(oci-conformance=oci-conformance.test)
+      tags_=""
+      test_binary_=true
+      ;;
     *)
       echo "install-peers: unknown Go peer module $1" >&2
       return 1
@@ -181,7 +189,8 @@ module_key() {
   {
     (cd "$module_dir" && sed -e 's|//.*$||' go.mod && cat go.sum &&
       find . -name '*.go' -type f | LC_ALL=C sort | xargs sha256sum)
-    echo "packages=${packages_[*]} tags=$tags_ links=${links_[*]} go=$go_version"
+    # (The test-binary marker expands to nothing for `go build` modules: their keys are unchanged.)
+    echo "packages=${packages_[*]} tags=$tags_ links=${links_[*]} go=$go_version${test_binary_:+ go-test-c}"
     declare -f version_flags go_env
   } | sha256sum | cut -c1-16
 }
@@ -189,7 +198,7 @@ module_key() {
 # Sets module_dir, packages_, links_, tags_ and out (the keyed build directory) for one module.
 load_module() {
   module_dir="$repo_root/test/peers/$1"
-  packages_=() links_=() tags_=""
+  packages_=() links_=() tags_="" test_binary_=""
   recipe "$1" || return 1
   local key
   key="$(module_key)" || return 1
@@ -222,8 +231,14 @@ build_module() {
     rm -rf "$tmp"
     mkdir -p "$tmp/bin"
     echo "install-peers: $name: building ${packages_[*]} with $go_version (tags: ${tags_:-none})"
-    if ! (cd "$module_dir" && go_env "$go" build -tags "$tags_" -ldflags "-s -w$xflags" \
-      -o "$tmp/bin/" "${packages_[@]}"); then
+    local build=(build -o "$tmp/bin/")
+    if [[ -n "$test_binary_" ]]; then
+      # One test package; -o names its binary after the (single) link's target.
+      local only="${links_[0]}"
+      build=(test -c -o "$tmp/bin/${only#*=}")
+    fi
+    if ! (cd "$module_dir" && go_env "$go" "${build[@]}" -tags "$tags_" -ldflags "-s -w$xflags" \
+      "${packages_[@]}"); then
       rm -rf "$tmp"
       echo "install-peers: $name: go build failed" >&2
       return 1
@@ -247,7 +262,7 @@ build_module() {
   done
 }
 
-go_modules=(kube helm containerd2)
+go_modules=(kube helm containerd2 conformance)
 # The build directory in progress, removed if the script stops before renaming it.
 tmp=""
 trap '[[ -z "$tmp" ]] || rm -rf "$tmp"' EXIT

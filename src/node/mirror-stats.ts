@@ -1,3 +1,8 @@
+import { sendRequest } from '../registry-client/index.js';
+
+/** Far more than a mirror's metrics page; a bound on what a wrong URL can make us read. */
+const METRICS_MAX_BYTES = 16 * 1024 * 1024;
+
 /**
  * Reads a Hoist mirror's own counters from its /metrics (Prometheus text format), so a pull can
  * report whether the mirror served it: the counters move only when the mirror sent blob bytes.
@@ -31,9 +36,17 @@ export async function readMirrorCounters(
   signal?: AbortSignal,
 ): Promise<MirrorCounters | undefined> {
   try {
-    const res = await fetch(`${mirrorUrl}/metrics`, { signal: signal ?? AbortSignal.timeout(5_000) });
-    if (!res.ok) return undefined;
-    const text = await res.text();
+    // Not the global fetch: it refuses a mirror on a port the fetch standard blocks (6000, ...).
+    const res = await sendRequest(
+      `${mirrorUrl}/metrics`,
+      { method: 'GET', headers: {} },
+      { name: mirrorUrl, headersTimeoutMs: 5_000, signal: signal ?? AbortSignal.timeout(5_000) },
+    );
+    if (res.status < 200 || res.status > 299) {
+      await res.discard();
+      return undefined;
+    }
+    const text = await res.text(METRICS_MAX_BYTES);
     if (!text.includes('hoist_mirror_')) return undefined;
     return parseMirrorCounters(text);
   } catch {

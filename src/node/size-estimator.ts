@@ -174,10 +174,10 @@ export class ImageSizeEstimator {
       { headers: { accept: MANIFEST_MEDIA_TYPES.join(', ') }, signal },
     );
     if (res.status !== 200) {
-      await res.body?.cancel();
+      await res.discard();
       throw new Error(`answered ${res.status} for manifest ${ref.repository}:${reference}`);
     }
-    const body = Buffer.from(await res.arrayBuffer());
+    const body = await res.bytes();
     const digest = digestOf(body).value;
     // Fetched by digest: the bytes must be that digest (distribution-spec "Pulling manifests").
     if (reference.includes(':') && digest !== reference) {

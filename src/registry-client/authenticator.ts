@@ -6,13 +6,14 @@ import {
   type Credentials,
 } from './auth.js';
 import { errorFromResponse, UpstreamError } from './errors.js';
+import type { HttpRequestInit, HttpResponse } from './http-transport.js';
 
-/** Sends a request for a token; the client's fetch, with its timeout and error mapping. */
+/** Sends a request for a token; the client's transport, with its timeout and error mapping. */
 export type TokenFetch = (
   url: string,
-  init: RequestInit,
+  init: HttpRequestInit,
   signal: AbortSignal | undefined,
-) => Promise<Response>;
+) => Promise<HttpResponse>;
 
 /**
  * One upstream's side of the auth dance (distribution docs/spec/auth/token.md): answers `401`

@@ -1,9 +1,9 @@
-import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import type { Readable } from 'node:stream';
 import type { Credentials } from './auth.js';
 import { Authenticator } from './authenticator.js';
 import { DEFAULT_RETRY_POLICY, UpstreamHealth, backoffDelayMs, sleep, type RetryPolicy } from './backoff.js';
 import { errorFromResponse, parseRetryAfter, UpstreamError } from './errors.js';
+import { sendRequest, type HttpBody, type HttpRequestInit, type HttpResponse } from './http-transport.js';
 
 export interface RegistryClientOptions {
   /** Registry host as clients name it (docker.io, 127.0.0.1:6000); used in messages only. */
@@ -52,8 +52,8 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** Ask for a token that may push (`repository:<name>:pull,push`), for uploads. */
   push?: boolean;
-  /** Request body, for uploads (a web ReadableStream is sent as it streams). */
-  body?: RequestInit['body'];
+  /** Request body, for uploads (a Readable is sent as it streams, with backpressure). */
+  body?: HttpBody;
   /**
    * For work no client waits on (resuming a download): skip the breaker and the client retry
    * budget; the caller paces its own retries.
@@ -117,7 +117,7 @@ export class RegistryClient {
     });
     const what = `manifest ${repo}:${reference}`;
     if (res.status !== 200) throw await this.failure(res, what);
-    const body = Buffer.from(await res.arrayBuffer());
+    const body = await res.bytes();
     return {
       body,
       contentType: res.headers.get('content-type') ?? undefined,
@@ -167,14 +167,13 @@ export class RegistryClient {
     const res = await this.request('GET', `/v2/${repo}/blobs/${digest}`, repo, { ...opts, headers });
     const what = `blob ${repo}@${digest}`;
     if (res.status !== 200 && res.status !== 206) throw await this.failure(res, what);
-    if (!res.body) throw new UpstreamError('UPSTREAM_BAD_RESPONSE', `upstream sent no body for ${what}`);
     const contentLength = parseLength(res.headers.get('content-length'));
     let offset = 0;
     let totalSize = res.status === 200 ? contentLength : undefined;
     if (res.status === 206) {
       const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
       if (!m) {
-        await res.body.cancel();
+        await res.discard();
         throw new UpstreamError(
           'UPSTREAM_BAD_RESPONSE',
           `upstream sent 206 without a valid Content-Range for ${what}`,
@@ -183,15 +182,14 @@ export class RegistryClient {
       offset = Number(m[1]);
       if (m[3] !== '*') totalSize = Number(m[3]);
       if (opts.range && offset !== opts.range.start) {
-        await res.body.cancel();
+        await res.discard();
         throw new UpstreamError(
           'UPSTREAM_BAD_RESPONSE',
           `upstream answered a range at ${offset}, not ${opts.range.start}`,
         );
       }
     }
-    const body = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
-    return { status: res.status, contentLength, offset, totalSize, body };
+    return { status: res.status, contentLength, offset, totalSize, body: res.body };
   }
 
   /** Lists tags (distribution-spec end-8a), passed through as the upstream returns them. */
@@ -203,7 +201,7 @@ export class RegistryClient {
     const res = await this.request('GET', `/v2/${repo}/tags/list${query}`, repo, opts);
     if (res.status !== 200) throw await this.failure(res, `tags of ${repo}`);
     const link = res.headers.get('link') ?? undefined;
-    return { body: Buffer.from(await res.arrayBuffer()), ...(link ? { link } : {}) };
+    return { body: await res.bytes(), ...(link ? { link } : {}) };
   }
 
   /**
@@ -213,7 +211,12 @@ export class RegistryClient {
    * answer is returned (or the error thrown) so that the caller can fail fast. While the upstream
    * is backing off after failures, requests fail at once without contacting it.
    */
-  async request(method: string, path: string, repo: string, opts: RequestOptions = {}): Promise<Response> {
+  async request(
+    method: string,
+    path: string,
+    repo: string,
+    opts: RequestOptions = {},
+  ): Promise<HttpResponse> {
     const retriable = (method === 'GET' || method === 'HEAD') && opts.body === undefined;
     const started = this.now();
     for (let attempt = 1; ; attempt++) {
@@ -229,7 +232,7 @@ export class RegistryClient {
           { retryAfterSeconds: Math.ceil(wait / 1000) },
         );
       }
-      let res: Response;
+      let res: HttpResponse;
       try {
         res = await this.requestOnce(method, path, repo, opts);
       } catch (err) {
@@ -262,7 +265,7 @@ export class RegistryClient {
         );
       }
       if (!retriable || opts.background || !this.fitsBudget(attempt, started, retryAfter)) return res;
-      await res.body?.cancel();
+      await res.discard();
       await sleep(backoffDelayMs(attempt, this.retry, retryAfter), opts.signal);
     }
   }
@@ -281,13 +284,13 @@ export class RegistryClient {
     path: string,
     repo: string,
     opts: RequestOptions,
-  ): Promise<Response> {
+  ): Promise<HttpResponse> {
     const scope = `repository:${repo}:${opts.push ? 'pull,push' : 'pull'}`;
     let authorization = await this.auth.cachedAuthorization(scope, opts.signal);
     const res = await this.send(method, path, authorization, opts);
     if (res.status !== 401) return res;
     const header = res.headers.get('www-authenticate') ?? '';
-    await res.body?.cancel();
+    await res.discard();
     authorization = await this.auth.answerChallenge(header, scope, opts.signal);
     if (authorization === undefined) {
       return this.send(method, path, undefined, opts); // yields the 401 again, for the caller to report
@@ -300,58 +303,24 @@ export class RegistryClient {
     path: string,
     authorization: string | undefined,
     opts: RequestOptions,
-  ): Promise<Response> {
+  ): Promise<HttpResponse> {
     const headers: Record<string, string> = { 'user-agent': this.userAgent, ...opts.headers };
     if (authorization) headers.authorization = authorization;
-    return this.fetchWithTimeout(
-      `${this.baseUrl}${path}`,
-      // The upload body (push.ts); a streamed one needs duplex 'half' (fetch spec), Buffers ignore it.
-      { method, headers, redirect: 'follow', body: opts.body, duplex: 'half' } as RequestInit,
-      opts.signal,
-    );
+    return this.fetchWithTimeout(`${this.baseUrl}${path}`, { method, headers, body: opts.body }, opts.signal);
   }
 
-  private async fetchWithTimeout(
+  /** One request, redirects followed; the timeout covers the wait for headers only. */
+  private fetchWithTimeout(
     url: string,
-    init: RequestInit,
+    init: HttpRequestInit,
     signal: AbortSignal | undefined,
-  ): Promise<Response> {
-    // The timeout covers the wait for headers only: a 40 GB body may take as long as it takes.
-    const controller = new AbortController();
-    const onAbort = () => controller.abort(signal?.reason);
-    if (signal?.aborted) controller.abort(signal.reason);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    const timer = setTimeout(
-      () =>
-        controller.abort(
-          new UpstreamError(
-            'UPSTREAM_TIMEOUT',
-            `${this.name} sent no response within ${this.headersTimeoutMs} ms`,
-          ),
-        ),
-      this.headersTimeoutMs,
-    );
-    try {
-      return await fetch(url, { ...init, signal: controller.signal });
-    } catch (err) {
-      if (err instanceof UpstreamError) throw err;
-      if (controller.signal.reason instanceof UpstreamError) throw controller.signal.reason;
-      if (signal?.aborted) throw signal.reason;
-      throw new UpstreamError(
-        'UPSTREAM_UNAVAILABLE',
-        `cannot reach ${this.name}: ${describeFetchError(err)}`,
-        {
-          cause: err,
-        },
-      );
-    } finally {
-      // The abort listener stays: body reads honour the caller's signal through `controller`.
-      clearTimeout(timer);
-    }
+  ): Promise<HttpResponse> {
+    return sendRequest(url, init, { name: this.name, headersTimeoutMs: this.headersTimeoutMs, signal });
   }
 
-  private async failure(res: Response, what: string): Promise<UpstreamError> {
-    const body = res.status === 404 || res.status >= 400 ? await res.text().catch(() => '') : '';
+  private async failure(res: HttpResponse, what: string): Promise<UpstreamError> {
+    const body = res.status >= 400 ? await res.text().catch(() => '') : '';
+    if (res.status < 400) await res.discard();
     return errorFromResponse(
       res.status,
       body.slice(0, 64 * 1024),
@@ -364,12 +333,4 @@ export class RegistryClient {
 function parseLength(value: string | null): number | undefined {
   if (value === null || !/^\d+$/.test(value)) return undefined;
   return Number(value);
-}
-
-function describeFetchError(err: unknown): string {
-  if (err instanceof Error) {
-    const cause = err.cause as { code?: string; message?: string } | undefined;
-    return cause?.code ?? cause?.message ?? err.message;
-  }
-  return String(err);
 }

@@ -7,6 +7,13 @@ export {
   type BlobResponse,
   type RequestOptions,
 } from './client.js';
+export {
+  sendRequest,
+  type HttpBody,
+  type HttpRequestInit,
+  type HttpResponse,
+  type SendOptions,
+} from './http-transport.js';
 export { UpstreamError, parseRetryAfter, type UpstreamErrorCode } from './errors.js';
 export { backoffDelayMs, sleep, UpstreamHealth, DEFAULT_RETRY_POLICY, type RetryPolicy } from './backoff.js';
 export { parseChallenges, basicAuthorization, type Credentials, type Challenge } from './auth.js';

@@ -9,6 +9,7 @@
  */
 import type { RegistryClient } from './client.js';
 import { errorFromResponse, UpstreamError } from './errors.js';
+import type { HttpResponse } from './http-transport.js';
 
 /** PATCH size for uploads of blobs produced on the fly. */
 export const DEFAULT_CHUNK_BYTES = 16 * 1024 * 1024;
@@ -23,7 +24,8 @@ export interface PushOptions {
   signal?: AbortSignal | undefined;
 }
 
-async function failure(res: Response, what: string, client: RegistryClient): Promise<UpstreamError> {
+/** The error for an unexpected answer; reads (and so releases) the response body. */
+async function failure(res: HttpResponse, what: string, client: RegistryClient): Promise<UpstreamError> {
   const body = await res.text().catch(() => '');
   return errorFromResponse(
     res.status,
@@ -68,9 +70,10 @@ export async function blobExists(
     push: true,
     signal: opts.signal,
   });
-  await res.body?.cancel();
-  if (res.status === 200) return true;
-  if (res.status === 404) return false;
+  if (res.status === 200 || res.status === 404) {
+    await res.discard();
+    return res.status === 200;
+  }
   throw await failure(res, `HEAD of blob ${repo}@${digest}`, client);
 }
 
@@ -90,7 +93,7 @@ export async function mountBlob(
     push: true,
     signal: opts.signal,
   });
-  await res.body?.cancel();
+  if (res.status === 201 || res.status === 202) await res.discard();
   if (res.status === 201) return true;
   if (res.status === 202) {
     // An upload session was opened instead; cancel it so it does not linger until the registry's GC.
@@ -98,7 +101,7 @@ export async function mountBlob(
     const del = await client
       .request('DELETE', path, repo, { push: true, signal: opts.signal })
       .catch(() => undefined);
-    await del?.body?.cancel();
+    await del?.discard();
     return false;
   }
   throw await failure(res, `mount of ${digest} into ${repo}`, client);
@@ -119,8 +122,8 @@ export class BlobUpload {
       push: true,
       signal: opts.signal,
     });
-    await res.body?.cancel();
     if (res.status !== 202) throw await failure(res, `upload to ${repo}`, client);
+    await res.discard();
     return new BlobUpload(
       client,
       repo,
@@ -134,8 +137,8 @@ export class BlobUpload {
 
   /**
    * Sends the next chunk (spec.md "Pushing a blob in chunks": PATCH with Content-Range). Chunks,
-   * not one streamed PATCH: Node 20's fetch reads a streamed request body as fast as it can
-   * whatever the socket takes, so a streamed upload would hold the whole blob in memory.
+   * not one streamed PATCH: the registry acknowledges each (its Range header, checked below), and
+   * memory stays at the chunk size whatever the blob's.
    */
   async patch(chunk: Buffer): Promise<void> {
     const start = this.offset;
@@ -149,8 +152,8 @@ export class BlobUpload {
       },
       body: chunk,
     });
-    await res.body?.cancel();
     if (res.status !== 202) throw await failure(res, `upload to ${this.repo}`, this.client);
+    await res.discard();
     this.offset += chunk.length;
     // distribution answers `0-0` for both 0 and 1 bytes received, so only larger counts are checked.
     const range = /^(?:bytes=)?0-(\d+)$/.exec(res.headers.get('range') ?? '');
@@ -203,8 +206,8 @@ export class BlobUpload {
       },
       ...(body ? { body } : {}),
     });
-    await res.body?.cancel();
     if (res.status !== 201) throw await failure(res, `blob ${digest} in ${this.repo}`, this.client);
+    await res.discard();
   }
 }
 
@@ -236,7 +239,7 @@ export async function pushManifest(
     headers: { 'content-type': mediaType },
     body,
   });
-  await res.body?.cancel();
   if (res.status !== 201) throw await failure(res, `manifest ${repo}:${reference}`, client);
+  await res.discard();
   return res.headers.get('docker-content-digest') ?? undefined;
 }

@@ -1,5 +1,5 @@
 // Finds the peers that scripts/install-peers.sh builds from the pinned Go modules under
-// test/peers/ (kube-apiserver, etcd, kubectl, helm, containerd 2.x) and the Go toolchain the tests
+// test/peers/ (kube-apiserver, etcd, kubectl, helm, containerd 2.x, the OCI conformance suite) and the Go toolchain the tests
 // build with. The script links each built binary as `<cache>/current/<peer>`.
 import { accessSync, constants, realpathSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,7 +7,15 @@ import type { TestContext } from 'node:test';
 import { findBinary } from './peers.js';
 
 export type GoPeer =
-  'kube-apiserver' | 'etcd' | 'kubectl' | 'helm' | 'containerd2' | 'ctr2' | 'containerd-shim-runc-v2';
+  | 'kube-apiserver'
+  | 'etcd'
+  | 'kubectl'
+  | 'helm'
+  | 'containerd2'
+  | 'ctr2'
+  | 'containerd-shim-runc-v2'
+  // The OCI distribution-spec conformance suite, a Ginkgo test binary (test/peers/conformance).
+  | 'oci-conformance';
 
 const DEFAULT_CACHE = '/var/cache/hoist-peers';
 // Where Go >= 1.26 is preinstalled; Debian's golang-go (1.19) owns /usr/bin/go.

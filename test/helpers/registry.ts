@@ -2,6 +2,7 @@
 // loopback with filesystem storage, optionally behind htpasswd auth or as a pull-through proxy.
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import { get } from 'node:http';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { freePort, removeTempDir, tempDir } from './peers.js';
@@ -18,6 +19,11 @@ export interface RegistryOptions {
   /** Extra top-level config keys, merged over the generated ones (shallow, per top-level key). */
   extraConfig?: Record<string, unknown>;
   startTimeoutMs?: number;
+  /**
+   * Listen on this port instead of a free one (e.g. a port the fetch standard blocks). Fails with
+   * distribution's "address already in use" when it is taken; no retry on another port.
+   */
+  port?: number;
 }
 
 /** One line of the registry's own access log (combined log format, written on stdout). */
@@ -94,14 +100,20 @@ function buildConfig(dir: string, port: number, opts: RegistryOptions, htpasswdP
   return { ...config, ...opts.extraConfig };
 }
 
-async function probe(url: string): Promise<boolean> {
-  const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2_000) });
-  await res.body?.cancel();
-  return res.status === 200 || res.status === 401;
+/** node:http, not fetch: fetch refuses the ports the fetch standard blocks (6000, 10080, ...). */
+function probe(url: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const req = get(`${url}/v2/`, { timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200 || res.statusCode === 401);
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer within 2 s')));
+    req.on('error', reject);
+  });
 }
 
 async function launch(dir: string, opts: RegistryOptions, htpasswdPath?: string): Promise<RegistryPeer> {
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const host = `127.0.0.1:${port}`;
   const url = `http://${host}`;
   const configPath = join(dir, 'config.yml');
@@ -128,6 +140,14 @@ async function launch(dir: string, opts: RegistryOptions, htpasswdPath?: string)
       daemon,
       timeoutMs: opts.startTimeoutMs ?? 20_000,
     });
+    if (opts.port !== undefined) {
+      // On a fixed port another process may have answered the probe: ours must have logged it.
+      await waitUntil(
+        `docker-registry on ${host} logging the probe`,
+        async () => entries.some((e) => e.path === '/v2/'),
+        { daemon, timeoutMs: 5_000 },
+      );
+    }
   } catch (e) {
     await daemon.stop();
     throw e;
@@ -168,7 +188,7 @@ async function launch(dir: string, opts: RegistryOptions, htpasswdPath?: string)
   };
 }
 
-/** Starts docker-registry on a free loopback port and waits until `GET /v2/` answers (200 or 401). */
+/** Starts docker-registry on a free loopback port (or `opts.port`) and waits until `GET /v2/` answers (200 or 401). */
 export async function startRegistry(opts: RegistryOptions = {}): Promise<RegistryPeer> {
   const dir = await tempDir('hoist-registry');
   try {
@@ -190,7 +210,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
           },
         };
       } catch (e) {
-        if (attempt >= 3 || !/address already in use/.test(String(e))) throw e;
+        if (attempt >= 3 || opts.port !== undefined || !/address already in use/.test(String(e))) throw e;
       }
     }
   } catch (e) {
