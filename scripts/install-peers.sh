@@ -133,6 +133,15 @@ recipe() {
       tags_=""
       test_binary_=true
       ;;
+    token-server)
+      # distribution's own Docker token server (contrib/token-server of distribution 2.8.3, the
+      # line Debian's docker-registry comes from): the Bearer token realm in front of
+      # docker-registry's `auth.token` (test/helpers/token-registry.ts). cesanta/docker_auth is
+      # not served by the module proxy here.
+      packages_=(github.com/docker/distribution/contrib/token-server)
+      links_=(token-server=token-server)
+      tags_=""
+      ;;
     *)
       echo "install-peers: unknown Go peer module $1" >&2
       return 1
@@ -262,7 +271,7 @@ build_module() {
   done
 }
 
-go_modules=(kube helm containerd2 conformance)
+go_modules=(kube helm containerd2 conformance token-server)
 # The build directory in progress, removed if the script stops before renaming it.
 tmp=""
 trap '[[ -z "$tmp" ]] || rm -rf "$tmp"' EXIT

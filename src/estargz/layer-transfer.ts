@@ -101,6 +101,24 @@ async function* decompressed(source: AsyncIterable<Buffer>, desc: Descriptor): A
   for await (const chunk of gunzip) yield chunk as Buffer;
 }
 
+/**
+ * Opens the upload for a blob whose source download is already open. If the destination refuses
+ * (401/403 for a repository the credentials may not push to), the source body is dropped: left
+ * open, its socket keeps the process alive and `hoist convert` never exits.
+ */
+async function startUpload(
+  dst: RepoRef,
+  source: Readable,
+  signal: AbortSignal | undefined,
+): Promise<BlobUpload> {
+  try {
+    return await BlobUpload.start(dst.client, dst.repo, { signal });
+  } catch (err) {
+    source.destroy();
+    throw err;
+  }
+}
+
 /** Converts a gzip or tar layer and uploads the eStargz blob to `dst` as it is produced. */
 export async function convertAndUpload(
   src: RepoRef,
@@ -111,7 +129,7 @@ export async function convertAndUpload(
   const progress: TransferProgress = { readBytes: 0, writtenBytes: 0 };
   const report = () => options.onProgress?.(progress);
   const blob = await src.client.getBlob(src.repo, layer.digest.value, { signal: options.signal });
-  const upload = await BlobUpload.start(dst.client, dst.repo, { signal: options.signal });
+  const upload = await startUpload(dst, blob.body, options.signal);
   const writer = upload.chunkedWriter(UPLOAD_CHUNK_BYTES);
   const tar = decompressed(
     verified(blob.body, layer, (n) => {
@@ -154,7 +172,7 @@ export async function copyBlob(
     if (await mountBlob(dst.client, dst.repo, digest, src.repo, { signal })) return;
   }
   const blob = await src.client.getBlob(src.repo, digest, { signal });
-  const upload = await BlobUpload.start(dst.client, dst.repo, { signal });
+  const upload = await startUpload(dst, blob.body, signal);
   const writer = upload.chunkedWriter(UPLOAD_CHUNK_BYTES);
   for await (const chunk of verified(blob.body, desc, () => undefined)) await writer.write(chunk);
   await writer.close();

@@ -54,7 +54,8 @@ const upstreamSchema = z
     /**
      * With credentials, private repositories are served only to clients the upstream accepts
      * (`verify`, the default), or to every client (`trust`: a node-local mirror whose clients
-     * all may read what its credentials can).
+     * all may read what its credentials can). Without credentials it does not apply: private
+     * repositories are fetched with each accepted client's own credentials (access-decision.ts).
      */
     clientAuth: z.enum(['verify', 'trust']).default('verify'),
   })

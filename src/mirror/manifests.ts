@@ -92,7 +92,10 @@ export class ManifestService {
       return { digest: digest.value, mediaType: stored.mediaType, body: stored.body, cache: 'hit' };
     }
     this.metrics.cacheLookups.inc({ kind: 'manifest', result: 'miss' });
-    return this.flights.run(`digest ${digest.value}`, async () => {
+    // Joined only by requests for the same repository: the caller checked each one's access to it
+    // (a client of a public repository must not receive, by naming its digest, a manifest being
+    // fetched for a private one with another client's credentials).
+    return this.flights.run(`digest ${client.name}/${repo}@${digest.value}`, async () => {
       const res = await this.fetchUpstream(
         client,
         repo,

@@ -36,6 +36,8 @@ export class PeerEndpoint {
     info.route = 'peer';
     if (!this.network.authorized(req.headers.authorization)) {
       this.network.metrics.servedToPeers.inc({ kind: 'refused' });
+      // Marked, so that a peer tells "my token is wrong" from "the upstream refused this repository".
+      res.setHeader(PEER_HEADERS.refused, 'token');
       throw new MirrorError('DENIED', 'peer requests need the cluster token');
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -2,12 +2,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { isDigest, parseAccept, parseDigest } from '../oci/index.js';
-import { RegistryClient } from '../registry-client/index.js';
+import { RegistryClient, type Credentials } from '../registry-client/index.js';
 import { BlobFetcher } from './blob-fetcher.js';
 import { BlobStore } from './blob-store.js';
 import { GarbageCollector } from './gc.js';
 import { BlobHandler, type RequestInfo } from './blob-handler.js';
-import { AccessControl } from './access.js';
+import { AccessControl, CHALLENGE } from './access.js';
 import { attachClientErrorHandler } from './client-errors.js';
 import { checkRequest } from './request-guard.js';
 import { lockStorage } from './storage-lock.js';
@@ -15,11 +15,10 @@ import type { MirrorConfig } from './config.js';
 import { MirrorError } from './errors.js';
 import { API_VERSION_HEADER, sendError, sendJson } from './http.js';
 import { ManifestStore } from './manifest-store.js';
-import { ManifestService } from './manifests.js';
+import { ManifestService, type ResolvedManifest } from './manifests.js';
 import { MirrorMetrics } from './metrics.js';
 import { routeRequest, type Route, type RoutingTable } from './routing.js';
 import { PeerEndpoint } from './peer-endpoint.js';
-import type { BlobSource } from './blob-fetcher.js';
 import { PeerNetwork } from '../peers/index.js';
 import type { ListWatchClient } from '../kube/index.js';
 
@@ -92,24 +91,25 @@ export class Mirror {
       // this.access is made below; this runs only once requests arrive.
       onFetched: (upstream, repo, digest) => this.access.recordMember(upstream, repo, digest),
     });
+    const makeClient = (name: string, url: string, credentials: Credentials | undefined) =>
+      new RegistryClient({
+        name,
+        url,
+        headersTimeoutMs: this.config.upstreamHeadersTimeoutSeconds * 1000,
+        userAgent: 'hoist-mirror',
+        retry: {
+          baseDelayMs: this.config.retryBaseDelayMs,
+          maxDelayMs: this.config.retryMaxDelayMs,
+          clientBudgetMs: this.config.clientRetryBudgetMs,
+        },
+        ...(credentials ? { credentials } : {}),
+      });
     for (const u of this.config.upstreams) {
-      this.clients.set(
-        u.name,
-        new RegistryClient({
-          name: u.name,
-          url: u.url,
-          headersTimeoutMs: this.config.upstreamHeadersTimeoutSeconds * 1000,
-          userAgent: 'hoist-mirror',
-          retry: {
-            baseDelayMs: this.config.retryBaseDelayMs,
-            maxDelayMs: this.config.retryMaxDelayMs,
-            clientBudgetMs: this.config.clientRetryBudgetMs,
-          },
-          ...(u.username !== undefined && u.password !== undefined
-            ? { credentials: { username: u.username, password: u.password } }
-            : {}),
-        }),
-      );
+      const own =
+        u.username !== undefined && u.password !== undefined
+          ? { username: u.username, password: u.password }
+          : undefined;
+      this.clients.set(u.name, makeClient(u.name, u.url, own));
     }
     this.table = { upstreams: new Set(this.clients.keys()), defaultUpstream: this.config.defaultUpstream };
     this.access = new AccessControl({
@@ -118,6 +118,8 @@ export class Mirror {
       trusted: new Set(this.config.upstreams.filter((u) => u.clientAuth === 'trust').map((u) => u.name)),
       cacheSeconds: this.config.accessCacheSeconds,
       logger: this.logger.child({ module: 'access' }),
+      // The clients' own credentials, for upstreams the mirror has none for (passthrough).
+      makeClient: (base, creds) => makeClient(base.name, base.baseUrl, creds),
     });
     this.blobHandler = new BlobHandler({
       blobs: this.blobs,
@@ -272,13 +274,10 @@ export class Mirror {
 
     switch (route.kind) {
       case 'base':
-        if (this.access.mayNeedLogin && !req.headers.authorization) {
-          throw new MirrorError(
-            'UNAUTHORIZED',
-            'some repositories here are private: send registry credentials',
-          );
-        }
-        return sendJson(req, res, 200, {});
+        // 200 with a challenge (RFC 9110 §11.6.1 allows one on any response): containers/image
+        // (skopeo, podman, CRI-O) reads it from the ping and sends credentials when it has some;
+        // docker reads challenges only from a 401, so it still pulls public images anonymously.
+        return sendJson(req, res, 200, {}, this.access.mayNeedLogin ? { 'www-authenticate': CHALLENGE } : {});
       case 'healthz':
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
         return;
@@ -300,23 +299,33 @@ export class Mirror {
           if (v !== null) query.set(key, v);
         }
         const q = query.size ? `?${query.toString()}` : '';
-        await this.access.authorize(req.headers.authorization, route.upstream, route.repo, { kind: 'tags' });
-        const tags = await this.client(route.upstream).listTags(route.repo, q);
+        const tags = await this.access.withSource(
+          req.headers.authorization,
+          route.upstream,
+          route.repo,
+          { kind: 'tags' },
+          (source) => source.listTags(route.repo, q),
+        );
         return sendJson(req, res, 200, tags.body);
       }
       case 'manifest':
         return this.serveManifest(req, res, route, info);
       case 'blob':
-        return this.blobHandler.serve(req, res, route, this.blobSource(route.upstream), info);
+        return this.access.withSource(
+          req.headers.authorization,
+          route.upstream,
+          route.repo,
+          { kind: 'blob', digest: route.digest.value },
+          // With peers, a miss asks the cluster before this client's upstream connection.
+          (client) =>
+            this.blobHandler.serve(req, res, route, client, info, {
+              ...(this.peers ? { source: this.peers.source(route.upstream, client) } : {}),
+            }),
+          () => !res.headersSent,
+        );
       default:
         throw new MirrorError('NOT_FOUND', 'no such endpoint');
     }
-  }
-
-  /** Where a client's blob comes from on a miss: the upstream, with peers in front when configured. */
-  private blobSource(upstream: string): BlobSource {
-    const client = this.client(upstream);
-    return this.peers ? this.peers.source(upstream, client) : client;
   }
 
   private client(name: string): RegistryClient {
@@ -332,10 +341,23 @@ export class Mirror {
     info: RequestInfo,
   ): Promise<void> {
     const accepted = parseAccept(req.headers.accept);
-    await this.access.authorize(req.headers.authorization, route.upstream, route.repo, {
-      kind: 'manifest',
-      reference: route.rawReference,
-    });
+    const target = { kind: 'manifest', reference: route.rawReference } as const;
+    const m = await this.access.withSource(
+      req.headers.authorization,
+      route.upstream,
+      route.repo,
+      target,
+      (source) => this.resolveManifest(route, source, accepted),
+    );
+    info.cache = m.cache;
+    this.writeManifest(req, res, m);
+  }
+
+  private async resolveManifest(
+    route: ManifestRoute,
+    source: RegistryClient,
+    accepted: readonly string[],
+  ): Promise<ResolvedManifest> {
     const ref = route.reference;
     if (
       ref.kind === 'digest' &&
@@ -348,14 +370,18 @@ export class Mirror {
         route.repo,
         { kind: 'manifest', reference: ref.digest.value },
         ref.digest.value,
+        source,
       );
       if (!member)
         throw new MirrorError('MANIFEST_UNKNOWN', `manifest ${ref.digest.value} is not in ${route.repo}`);
     }
-    const m = await this.manifestService.resolve(this.client(route.upstream), route.repo, ref, accepted);
+    const m = await this.manifestService.resolve(source, route.repo, ref, accepted);
     if (m.cache !== 'hit' || ref.kind === 'tag')
       await this.access.recordMember(route.upstream, route.repo, m.digest);
-    info.cache = m.cache;
+    return m;
+  }
+
+  private writeManifest(req: IncomingMessage, res: ServerResponse, m: ResolvedManifest): void {
     const headers: Record<string, string | number> = {
       ...API_VERSION_HEADER,
       'content-type': m.mediaType,

@@ -13,6 +13,8 @@ export const PEER_HEADERS = {
   relayFailed: 'x-hoist-relay-failed',
   /** Depth of the asker in the relay tree, on a redirect. */
   depth: 'x-hoist-relay-depth',
+  /** On a 403: the peer refused this node's token (not an upstream's answer about a repository). */
+  refused: 'x-hoist-peer-refused',
 } as const;
 
 export const PEER_PATH_PREFIX = '/peer/v1';
@@ -120,7 +122,7 @@ export class PeerClient {
     } catch {
       code = undefined;
     }
-    if (status === 401 || status === 403) {
+    if (res.headers[PEER_HEADERS.refused] === 'token') {
       throw new PeerError('PEER_REFUSED', req.peer, `${req.peer} refused this node's peer token (${status})`);
     }
     return { kind: 'miss', peer: req.peer, status, code };

@@ -46,18 +46,30 @@ export class Authenticator {
     return (await this.token(this.bearer.realm, this.bearer.service, scope, signal)).authorization;
   }
 
-  /** The Authorization answering a `WWW-Authenticate` challenge, or undefined when it cannot be answered. */
+  /**
+   * The Authorization answering a `WWW-Authenticate` challenge, or undefined when it cannot be
+   * answered. `refused` is the Authorization the challenged request carried (none at first contact).
+   */
   async answerChallenge(
     header: string,
     scope: string,
     signal: AbortSignal | undefined,
+    refused?: string,
   ): Promise<string | undefined> {
     const challenges = parseChallenges(header);
     const bearer = challenges.find((c) => c.scheme === 'bearer');
     if (bearer?.params.realm) {
       this.bearer = { realm: bearer.params.realm, service: bearer.params.service };
       const wanted = bearer.params.scope ?? scope;
-      this.tokens.delete(key(bearer.params.realm, bearer.params.service, wanted)); // the one we sent was refused
+      const k = key(bearer.params.realm, bearer.params.service, wanted);
+      // Requests sent together are refused together (first contact, or a token the registry no
+      // longer accepts): the first answer's new token serves the rest, so that one refusal costs one
+      // token request, not one per request that was in flight.
+      const cached = this.tokens.get(k);
+      if (cached && cached.authorization !== refused && cached.expiresAt > this.now()) {
+        return cached.authorization;
+      }
+      this.tokens.delete(k); // the one we sent was refused
       return (await this.token(bearer.params.realm, bearer.params.service, wanted, signal)).authorization;
     }
     if (challenges.some((c) => c.scheme === 'basic') && this.credentials) {

@@ -291,7 +291,7 @@ export class RegistryClient {
     if (res.status !== 401) return res;
     const header = res.headers.get('www-authenticate') ?? '';
     await res.discard();
-    authorization = await this.auth.answerChallenge(header, scope, opts.signal);
+    authorization = await this.auth.answerChallenge(header, scope, opts.signal, authorization);
     if (authorization === undefined) {
       return this.send(method, path, undefined, opts); // yields the 401 again, for the caller to report
     }

@@ -100,6 +100,10 @@ export async function sendRequest(
     });
     // The caller's signal keeps reaching the body (through `controller`) until it closes.
     res.body.once('close', release);
+    // undici errors a body destroyed before its end (RequestAbortedError). Readers (pipeline,
+    // for await) see errors through their own listeners; this one keeps a body that a caller drops
+    // unread with destroy() (an upload refused, a download no longer wanted) from crashing the process.
+    res.body.on('error', ignore);
     const noBody = init.method === 'HEAD' || res.statusCode === 204 || res.statusCode === 304;
     if (noBody) res.body.resume(); // empty: let it end and close without a reader
     return wrap(res.statusCode, res.headers, res.body, noBody);

@@ -5,6 +5,7 @@ import { startContainerd, type ContainerdOptions, type ContainerdPeer } from './
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { CriClient } from '../../src/cri/index.js';
+import type { CommandWrapper } from './netns.js';
 
 export const HOIST_BIN = fileURLToPath(new URL('../../bin/hoist.js', import.meta.url));
 
@@ -76,9 +77,13 @@ export interface LongRunning {
   stop(): Promise<number | null>;
 }
 
-/** Starts a long-running `hoist` command (agent, mirror) that prints "listening on URL". */
-export function startHoist(args: string[]): LongRunning {
-  const child = spawn(process.execPath, [HOIST_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts a long-running `hoist` command (agent, mirror) that prints "listening on URL".
+ * `command` runs it elsewhere, e.g. in a network namespace (test/helpers/netns.ts).
+ */
+export function startHoist(args: string[], opts: { command?: CommandWrapper } = {}): LongRunning {
+  const c = (opts.command ?? ((cmd, a) => ({ cmd, args: [...a] })))(process.execPath, [HOIST_BIN, ...args]);
+  const child = spawn(c.cmd, c.args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   const exited = new Promise<number | null>((r) => child.on('close', r));

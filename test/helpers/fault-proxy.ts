@@ -27,6 +27,8 @@ export interface ProxiedRequest {
   method: string;
   path: string;
   range: string;
+  /** The Authorization header the request carried ('' for none), to tell whose credentials it used. */
+  authorization: string;
   /** The fault applied, if any. */
   fault?: Fault['kind'];
 }
@@ -77,7 +79,13 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
     const range = String(req.headers.range ?? '');
     if (isBlob) blobGets.push({ path, range });
     const fault = takeFault(isBlob, isManifest, path);
-    requests.push({ method: req.method ?? '', path, range, ...(fault ? { fault: fault.kind } : {}) });
+    requests.push({
+      method: req.method ?? '',
+      path,
+      range,
+      authorization: req.headers.authorization ?? '',
+      ...(fault ? { fault: fault.kind } : {}),
+    });
     if (fault?.kind === 'status') {
       res.writeHead(fault.status, { 'content-type': 'application/json', ...fault.headers });
       res.end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: `injected ${fault.status}` }] }));

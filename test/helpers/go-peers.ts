@@ -15,7 +15,9 @@ export type GoPeer =
   | 'ctr2'
   | 'containerd-shim-runc-v2'
   // The OCI distribution-spec conformance suite, a Ginkgo test binary (test/peers/conformance).
-  | 'oci-conformance';
+  | 'oci-conformance'
+  // distribution's Docker token server (test/peers/token-server, test/helpers/token-registry.ts).
+  | 'token-server';
 
 const DEFAULT_CACHE = '/var/cache/hoist-peers';
 // Where Go >= 1.26 is preinstalled; Debian's golang-go (1.19) owns /usr/bin/go.

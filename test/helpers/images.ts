@@ -11,6 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { pack as tarPack } from 'tar-stream';
 import type { Pack } from 'tar-stream';
+import type { CommandWrapper } from './netns.js';
 import { run } from './process.js';
 
 export { run } from './process.js';
@@ -382,6 +383,8 @@ export interface PushOptions {
    */
   preserveDigests?: boolean;
   timeoutMs?: number;
+  /** Run skopeo elsewhere, e.g. in a network namespace (test/helpers/netns.ts). */
+  command?: CommandWrapper;
 }
 
 /** `skopeo copy oci:DIR:TAG docker://DEST` over plain HTTP; dest like 127.0.0.1:PORT/repo:tag. */
@@ -398,13 +401,15 @@ export async function pushImage(
   if (opts.preserveDigests === true) args.push('--preserve-digests');
   if (opts.creds !== undefined) args.push('--dest-creds', opts.creds);
   args.push(`oci:${layoutDir}:${tag}`, `docker://${dest}`);
-  await run('skopeo', args, { timeoutMs: opts.timeoutMs ?? 300_000 });
+  await runSkopeo(args, opts.command, opts.timeoutMs);
 }
 
 export interface CopyToDirOptions {
   all?: boolean;
   creds?: string;
   timeoutMs?: number;
+  /** Run skopeo elsewhere, e.g. in a network namespace (test/helpers/netns.ts). */
+  command?: CommandWrapper;
 }
 
 /**
@@ -421,7 +426,16 @@ export async function skopeoCopyToDir(
   if (opts.all === true) args.push('--all');
   if (opts.creds !== undefined) args.push('--src-creds', opts.creds);
   args.push(src, `dir:${outDir}`);
-  await run('skopeo', args, { timeoutMs: opts.timeoutMs ?? 300_000 });
+  await runSkopeo(args, opts.command, opts.timeoutMs);
+}
+
+async function runSkopeo(
+  args: string[],
+  command: CommandWrapper | undefined,
+  timeoutMs = 300_000,
+): Promise<void> {
+  const c = command?.('skopeo', args) ?? { cmd: 'skopeo', args };
+  await run(c.cmd, c.args, { timeoutMs });
 }
 
 /** sha256 digest of a file's bytes (e.g. a manifest.json written by skopeoCopyToDir). */

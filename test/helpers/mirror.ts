@@ -1,8 +1,9 @@
 // Starts Hoist's mirror in-process on an ephemeral loopback port, with its JSON log lines kept
-// in memory for assertions.
+// in memory for assertions; or as its own process (startMirrorProcess), also in a network namespace.
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Mirror, resolveMirrorConfig, type MirrorConfig } from '../../src/mirror/index.js';
+import type { HostPlacement } from './netns.js';
 import { removeTempDir, tempDir } from './peers.js';
 
 export interface MirrorHandle {
@@ -62,5 +63,58 @@ export async function startMirror(
       await mirror.close(1000);
       if (!options.storage) await removeTempDir(storage);
     },
+  };
+}
+
+export interface MirrorProcess {
+  /** http://ADDRESS:PORT as the mirror printed it. */
+  url: string;
+  /** ADDRESS:PORT */
+  host: string;
+  storage: string;
+  /** Its JSON log (stderr) so far. */
+  stderr(): string;
+  /** Sends a signal (e.g. SIGKILL for a mirror killed mid-transfer); stop() still cleans up. */
+  kill(signal: NodeJS.Signals): void;
+  /** Stops it (SIGTERM) and deletes its storage unless the caller gave one. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Hoist's mirror as users run it (`node bin/hoist.js mirror`, dist/ must be built), in its own
+ * process: optionally on another host (`placement`, test/helpers/netns.ts), where the in-process
+ * startMirror cannot go.
+ */
+export async function startMirrorProcess(
+  upstreams: Record<string, string>,
+  options: { defaultUpstream?: string; storage?: string; placement?: HostPlacement; args?: string[] } = {},
+): Promise<MirrorProcess> {
+  const storage = options.storage ?? (await tempDir('hoist-mirror-'));
+  const listen = options.placement ? `${options.placement.address}:${options.placement.port}` : '127.0.0.1:0';
+  const args = ['mirror', '--listen', listen, '--storage', storage];
+  for (const [name, url] of Object.entries(upstreams)) args.push('--upstream', `${name}=${url}`);
+  if (options.defaultUpstream) args.push('--default-upstream', options.defaultUpstream);
+  args.push(...(options.args ?? []));
+  // Loaded here so that in-process mirror tests do not load cri.ts's gRPC client.
+  const { startHoist } = await import('./cri.js');
+  const proc = startHoist(args, options.placement ? { command: options.placement.command } : {});
+  const cleanup = async () => {
+    await proc.stop();
+    if (!options.storage) await removeTempDir(storage);
+  };
+  let url: string;
+  try {
+    url = await proc.url;
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+  return {
+    url,
+    host: new URL(url).host,
+    storage,
+    stderr: proc.stderr,
+    kill: (signal) => void proc.child.kill(signal),
+    stop: cleanup,
   };
 }

@@ -6,12 +6,15 @@ import { get } from 'node:http';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { freePort, removeTempDir, tempDir } from './peers.js';
+import type { HostPlacement } from './netns.js';
 import type { Daemon } from './process.js';
 import { run, startDaemon, waitUntil } from './process.js';
 
 export interface RegistryOptions {
   /** Protect the registry with basic auth (`auth.htpasswd`, a bcrypt file made with htpasswd -Bbn). */
   htpasswd?: { username: string; password: string };
+  /** More users of the same htpasswd file. */
+  moreUsers?: Array<{ username: string; password: string }>;
   /** Run as a pull-through cache of this registry. distribution refuses to start while it is down. */
   proxyRemoteUrl?: string;
   proxyUsername?: string;
@@ -20,14 +23,22 @@ export interface RegistryOptions {
   extraConfig?: Record<string, unknown>;
   startTimeoutMs?: number;
   /**
-   * Listen on this port instead of a free one (e.g. a port the fetch standard blocks). Fails with
+   * Listen on this port instead of a free one (a port the fetch standard blocks; or to restart a
+   * registry where clients expect it). Fails with
    * distribution's "address already in use" when it is taken; no retry on another port.
    */
   port?: number;
+  /**
+   * Run on another host (test/helpers/netns.ts): listen on its address and port, start and probe
+   * through its command wrapper. The registry is then not reachable from this process.
+   */
+  placement?: HostPlacement;
 }
 
 /** One line of the registry's own access log (combined log format, written on stdout). */
 export interface AccessLogEntry {
+  /** The client's address as the registry saw it (without port), e.g. 127.0.0.1. */
+  remoteAddr: string;
   method: string;
   /** Request path without the query string, e.g. /v2/repo/blobs/sha256:... */
   path: string;
@@ -40,7 +51,7 @@ export interface AccessLogEntry {
 }
 
 export interface RegistryPeer {
-  /** http://127.0.0.1:PORT */
+  /** http://127.0.0.1:PORT (the placement's address when placed) */
   url: string;
   /** 127.0.0.1:PORT, the registry host as image references name it. */
   host: string;
@@ -61,14 +72,15 @@ export interface RegistryPeer {
 }
 
 // 127.0.0.1 - - [28/Nov/2026:20:28:30 +0000] "GET /v2/ HTTP/1.1" 200 2 "" "curl/7.88.1"
-const ACCESS_LINE = /^\S+ \S+ \S+ \[[^\]]*\] "(\S+) (\S+) [^"]*" (\d{3}) (\d+|-) "[^"]*" "([^"]*)"/;
+const ACCESS_LINE = /^(\S+) \S+ \S+ \[[^\]]*\] "(\S+) (\S+) [^"]*" (\d{3}) (\d+|-) "[^"]*" "([^"]*)"/;
 
 export function parseAccessLogLine(line: string): AccessLogEntry | undefined {
   const m = ACCESS_LINE.exec(line);
   if (m === null) return undefined;
-  const [, method = '', uri = '', status = '0', bytes = '-', userAgent = ''] = m;
+  const [, remoteAddr = '', method = '', uri = '', status = '0', bytes = '-', userAgent = ''] = m;
   const q = uri.indexOf('?');
   return {
+    remoteAddr,
     method,
     path: q === -1 ? uri : uri.slice(0, q),
     query: q === -1 ? '' : uri.slice(q + 1),
@@ -78,7 +90,7 @@ export function parseAccessLogLine(line: string): AccessLogEntry | undefined {
   };
 }
 
-function buildConfig(dir: string, port: number, opts: RegistryOptions, htpasswdPath?: string) {
+function buildConfig(dir: string, addr: string, opts: RegistryOptions, htpasswdPath?: string) {
   const config: Record<string, unknown> = {
     version: 0.1,
     log: { level: 'info', formatter: 'text', accesslog: { disabled: false } },
@@ -86,7 +98,7 @@ function buildConfig(dir: string, port: number, opts: RegistryOptions, htpasswdP
       filesystem: { rootdirectory: join(dir, 'storage') },
       delete: { enabled: true },
     },
-    http: { addr: `127.0.0.1:${port}`, secret: 'hoist-test-secret' },
+    http: { addr, secret: 'hoist-test-secret' },
   };
   if (opts.htpasswd !== undefined && htpasswdPath !== undefined) {
     config.auth = { htpasswd: { realm: 'hoist-test', path: htpasswdPath } };
@@ -112,14 +124,34 @@ function probe(url: string): Promise<boolean> {
   });
 }
 
+/** The same probe from inside the placement's host, which this process cannot reach. */
+async function probeFrom(place: HostPlacement, url: string): Promise<boolean> {
+  const c = place.command('curl', [
+    '-s',
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '--max-time',
+    '2',
+    `${url}/v2/`,
+  ]);
+  const { stdout } = await run(c.cmd, c.args, { timeoutMs: 5_000 });
+  return stdout === '200' || stdout === '401';
+}
+
 async function launch(dir: string, opts: RegistryOptions, htpasswdPath?: string): Promise<RegistryPeer> {
-  const port = opts.port ?? (await freePort());
-  const host = `127.0.0.1:${port}`;
+  const place = opts.placement;
+  const port = place?.port ?? opts.port ?? (await freePort());
+  const host = `${place?.address ?? '127.0.0.1'}:${port}`;
   const url = `http://${host}`;
   const configPath = join(dir, 'config.yml');
-  await writeFile(configPath, stringify(buildConfig(dir, port, opts, htpasswdPath)));
+  await writeFile(configPath, stringify(buildConfig(dir, host, opts, htpasswdPath)));
 
-  const daemon: Daemon = startDaemon('docker-registry', ['serve', configPath]);
+  const cmd = place?.command('docker-registry', ['serve', configPath]);
+  const daemon: Daemon = cmd
+    ? startDaemon(cmd.cmd, cmd.args)
+    : startDaemon('docker-registry', ['serve', configPath]);
   // Access log goes to stdout; the logrus application log goes to stderr.
   const entries: AccessLogEntry[] = [];
   const waiters = new Set<{ match: (e: AccessLogEntry) => boolean; resolve: (e: AccessLogEntry) => void }>();
@@ -136,7 +168,7 @@ async function launch(dir: string, opts: RegistryOptions, htpasswdPath?: string)
   });
 
   try {
-    await waitUntil(`docker-registry on ${host}`, () => probe(url), {
+    await waitUntil(`docker-registry on ${host}`, () => (place ? probeFrom(place, url) : probe(url)), {
       daemon,
       timeoutMs: opts.startTimeoutMs ?? 20_000,
     });
@@ -195,8 +227,11 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<Registr
     let htpasswdPath: string | undefined;
     if (opts.htpasswd !== undefined) {
       htpasswdPath = join(dir, 'htpasswd');
-      const { stdout } = await run('htpasswd', ['-Bbn', opts.htpasswd.username, opts.htpasswd.password]);
-      await writeFile(htpasswdPath, stdout);
+      let lines = '';
+      for (const user of [opts.htpasswd, ...(opts.moreUsers ?? [])]) {
+        lines += (await run('htpasswd', ['-Bbn', user.username, user.password])).stdout.trim() + '\n';
+      }
+      await writeFile(htpasswdPath, lines);
     }
     // freePort can race with another process taking the port; retry on that one failure.
     for (let attempt = 1; ; attempt++) {

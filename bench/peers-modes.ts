@@ -1,0 +1,90 @@
+// The ways the peers bench gets an image onto N nodes. Each mode says which extra hosts it needs
+// in the topology and what it starts on them; the runner (bench/peers.ts) then starts one skopeo
+// per node at once against the registry the mode names for that node, and measures.
+//
+// Extension point: a mode is one object in MODES. Hoist peers (issue 13, next) will start one
+// mirror per node (`startMirrorProcess` with `placement: node.placement()` and the peer flags)
+// and name each node's own mirror as its source. Spegel needs a containerd on each node as the
+// client; see BENCHMARKS.md ("Peers") for why it is not here yet.
+import type { RegistryPeer } from '../test/helpers/registry.js';
+import type { MirrorProcess } from '../test/helpers/mirror.js';
+import { startMirrorProcess } from '../test/helpers/mirror.js';
+import type { HostSpec, NetnsHost, Topology } from '../test/helpers/netns.js';
+
+export type ModeName = 'direct' | 'zonal' | 'peers' | 'spegel';
+
+export interface LinkPlan {
+  nodeMbit: number;
+  upstreamMbit: number;
+  /** The zonal mirror's link (both directions). */
+  mirrorMbit: number;
+}
+
+export interface ModeContext {
+  topology: Topology;
+  upstream: RegistryPeer;
+  /** The nodes of this round (the first N node hosts). */
+  nodes: readonly NetnsHost[];
+  /** Where a mode may write logs. */
+  logDir: string;
+}
+
+export interface RunningMode {
+  /** The registry (HOST:PORT) a node's skopeo pulls from. */
+  sourceFor(node: NetnsHost): string;
+  /** What the mode ran, for the results (e.g. its mirrors' logs' paths). */
+  notes: Record<string, unknown>;
+  stop(): Promise<void>;
+}
+
+export interface BenchMode {
+  name: ModeName;
+  /** Why it cannot run here; the runner records this instead of figures. */
+  unavailable?: string;
+  /** Hosts this mode adds to the topology besides `upstream` and the nodes. */
+  extraHosts(links: LinkPlan): HostSpec[];
+  /** Starts the mode's servers, cold (empty storage), for one round. */
+  start(ctx: ModeContext): Promise<RunningMode>;
+}
+
+const direct: BenchMode = {
+  name: 'direct',
+  extraHosts: () => [],
+  start: ({ upstream }) =>
+    Promise.resolve({ sourceFor: () => upstream.host, notes: {}, stop: () => Promise.resolve() }),
+};
+
+/** One Hoist mirror on a host of its own, shared by every node (a zonal Deployment). */
+const zonal: BenchMode = {
+  name: 'zonal',
+  extraHosts: (links) => [{ name: 'mirror', rate: { upMbit: links.mirrorMbit, downMbit: links.mirrorMbit } }],
+  async start({ topology, upstream }) {
+    const host = topology.host('mirror');
+    const mirror: MirrorProcess = await startMirrorProcess(
+      { [upstream.host]: upstream.url },
+      { defaultUpstream: upstream.host, placement: host.placement() },
+    );
+    return { sourceFor: () => mirror.host, notes: { mirror: mirror.host }, stop: () => mirror.stop() };
+  },
+};
+
+function notYet(name: ModeName, why: string): BenchMode {
+  return {
+    name,
+    unavailable: why,
+    extraHosts: () => [],
+    start: () => Promise.reject(new Error(`${name}: ${why}`)),
+  };
+}
+
+export const MODES: Record<ModeName, BenchMode> = {
+  direct,
+  zonal,
+  peers: notYet('peers', 'Hoist peer mode is not built yet (issue 13)'),
+  spegel: notYet(
+    'spegel',
+    'cannot be built here: the Go module proxy answers 403 for github.com/spegel-org/spegel ' +
+      '(checked 2026-12-01); it would also need a containerd per node as the client, since it serves ' +
+      "only what a node's containerd content store holds (see BENCHMARKS.md)",
+  ),
+};
