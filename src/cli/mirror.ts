@@ -35,6 +35,17 @@ export function registerMirror(program: Command): void {
     )
     .option('--default-upstream <name>', 'upstream for requests that name none (default docker.io)')
     .option('--config <file>', 'YAML configuration file; flags win over it')
+    .option('--peer <url>', 'a peer mirror of the cluster-wide cache (http://HOST:PORT); repeatable', collect)
+    .option(
+      '--peer-dns <name:port>',
+      'a DNS name whose addresses are the peer mirrors, re-resolved every 30 s',
+    )
+    .option(
+      '--peer-service <namespace/name>',
+      "peers are the ready endpoints of this Service (in-cluster; the chart's <release>-mirror-peers)",
+    )
+    .option('--peer-self <url>', "this mirror's own peer URL (default http://$POD_IP:<listen port>)")
+    .option('--peer-token-file <file>', 'the cluster token every peer mirror shares (required with peers)')
     .addHelpText(
       'after',
       `
@@ -51,7 +62,14 @@ nvcr.io and public.ecr.aws. Logs are JSON lines on stderr; stdout gets one line,
         throw err;
       }
       const logger = pino({ level: config.logLevel }, pino.destination({ fd: 2, sync: false }));
-      const mirror = new Mirror({ config, logger });
+      const mirror = new Mirror({
+        config,
+        logger,
+        kubeClient: async () => {
+          const { KubeClient, loadKubeConfig } = await import('../kube/index.js');
+          return new KubeClient(await loadKubeConfig({}));
+        },
+      });
       let address;
       try {
         address = await mirror.listen();

@@ -24,6 +24,8 @@ export interface BlobSource {
     opts?: RequestOptions & { range?: { start: number; end?: number } },
   ): Promise<BlobResponse>;
   headBlob(repo: string, digest: string, opts?: RequestOptions): Promise<{ size: number | undefined }>;
+  /** Told when a download from this source ended (with its error if it failed): peers use it. */
+  settled?(digest: string, err?: Error): void;
 }
 
 export interface BlobFetcherOptions {
@@ -137,6 +139,7 @@ export class BlobFetcher {
     try {
       res = await source.getBlob(repo, digest.value, { signal: this.shutdown.signal });
     } catch (err) {
+      source.settled?.(digest.value, err instanceof Error ? err : new Error(String(err)));
       endTimer({ outcome: 'error' });
       throw err;
     }
@@ -145,6 +148,7 @@ export class BlobFetcher {
       blob = await InflightBlob.create(this.store, digest, res.status === 200 ? res.totalSize : undefined);
     } catch (err) {
       res.body.destroy();
+      source.settled?.(digest.value, err instanceof Error ? err : new Error(String(err)));
       endTimer({ outcome: 'error' });
       throw err;
     }
@@ -164,11 +168,24 @@ export class BlobFetcher {
     this.metrics.inflightFetches.inc();
     log.debug({ size: blob.size }, 'blob download started');
     const upstreamBytes = this.metrics.upstreamBytes.labels({ upstream: source.name });
+    const fetched = {
+      upstream: this.metrics.fetchedBytes.labels({ source: 'upstream' }),
+      peer: this.metrics.fetchedBytes.labels({ source: 'peer' }),
+    };
+    // Where the body now streaming comes from: a resume may switch between peers and the upstream.
+    let fromPeer = res.peer !== undefined;
     const size = blob.size;
     const settle = blob
       .download(res.body, this.store, {
         signal: this.shutdown.signal,
-        onBytes: (n) => upstreamBytes.inc(n),
+        onBytes: (n) => {
+          if (fromPeer) {
+            fetched.peer.inc(n);
+          } else {
+            fetched.upstream.inc(n);
+            upstreamBytes.inc(n);
+          }
+        },
         retries: this.options.retries,
         stallTimeoutMs: this.options.stallTimeoutMs,
         delayMs: (attempt, err) =>
@@ -187,6 +204,7 @@ export class BlobFetcher {
             signal: this.shutdown.signal,
             background: true,
           });
+          fromPeer = more.peer !== undefined;
           if (more.status === 206) {
             if (size !== undefined && more.totalSize !== undefined && more.totalSize !== size) {
               more.body.destroy();
@@ -206,6 +224,7 @@ export class BlobFetcher {
       })
       .then(
         () => {
+          source.settled?.(digest.value);
           endTimer({ outcome: 'ok' });
           this.metrics.storeBytes.set(this.store.totalBytes);
           this.metrics.storeBlobs.set(this.store.blobCount);
@@ -217,6 +236,7 @@ export class BlobFetcher {
           }
         },
         (err: unknown) => {
+          source.settled?.(digest.value, err instanceof Error ? err : new Error(String(err)));
           endTimer({ outcome: 'error' });
           if (err instanceof BlobVerifyError) this.metrics.verifyFailures.inc({ upstream: source.name });
           log.warn({ err: String(err), received: blob.bytesWritten }, 'blob download failed; nothing stored');

@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
 import { parseRange, type Digest } from '../oci/index.js';
-import type { RegistryClient } from '../registry-client/index.js';
 import type { AccessControl } from './access.js';
-import type { BlobFetcher } from './blob-fetcher.js';
+import type { RegistryClient } from '../registry-client/index.js';
+import type { BlobFetcher, BlobSource } from './blob-fetcher.js';
 import type { BlobStore } from './blob-store.js';
 import { MirrorError } from './errors.js';
 import { API_VERSION_HEADER, sliceStream, streamBody } from './http.js';
@@ -73,13 +73,20 @@ export class BlobHandler {
     };
   }
 
+  /**
+   * `opts.peer`: the request comes from a peer mirror (peer-endpoint.ts), which checked its own
+   * client's access; as a `relay` this node serves only what it holds or is receiving.
+   * `opts.source`: where a miss is read from (peers in front of `client`); `client` by default.
+   */
   async serve(
     req: IncomingMessage,
     res: ServerResponse,
     route: BlobRoute,
     client: RegistryClient,
     info: RequestInfo,
+    opts: { peer?: 'fetcher' | 'relay'; source?: BlobSource } = {},
   ): Promise<void> {
+    const source = opts.source ?? client;
     const head = req.method === 'HEAD';
     // A malformed Range is refused before any lookup or upstream traffic.
     parseRange(req.headers.range, undefined);
@@ -95,6 +102,9 @@ export class BlobHandler {
     const target = { kind: 'blob', digest: route.digest.value } as const;
     const held = (await this.blobs.size(route.digest)) ?? this.fetcher.inflightSize(route.digest);
     const present = held !== undefined || this.fetcher.isInflight(route.digest);
+    if (!present && opts.peer === 'relay') {
+      throw new MirrorError('BLOB_UNKNOWN', `blob ${route.digest.value} is neither held nor arriving here`);
+    }
     if (
       present &&
       !(await this.access.isMember(route.upstream, route.repo, target, route.digest.value, client))
@@ -113,7 +123,7 @@ export class BlobHandler {
     // Pinned while it is served: the garbage collector never evicts a blob being read.
     const unpin = this.blobs.pin(route.digest);
     try {
-      const lookup = await this.fetcher.lookup(client, route.repo, route.digest);
+      const lookup = await this.fetcher.lookup(source, route.repo, route.digest);
       // Not held before: the upstream just served it for this repository.
       if (!present) await this.access.recordMember(route.upstream, route.repo, route.digest.value);
       if (lookup.kind === 'stored') {
@@ -121,7 +131,7 @@ export class BlobHandler {
         return await this.serveStored(req, res, route.digest, lookup.size, baseHeaders, info);
       }
       info.cache = 'miss';
-      return await this.serveInflight(req, res, route, client, lookup.blob, baseHeaders, info);
+      return await this.serveInflight(req, res, route, source, lookup.blob, baseHeaders, info);
     } finally {
       unpin();
     }
@@ -169,7 +179,7 @@ export class BlobHandler {
     req: IncomingMessage,
     res: ServerResponse,
     route: BlobRoute,
-    client: RegistryClient,
+    client: BlobSource,
     blob: InflightBlob,
     baseHeaders: Record<string, string>,
     info: RequestInfo,
@@ -259,7 +269,7 @@ export class BlobHandler {
   private async serveUpstreamRange(
     res: ServerResponse,
     route: BlobRoute,
-    client: RegistryClient,
+    client: BlobSource,
     range: { start: number; end: number },
     size: number | undefined,
     baseHeaders: Record<string, string>,

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { peersConfigSchema, resolvePeersConfig, type PeerFlags, type PeersConfig } from '../peers/index.js';
 
 /** The public registries mirrored when nothing else is configured, and their API endpoints. */
 export const PUBLIC_UPSTREAMS: Readonly<Record<string, string>> = {
@@ -128,6 +129,8 @@ export const configSchema = z
     /** How long a client's access to a private repository, once checked upstream, is trusted. */
     accessCacheSeconds: z.number().nonnegative().default(60),
     gc: gcSchema.default({ intervalSeconds: 60, memoryTailBytes: 32 * 1024 * 1024 }),
+    /** Peer sharing (docs/peers.md): the cluster-wide cache. Off unless a member source is given. */
+    peers: peersConfigSchema.optional(),
     logLevel: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default(DEFAULTS.logLevel),
@@ -163,10 +166,11 @@ export interface MirrorConfig {
   accessCacheSeconds: number;
   shutdownGraceSeconds: number;
   logLevel: z.infer<typeof configSchema>['logLevel'];
+  peers?: PeersConfig;
 }
 
 /** What the command line said; every field wins over the file. */
-export interface MirrorFlags {
+export interface MirrorFlags extends PeerFlags {
   config?: string;
   listen?: string;
   storage?: string;
@@ -267,7 +271,15 @@ export async function resolveMirrorConfig(
   const port = Number(listenSpec.slice(colon + 1));
   if (port > 65535) throw new ConfigError(`--listen "${listenSpec}": port must be at most 65535`);
 
+  let peers: PeersConfig | undefined;
+  try {
+    peers = await resolvePeersConfig(file.peers, flags, port, process.env, read);
+  } catch (err) {
+    throw new ConfigError((err as Error).message, { cause: err });
+  }
+
   return {
+    ...(peers ? { peers } : {}),
     listen: { host: listenSpec.slice(0, colon).replace(/^\[|\]$/g, ''), port },
     storage: flags.storage ?? file.storage,
     upstreams: [...upstreams.values()],

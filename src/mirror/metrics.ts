@@ -34,6 +34,13 @@ export class MirrorMetrics {
     registers: [this.registry],
   });
 
+  readonly fetchedBytes = new Counter({
+    name: 'hoist_mirror_fetched_bytes_total',
+    help: 'Blob bytes this mirror downloaded, by source: upstream (a registry) or peer (another Hoist mirror)',
+    labelNames: ['source'] as const,
+    registers: [this.registry],
+  });
+
   readonly upstreamBytes = new Counter({
     name: 'hoist_mirror_upstream_bytes_total',
     help: 'Blob bytes received from upstream registries',

@@ -19,11 +19,16 @@ import { ManifestService, type ResolvedManifest } from './manifests.js';
 import { MirrorMetrics } from './metrics.js';
 import { routeRequest, type Route, type RoutingTable } from './routing.js';
 import { SendBudget } from './send-budget.js';
+import { PeerEndpoint } from './peer-endpoint.js';
+import { PeerNetwork } from '../peers/index.js';
+import type { ListWatchClient } from '../kube/index.js';
 
 export interface MirrorOptions {
   config: MirrorConfig;
   logger?: Logger;
   metrics?: MirrorMetrics;
+  /** API access for peer discovery through a Service's EndpointSlices (made only when configured). */
+  kubeClient?: () => Promise<ListWatchClient>;
 }
 
 type ManifestRoute = Extract<Route, { kind: 'manifest' }>;
@@ -43,6 +48,9 @@ export class Mirror {
   private readonly access: AccessControl;
   private readonly manifestService: ManifestService;
   private readonly blobHandler: BlobHandler;
+  /** The cluster-wide cache, when peers are configured. */
+  readonly peers: PeerNetwork | undefined;
+  private readonly peerEndpoint: PeerEndpoint | undefined;
   private readonly clients = new Map<string, RegistryClient>();
   private readonly table: RoutingTable;
   private server: Server | undefined;
@@ -125,6 +133,15 @@ export class Mirror {
       sendBudget,
       sendStallTimeoutMs: this.config.sendStallTimeoutSeconds * 1000,
     });
+    if (this.config.peers) {
+      this.peers = new PeerNetwork({
+        config: this.config.peers,
+        registry: this.metrics.registry,
+        logger: this.logger,
+        ...(options.kubeClient ? { kubeClient: options.kubeClient } : {}),
+      });
+      this.peerEndpoint = new PeerEndpoint(this.peers, this.blobHandler, (u) => this.client(u));
+    }
   }
 
   /** Prepares the store and starts listening. Upstreams are not contacted: the mirror starts offline. */
@@ -155,6 +172,7 @@ export class Mirror {
     });
     this.gc.start();
     void this.gc.run('start');
+    await this.peers?.start();
     this.ready = true;
     const address = server.address() as AddressInfo;
     this.logger.info(
@@ -199,6 +217,7 @@ export class Mirror {
     clearTimeout(timer);
     this.fetcher.abortAll(new Error('mirror shut down'));
     await this.fetcher.settled();
+    this.peers?.close();
     await this.unlock?.();
   }
 
@@ -239,6 +258,9 @@ export class Mirror {
       url = new URL(req.url ?? '/', 'http://mirror.invalid');
     } catch {
       throw new MirrorError('NOT_FOUND', 'malformed request target');
+    }
+    if (this.peerEndpoint && PeerEndpoint.matches(url.pathname)) {
+      return this.peerEndpoint.handle(req, res, url, info);
     }
     const route = routeRequest(url.pathname, url.searchParams, this.table);
     info.route = route.kind;
@@ -299,12 +321,22 @@ export class Mirror {
           route.upstream,
           route.repo,
           { kind: 'blob', digest: route.digest.value },
-          (source) => this.blobHandler.serve(req, res, route, source, info),
+          // With peers, a miss asks the cluster before this client's upstream connection.
+          (client) =>
+            this.blobHandler.serve(req, res, route, client, info, {
+              ...(this.peers ? { source: this.peers.source(route.upstream, client) } : {}),
+            }),
           () => !res.headersSent,
         );
       default:
         throw new MirrorError('NOT_FOUND', 'no such endpoint');
     }
+  }
+
+  private client(name: string): RegistryClient {
+    const c = this.clients.get(name);
+    if (!c) throw new MirrorError('NAME_UNKNOWN', `registry "${name}" is not mirrored here`);
+    return c;
   }
 
   private async serveManifest(

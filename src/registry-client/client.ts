@@ -43,6 +43,8 @@ export interface BlobResponse {
   /** Size of the whole blob, when known (Content-Length of a 200, or the Content-Range total). */
   totalSize: number | undefined;
   body: Readable;
+  /** Set when the bytes come from a peer mirror (src/peers), not from this registry: its URL. */
+  peer?: string;
 }
 
 export interface RequestOptions {

@@ -1,0 +1,99 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseDigest, parseRepository } from '../oci/index.js';
+import { PEER_HEADERS, PEER_PATH_PREFIX, normalizePeerUrl, type PeerNetwork } from '../peers/index.js';
+import type { RegistryClient } from '../registry-client/index.js';
+import type { BlobHandler, RequestInfo } from './blob-handler.js';
+import { MirrorError } from './errors.js';
+import { sendJson } from './http.js';
+
+/**
+ * `/peer/v1/...`: what other Hoist mirrors of the cluster ask this one (docs/peers.md).
+ *
+ * - `GET /peer/v1/blobs/<digest>?ns=<upstream>&repo=<name>`: the blob, whole or ranged. Asked as
+ *   the blob's fetcher, this node serves it from its store or its download (starting one from its
+ *   own upstream on a miss), or, when it already serves `fanout` peers, redirects (307) to a peer
+ *   that is receiving it. Asked as a relay (`X-Hoist-Relay`), it serves only what it holds or is
+ *   receiving, and never fetches or redirects: 404 otherwise.
+ * - `GET /peer/v1/status[?digest=]`: this node's view of the cluster.
+ *
+ * Every request carries the cluster token; without it, 403. Peers never read manifests or tags, and
+ * never decide access: the node that serves a client checks that client. A peer's request for a
+ * repository proves nothing about a client, so this node still serves a held blob for a repository
+ * only if it belongs there (membership records, or a HEAD upstream), as it would for a client.
+ */
+export class PeerEndpoint {
+  constructor(
+    private readonly network: PeerNetwork,
+    private readonly blobs: BlobHandler,
+    private readonly client: (upstream: string) => RegistryClient,
+  ) {}
+
+  static matches(path: string): boolean {
+    return path.startsWith(`${PEER_PATH_PREFIX}/`);
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse, url: URL, info: RequestInfo): Promise<void> {
+    info.route = 'peer';
+    if (!this.network.authorized(req.headers.authorization)) {
+      this.network.metrics.servedToPeers.inc({ kind: 'refused' });
+      // Marked, so that a peer tells "my token is wrong" from "the upstream refused this repository".
+      res.setHeader(PEER_HEADERS.refused, 'token');
+      throw new MirrorError('DENIED', 'peer requests need the cluster token');
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      throw new MirrorError('METHOD_NOT_ALLOWED', 'peers only read');
+    }
+    const path = url.pathname.slice(PEER_PATH_PREFIX.length);
+    if (path === '/status') {
+      const digest = url.searchParams.get('digest');
+      return sendJson(req, res, 200, this.network.status(digest ? parseDigest(digest).value : undefined));
+    }
+    const m = /^\/blobs\/([^/]+)$/.exec(path);
+    if (!m) throw new MirrorError('NOT_FOUND', `no such peer endpoint ${path.slice(0, 100)}`);
+    const digest = parseDigest(decodeURIComponent(m[1] as string));
+    const upstream = url.searchParams.get('ns') ?? '';
+    const repo = parseRepository(url.searchParams.get('repo') ?? '');
+    const asker = peerHeader(req, PEER_HEADERS.peer);
+    if (!asker) throw new MirrorError('NAME_INVALID', `peer requests need ${PEER_HEADERS.peer}`);
+    const relayOnly = req.headers[PEER_HEADERS.relay] === '1';
+    const client = this.client(upstream);
+    const route = { kind: 'blob' as const, upstream, repo, digest };
+    info.upstream = upstream;
+
+    if (relayOnly) {
+      info.cache = 'peer-relay';
+      this.network.metrics.servedToPeers.inc({ kind: 'served' });
+      return this.blobs.serve(req, res, route, client, info, { peer: 'relay' });
+    }
+    const failedRelay = peerHeader(req, PEER_HEADERS.relayFailed);
+    const assignment = this.network.board.assign(digest.value, asker, failedRelay);
+    if (assignment.kind === 'relay') {
+      this.network.metrics.servedToPeers.inc({ kind: 'relayed' });
+      info.cache = 'peer-redirect';
+      const location = new URL(`${assignment.relay}${PEER_PATH_PREFIX}/blobs/${digest.value}`);
+      location.search = url.search;
+      res
+        .writeHead(307, {
+          location: location.toString(),
+          [PEER_HEADERS.depth]: String(assignment.depth),
+          'content-length': 0,
+        })
+        .end();
+      return;
+    }
+    this.network.metrics.servedToPeers.inc({ kind: 'served' });
+    // The slot frees when this answer ends, whichever way.
+    res.once('close', () => this.network.board.release(digest.value, asker));
+    return this.blobs.serve(req, res, route, client, info, { peer: 'fetcher' });
+  }
+}
+
+function peerHeader(req: IncomingMessage, name: string): string | undefined {
+  const v = req.headers[name];
+  if (typeof v !== 'string' || v === '') return undefined;
+  try {
+    return normalizePeerUrl(v);
+  } catch {
+    throw new MirrorError('NAME_INVALID', `${name} must be a peer URL (http://HOST:PORT)`);
+  }
+}

@@ -1,0 +1,45 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+/**
+ * Peer sharing's metrics, on the mirror's registry. The `peer` label is bounded by the membership
+ * (a node's peers), never by clients or digests.
+ */
+export class PeerMetrics {
+  readonly peerBytes: Counter<'peer'>;
+  readonly peerErrors: Counter<'peer' | 'reason'>;
+  readonly peers: Gauge;
+  readonly relayDepth: Histogram;
+  readonly servedToPeers: Counter<'kind'>;
+
+  constructor(registry: Registry) {
+    this.peerBytes = new Counter({
+      name: 'hoist_mirror_peer_bytes_total',
+      help: 'Blob bytes received from each peer mirror',
+      labelNames: ['peer'] as const,
+      registers: [registry],
+    });
+    this.peerErrors = new Counter({
+      name: 'hoist_mirror_peer_errors_total',
+      help: 'Failed reads from peer mirrors, by peer and reason (unreachable, timeout, stalled, digest, refused, status)',
+      labelNames: ['peer', 'reason'] as const,
+      registers: [registry],
+    });
+    this.peers = new Gauge({
+      name: 'hoist_mirror_peers',
+      help: 'Peer mirrors this node knows (itself not counted)',
+      registers: [registry],
+    });
+    this.relayDepth = new Histogram({
+      name: 'hoist_mirror_relay_depth',
+      help: 'Depth in the relay tree at which this node was placed for a blob (1: served by the fetcher)',
+      buckets: [1, 2, 3, 4, 6, 8, 12, 16, 32],
+      registers: [registry],
+    });
+    this.servedToPeers = new Counter({
+      name: 'hoist_mirror_peer_requests_total',
+      help: 'Blob requests from peers, by answer: served, relayed (sent to a relay), miss, refused',
+      labelNames: ['kind'] as const,
+      registers: [registry],
+    });
+  }
+}

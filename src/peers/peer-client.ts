@@ -1,0 +1,251 @@
+import { Agent, request, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Readable } from 'node:stream';
+import { PeerError } from './errors.js';
+
+/** Header names of the peer protocol (docs/peers.md). */
+export const PEER_HEADERS = {
+  /** The asking node's own peer URL: where it sits in the relay tree. */
+  peer: 'x-hoist-peer',
+  /** "You were named as a relay": serve only what you hold or are receiving; never fetch or redirect. */
+  relay: 'x-hoist-relay',
+  /** A relay the asker could not use; it is placed elsewhere in the tree. */
+  relayFailed: 'x-hoist-relay-failed',
+  /** Depth of the asker in the relay tree, on a redirect. */
+  depth: 'x-hoist-relay-depth',
+  /** On a 403: the peer refused this node's token (not an upstream's answer about a repository). */
+  refused: 'x-hoist-peer-refused',
+} as const;
+
+export const PEER_PATH_PREFIX = '/peer/v1';
+
+export interface PeerBlobRequest {
+  peer: string;
+  digest: string;
+  upstream: string;
+  repo: string;
+  range?: { start: number; end?: number } | undefined;
+  /** Sent here as a relay by the blob's fetcher. */
+  relay?: boolean;
+  failedRelay?: string | undefined;
+  signal?: AbortSignal | undefined;
+}
+
+export type PeerAnswer =
+  | {
+      kind: 'body';
+      peer: string;
+      status: 200 | 206;
+      offset: number;
+      totalSize: number | undefined;
+      contentLength: number | undefined;
+      body: Readable;
+    }
+  | { kind: 'relay'; peer: string; relay: string; depth: number }
+  | { kind: 'miss'; peer: string; status: number; code: string | undefined };
+
+export interface PeerClientOptions {
+  /** This node's peer URL, sent with every request. */
+  self: string;
+  token: string;
+  /** A peer that has not accepted the connection by then is down (a miss must cost milliseconds). */
+  connectTimeoutMs: number;
+  /** Wait for headers: a fetcher answers once its own upstream has answered. */
+  headersTimeoutMs: number;
+}
+
+/**
+ * Requests blobs from peer mirrors over `/peer/v1/blobs/<digest>` with the cluster token. Keeps
+ * connections alive (many blobs cross the same pairs of nodes during a rollout). Never follows a
+ * redirect itself: the caller decides whether to use the relay it was given.
+ */
+export class PeerClient {
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 32 });
+  private readonly httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 32 });
+
+  constructor(readonly options: PeerClientOptions) {}
+
+  async getBlob(req: PeerBlobRequest): Promise<PeerAnswer> {
+    const url = new URL(`${req.peer}${PEER_PATH_PREFIX}/blobs/${req.digest}`);
+    url.searchParams.set('ns', req.upstream);
+    url.searchParams.set('repo', req.repo);
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.options.token}`,
+      [PEER_HEADERS.peer]: this.options.self,
+    };
+    if (req.range) headers.range = `bytes=${req.range.start}-${req.range.end ?? ''}`;
+    if (req.relay) headers[PEER_HEADERS.relay] = '1';
+    if (req.failedRelay) headers[PEER_HEADERS.relayFailed] = req.failedRelay;
+    const res = await this.send(url, headers, req.peer, req.signal);
+    const status = res.statusCode ?? 0;
+    if (status === 307) {
+      res.resume();
+      const location = res.headers.location;
+      const depth = Number(res.headers[PEER_HEADERS.depth] ?? '0');
+      if (!location)
+        throw new PeerError('PEER_BAD_RESPONSE', req.peer, `${req.peer} redirected without a Location`);
+      return { kind: 'relay', peer: req.peer, relay: new URL(location, req.peer).origin, depth };
+    }
+    if (status === 200 || status === 206) {
+      const length = parseLength(res.headers['content-length']);
+      const range = status === 206 ? parseContentRange(res.headers['content-range']) : undefined;
+      if (status === 206 && !range) {
+        res.destroy();
+        throw new PeerError(
+          'PEER_BAD_RESPONSE',
+          req.peer,
+          `${req.peer} sent 206 without a valid Content-Range`,
+        );
+      }
+      if (req.range && (status !== 206 || range?.start !== req.range.start)) {
+        res.destroy();
+        throw new PeerError(
+          'PEER_BAD_RESPONSE',
+          req.peer,
+          `${req.peer} did not answer the range from ${req.range.start}`,
+        );
+      }
+      return {
+        kind: 'body',
+        peer: req.peer,
+        status,
+        offset: range?.start ?? 0,
+        totalSize: status === 200 ? length : range?.total,
+        contentLength: length,
+        body: res,
+      };
+    }
+    const text = await readSmall(res);
+    let code: string | undefined;
+    try {
+      code = (JSON.parse(text) as { errors?: Array<{ code?: string }> }).errors?.[0]?.code;
+    } catch {
+      code = undefined;
+    }
+    if (res.headers[PEER_HEADERS.refused] === 'token') {
+      throw new PeerError('PEER_REFUSED', req.peer, `${req.peer} refused this node's peer token (${status})`);
+    }
+    return { kind: 'miss', peer: req.peer, status, code };
+  }
+
+  /** A JSON document from a peer's `/peer/v1/...` path (status views). */
+  async getJson(peer: string, path: string, signal?: AbortSignal): Promise<unknown> {
+    const res = await this.send(
+      new URL(`${peer}${PEER_PATH_PREFIX}${path}`),
+      { authorization: `Bearer ${this.options.token}` },
+      peer,
+      signal,
+    );
+    const text = await readSmall(res, 16 * 1024 * 1024);
+    if (res.statusCode !== 200)
+      throw new PeerError(
+        'PEER_BAD_RESPONSE',
+        peer,
+        `${peer} answered ${res.statusCode}: ${text.slice(0, 200)}`,
+      );
+    return JSON.parse(text) as unknown;
+  }
+
+  close(): void {
+    this.agent.destroy();
+    this.httpsAgent.destroy();
+  }
+
+  private send(
+    url: URL,
+    headers: Record<string, string>,
+    peer: string,
+    signal?: AbortSignal,
+  ): Promise<IncomingMessage> {
+    const https = url.protocol === 'https:';
+    return new Promise<IncomingMessage>((resolve, reject) => {
+      const req = (https ? httpsRequest : request)(url, {
+        method: 'GET',
+        headers,
+        agent: https ? this.httpsAgent : this.agent,
+        signal,
+      });
+      let settled = false;
+      const fail = (err: PeerError) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(connectTimer);
+        clearTimeout(headersTimer);
+        req.destroy(err);
+        reject(err);
+      };
+      const connectTimer = setTimeout(
+        () =>
+          fail(
+            new PeerError(
+              'PEER_TIMEOUT',
+              peer,
+              `${peer} did not accept a connection within ${this.options.connectTimeoutMs} ms`,
+            ),
+          ),
+        this.options.connectTimeoutMs,
+      );
+      const headersTimer = setTimeout(
+        () =>
+          fail(
+            new PeerError(
+              'PEER_TIMEOUT',
+              peer,
+              `${peer} sent no answer within ${this.options.headersTimeoutMs} ms`,
+            ),
+          ),
+        this.options.headersTimeoutMs,
+      );
+      req.on('socket', (socket) => {
+        // A kept-alive socket is connected already.
+        if (!socket.connecting) clearTimeout(connectTimer);
+        else socket.once('connect', () => clearTimeout(connectTimer));
+      });
+      req.on('response', (res) => {
+        if (settled) {
+          res.destroy();
+          return;
+        }
+        settled = true;
+        clearTimeout(connectTimer);
+        clearTimeout(headersTimer);
+        resolve(res);
+      });
+      req.on('error', (err) => {
+        if (settled) return;
+        if (signal?.aborted) {
+          settled = true;
+          clearTimeout(connectTimer);
+          clearTimeout(headersTimer);
+          reject(signal.reason);
+          return;
+        }
+        const code = (err as NodeJS.ErrnoException).code ?? err.message;
+        fail(new PeerError('PEER_UNREACHABLE', peer, `cannot reach ${peer}: ${code}`, { cause: err }));
+      });
+      req.end();
+    });
+  }
+}
+
+function parseLength(value: string | undefined): number | undefined {
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
+}
+
+function parseContentRange(
+  value: string | undefined,
+): { start: number; end: number; total: number | undefined } | undefined {
+  const m = value === undefined ? null : /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(value);
+  if (!m) return undefined;
+  return { start: Number(m[1]), end: Number(m[2]), total: m[3] === '*' ? undefined : Number(m[3]) };
+}
+
+async function readSmall(res: IncomingMessage, max = 64 * 1024): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of res as AsyncIterable<Buffer>) {
+    if (n < max) chunks.push(chunk);
+    n += chunk.length;
+  }
+  return Buffer.concat(chunks).toString('utf8').slice(0, max);
+}

@@ -1,0 +1,179 @@
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { ListWatchClient } from '../kube/index.js';
+import type { PeersConfig } from './config.js';
+import { watchDnsPeers } from './dns-peers.js';
+import { Membership } from './membership.js';
+import { PeerMetrics } from './metrics.js';
+import { PeerClient } from './peer-client.js';
+import { PeerHealth } from './peer-health.js';
+import { PeerSource, type BlobSourceLike } from './peer-source.js';
+import { RelayBoard } from './relay-board.js';
+import { rankPeers } from './rendezvous.js';
+import { guardStall } from './stall-guard.js';
+
+export interface PeerNetworkOptions {
+  config: PeersConfig;
+  registry: Registry;
+  logger: Logger;
+  /** For the EndpointSlice source (in-cluster): made only when configured. */
+  kubeClient?: () => Promise<ListWatchClient>;
+  now?: () => number;
+}
+
+/** Peers tried for one read before the upstream, and relays per fetcher. */
+const MAX_PEERS_PER_READ = 3;
+const MAX_RELAYS_PER_READ = 3;
+/** Relay trees remembered at once (a few bytes each). */
+const MAX_TREES = 10_000;
+
+/**
+ * One node's part in the cluster-wide cache: who its peers are, how they have behaved, the relay
+ * trees of the blobs it hands out, and the sources that put peers in front of each upstream.
+ */
+export class PeerNetwork {
+  readonly membership: Membership;
+  readonly health: PeerHealth;
+  readonly board: RelayBoard;
+  readonly metrics: PeerMetrics;
+  readonly client: PeerClient;
+  private readonly log: Logger;
+  private readonly tokenHash: Buffer;
+  private readonly stop = new AbortController();
+
+  constructor(private readonly options: PeerNetworkOptions) {
+    const { config } = options;
+    this.log = options.logger.child({ module: 'peers' });
+    this.membership = new Membership(config.self, this.log);
+    this.health = new PeerHealth({
+      downMs: config.downSeconds * 1000,
+      quarantineMs: config.quarantineSeconds * 1000,
+      ...(options.now ? { now: options.now } : {}),
+    });
+    this.board = new RelayBoard({
+      fanout: config.fanout,
+      idleMs: 10 * 60_000,
+      maxBlobs: MAX_TREES,
+      ...(options.now ? { now: options.now } : {}),
+    });
+    this.metrics = new PeerMetrics(options.registry);
+    this.client = new PeerClient({
+      self: this.membership.self,
+      token: config.token,
+      connectTimeoutMs: config.connectTimeoutMs,
+      // A fetcher answers once its own upstream has: as long as an upstream may take.
+      headersTimeoutMs: 30_000,
+    });
+    this.tokenHash = createHash('sha256').update(config.token).digest();
+    this.membership.onChange((members) => {
+      this.metrics.peers.set(members.length);
+      this.health.retain(new Set(members));
+    });
+  }
+
+  /** Starts discovery; resolves once every source has answered once (or failed to). */
+  async start(): Promise<void> {
+    const { config } = this.options;
+    const signal = this.stop.signal;
+    if (config.urls.length > 0) this.membership.set('static', config.urls);
+    const first: Promise<unknown>[] = [];
+    if (config.dns) {
+      first.push(
+        watchDnsPeers(
+          this.membership,
+          { target: config.dns, intervalMs: config.dnsIntervalSeconds * 1000, logger: this.log },
+          signal,
+        ),
+      );
+    }
+    if (config.kubernetes) {
+      if (!this.options.kubeClient) throw new Error('peer discovery through Kubernetes needs API access');
+      // Loaded only here: a mirror without Kubernetes discovery never loads the API client.
+      const { watchEndpointSlicePeers } = await import('./endpoint-slice-peers.js');
+      const client = await this.options.kubeClient();
+      const informer = watchEndpointSlicePeers(
+        client,
+        this.membership,
+        { ...config.kubernetes, logger: this.log },
+        signal,
+      );
+      first.push(informer.synced().catch(() => undefined));
+    }
+    await Promise.all(first);
+    this.metrics.peers.set(this.membership.members().length);
+    this.log.info({ self: this.membership.self, members: this.membership.members() }, 'peer sharing on');
+  }
+
+  close(): void {
+    this.stop.abort();
+    this.client.close();
+  }
+
+  /**
+   * The source for one upstream, with peers in front of it. Cheap: one per request is fine, as a
+   * download keeps the source it started with (resumes and `settled` reach the same one).
+   */
+  source(upstreamName: string, upstream: BlobSourceLike): PeerSource {
+    const stallMs = this.options.config.stallSeconds * 1000;
+    const source = new PeerSource(upstreamName, upstream, {
+      membership: this.membership,
+      health: this.health,
+      transport: this.client,
+      logger: this.log,
+      stallMs,
+      maxPeersPerRead: MAX_PEERS_PER_READ,
+      maxRelaysPerRead: MAX_RELAYS_PER_READ,
+      guard: (body, peer, onBytes, onStall) => guardStall(body, peer, stallMs, onBytes, onStall),
+      events: {
+        bytes: (peer, n) => this.metrics.peerBytes.inc({ peer }, n),
+        peerError: (peer, reason) => this.metrics.peerErrors.inc({ peer, reason }),
+        relayDepth: (depth) => this.metrics.relayDepth.observe(depth),
+      },
+    });
+    return source;
+  }
+
+  /** Whether an `Authorization` header carries the cluster token (constant-time compare). */
+  authorized(header: string | undefined): boolean {
+    const m = header === undefined ? null : /^Bearer (.+)$/.exec(header);
+    if (!m) return false;
+    const given = createHash('sha256')
+      .update(m[1] as string)
+      .digest();
+    return timingSafeEqual(given, this.tokenHash);
+  }
+
+  /** Whether this node is the first choice to fetch `digest` among the members it knows. */
+  isFetcher(digest: string): boolean {
+    return rankPeers(digest, this.membership.everyone())[0] === this.membership.self;
+  }
+
+  /** One node's view, for `hoist mirror peers` and `/peer/v1/status`. */
+  status(digest?: string): PeerStatus {
+    const members = this.membership.members().map((url) => {
+      const problem = this.health.problem(url);
+      return {
+        url,
+        state: problem?.problem ?? ('up' as const),
+        ...(problem ? { reason: problem.reason, untilMs: problem.untilMs } : {}),
+      };
+    });
+    return {
+      self: this.membership.self,
+      fanout: this.options.config.fanout,
+      members,
+      relayTrees: this.board.size,
+      ...(digest ? { digest, ranking: rankPeers(digest, this.membership.everyone()) } : {}),
+    };
+  }
+}
+
+export interface PeerStatus {
+  self: string;
+  fanout: number;
+  members: Array<{ url: string; state: 'up' | 'down' | 'quarantined'; reason?: string; untilMs?: number }>;
+  relayTrees: number;
+  digest?: string;
+  ranking?: string[];
+}

@@ -1,0 +1,248 @@
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { BlobResponse, RequestOptions } from '../registry-client/index.js';
+import { PeerError } from './errors.js';
+import type { PeerHealth } from './peer-health.js';
+import type { PeerAnswer, PeerBlobRequest } from './peer-client.js';
+import type { Membership } from './membership.js';
+import { rankPeers } from './rendezvous.js';
+
+/** A place blobs come from (the mirror's BlobSource, restated here so peers do not import mirror). */
+export interface BlobSourceLike {
+  readonly name: string;
+  getBlob(
+    repo: string,
+    digest: string,
+    opts?: RequestOptions & { range?: { start: number; end?: number } },
+  ): Promise<BlobResponse>;
+  headBlob(repo: string, digest: string, opts?: RequestOptions): Promise<{ size: number | undefined }>;
+}
+
+export interface PeerTransport {
+  getBlob(req: PeerBlobRequest): Promise<PeerAnswer>;
+}
+
+/** What the peer network reports as bytes arrive (metrics, logs). */
+export interface PeerSourceEvents {
+  /** Bytes received from a peer (the fetcher counts the upstream's own). */
+  bytes(peer: string, n: number): void;
+  peerError(peer: string, reason: string): void;
+  relayDepth(depth: number): void;
+}
+
+export interface PeerSourceOptions {
+  membership: Membership;
+  health: PeerHealth;
+  transport: PeerTransport;
+  events: PeerSourceEvents;
+  logger: Logger;
+  /** No byte from a peer for this long and it is abandoned (and quarantined). */
+  stallMs: number;
+  /** Peers tried for one read before the upstream (each a fetcher candidate). */
+  maxPeersPerRead: number;
+  /** Relays tried per fetcher before asking the fetcher to serve directly. */
+  maxRelaysPerRead: number;
+  guard: (body: Readable, peer: string, onBytes: (n: number) => void, onStall: () => void) => Readable;
+}
+
+/** Where the current attempt of one download gets its bytes, so that a resume moves on. */
+interface Attempt {
+  /** The peer asked for the blob (its fetcher), or undefined for the upstream. */
+  peer: string | undefined;
+  /** The relay the peer sent us to, when it did. */
+  relay: string | undefined;
+  /** Peers that failed this download: not asked again for it. */
+  failed: Set<string>;
+  /** Relays that failed, told to the fetcher when asking again. */
+  failedRelay: string | undefined;
+  /** Every peer that sent bytes of this download (quarantined if the digest fails). */
+  contributors: Set<string>;
+}
+
+/**
+ * The mirror's source for one upstream, with peers in front: a blob is read from the peer that
+ * rendezvous hashing names as its fetcher (which serves it, or sends us to a relay that is already
+ * receiving it), and from the upstream only when this node is the fetcher or no peer could serve.
+ * Peer failures never reach a client: the next source is tried, from the byte we have (a resume is
+ * a ranged read here). Only the upstream's own answer is ever thrown.
+ */
+export class PeerSource implements BlobSourceLike {
+  readonly name: string;
+  private readonly attempts = new Map<string, Attempt>();
+
+  constructor(
+    private readonly upstreamName: string,
+    private readonly upstream: BlobSourceLike,
+    private readonly options: PeerSourceOptions,
+  ) {
+    this.name = upstream.name;
+  }
+
+  headBlob(repo: string, digest: string, opts?: RequestOptions): Promise<{ size: number | undefined }> {
+    return this.upstream.headBlob(repo, digest, opts);
+  }
+
+  async getBlob(
+    repo: string,
+    digest: string,
+    opts: RequestOptions & { range?: { start: number; end?: number } } = {},
+  ): Promise<BlobResponse> {
+    // A download's first read starts a fresh attempt; a background read is the fetcher resuming
+    // the same download after its source failed (see BlobFetcher), so that source is struck off.
+    let attempt = this.attempts.get(digest);
+    if (!opts.background || !attempt) {
+      attempt = {
+        peer: undefined,
+        relay: undefined,
+        failed: new Set(),
+        failedRelay: undefined,
+        contributors: new Set(),
+      };
+      // A ranged read that is not a resume (lazy pulling far ahead) is its own short-lived attempt.
+      if (!opts.range || opts.background) this.attempts.set(digest, attempt);
+    } else if (attempt.relay !== undefined) {
+      attempt.failedRelay = attempt.relay;
+      attempt.relay = undefined;
+    } else if (attempt.peer !== undefined) {
+      attempt.failed.add(attempt.peer);
+      attempt.peer = undefined;
+    }
+    const fromPeer = await this.tryPeers(repo, digest, opts, attempt);
+    if (fromPeer) return fromPeer;
+    attempt.peer = undefined;
+    attempt.relay = undefined;
+    return this.upstream.getBlob(repo, digest, opts);
+  }
+
+  /**
+   * The download of `digest` ended. A digest failure condemns every peer that sent part of it:
+   * the digest proves only the whole, so no one of them can be cleared.
+   */
+  settled(digest: string, err?: Error): void {
+    const attempt = this.attempts.get(digest);
+    this.attempts.delete(digest);
+    if (!attempt || !err || !isVerifyFailure(err)) return;
+    for (const peer of attempt.contributors) {
+      this.options.health.quarantine(peer, `sent bytes that failed ${digest}`);
+      this.options.events.peerError(peer, 'digest');
+      this.options.logger.warn({ peer, digest }, 'peer sent bytes that failed the digest; avoiding it');
+    }
+  }
+
+  private async tryPeers(
+    repo: string,
+    digest: string,
+    opts: RequestOptions & { range?: { start: number; end?: number } },
+    attempt: Attempt,
+  ): Promise<BlobResponse | undefined> {
+    const { membership, health } = this.options;
+    if (membership.members().length === 0) return undefined;
+    let asked = 0;
+    for (const peer of rankPeers(digest, membership.everyone())) {
+      // Ranked below ourselves: we are the fetcher among the peers still standing.
+      if (peer === membership.self) return undefined;
+      if (attempt.failed.has(peer) || !health.usable(peer)) continue;
+      if (asked++ >= this.options.maxPeersPerRead) return undefined;
+      const res = await this.askFetcher(peer, repo, digest, opts, attempt);
+      if (res) return res;
+      attempt.failed.add(peer);
+    }
+    return undefined;
+  }
+
+  /** Asks one fetcher, following its relay answers; undefined when it cannot serve. */
+  private async askFetcher(
+    peer: string,
+    repo: string,
+    digest: string,
+    opts: RequestOptions & { range?: { start: number; end?: number } },
+    attempt: Attempt,
+  ): Promise<BlobResponse | undefined> {
+    for (let relays = 0; relays <= this.options.maxRelaysPerRead; relays++) {
+      const answer = await this.ask({
+        peer,
+        digest,
+        upstream: this.upstreamName,
+        repo,
+        range: opts.range,
+        failedRelay: attempt.failedRelay,
+        signal: opts.signal,
+      });
+      if (!answer) return undefined;
+      if (answer.kind === 'body') return this.accept(answer, attempt, peer, undefined);
+      if (answer.kind === 'miss') return undefined;
+      this.options.events.relayDepth(answer.depth);
+      if (relays === this.options.maxRelaysPerRead || !this.options.health.usable(answer.relay)) {
+        attempt.failedRelay = answer.relay;
+        continue;
+      }
+      const relayed = await this.ask({
+        peer: answer.relay,
+        digest,
+        upstream: this.upstreamName,
+        repo,
+        range: opts.range,
+        relay: true,
+        signal: opts.signal,
+      });
+      if (relayed?.kind === 'body') return this.accept(relayed, attempt, peer, answer.relay);
+      // The relay does not hold it (finished and evicted, restarted) or is gone: ask again.
+      attempt.failedRelay = answer.relay;
+    }
+    return undefined;
+  }
+
+  private async ask(req: PeerBlobRequest): Promise<PeerAnswer | undefined> {
+    try {
+      const answer = await this.options.transport.getBlob(req);
+      this.options.health.markUp(req.peer);
+      if (answer.kind === 'miss' && answer.status >= 500)
+        this.options.events.peerError(req.peer, `status ${answer.status}`);
+      return answer;
+    } catch (err) {
+      if (req.signal?.aborted) throw err;
+      const reason = err instanceof PeerError ? err.code : String(err);
+      this.options.health.markDown(req.peer, err instanceof Error ? err.message : reason);
+      this.options.events.peerError(req.peer, reason);
+      this.options.logger.info(
+        { peer: req.peer, digest: req.digest, err: String(err) },
+        'peer unusable; trying the next source',
+      );
+      return undefined;
+    }
+  }
+
+  private accept(
+    answer: Extract<PeerAnswer, { kind: 'body' }>,
+    attempt: Attempt,
+    fetcher: string,
+    relay: string | undefined,
+  ): BlobResponse {
+    const from = answer.peer;
+    attempt.peer = fetcher;
+    attempt.relay = relay;
+    attempt.contributors.add(from);
+    const body = this.options.guard(
+      answer.body,
+      from,
+      (n) => this.options.events.bytes(from, n),
+      () => {
+        this.options.health.quarantine(from, 'stopped sending');
+        this.options.events.peerError(from, 'stalled');
+      },
+    );
+    return {
+      status: answer.status,
+      contentLength: answer.contentLength,
+      offset: answer.offset,
+      totalSize: answer.totalSize,
+      body,
+      peer: from,
+    };
+  }
+}
+
+function isVerifyFailure(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === 'DIGEST_MISMATCH' || code === 'SIZE_MISMATCH';
+}

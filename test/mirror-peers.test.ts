@@ -1,0 +1,283 @@
+// Peer sharing (issue 13, docs/peers.md) between real Hoist mirrors on loopback, in front of one
+// real docker-registry: one upstream GET per blob however many nodes ask at once, relays that
+// serve from their own partial files, and the faults a peer can bring (killed mid-transfer,
+// flipped bytes, gone, no token). The eight-node, shaped-link version is test/peers-netns.test.ts.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { after, test, type TestContext } from 'node:test';
+import { fetcherFor, rankPeers } from '../src/peers/index.js';
+import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
+import { startMirror, type MirrorHandle } from './helpers/mirror.js';
+import { freePort, requirePeers } from './helpers/peers.js';
+import { pushBlob, startRegistry, type RegistryPeer } from './helpers/registry.js';
+
+const TOKEN = 'peer-token-for-tests-0123456789';
+const REPO = 'team/app';
+const MiB = 1024 * 1024;
+
+interface Cluster {
+  registry: RegistryPeer;
+  proxy: FaultProxy;
+  nodes: MirrorHandle[];
+  urls: string[];
+}
+
+const cleanups: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+});
+
+/**
+ * `n` mirrors that know each other as peers, all mirroring one docker-registry through a fault
+ * proxy (to hold or break the upstream's bodies). `selfUrl(i, port)` lets a test put something in
+ * front of a node's peer port.
+ */
+async function startCluster(
+  t: TestContext,
+  n: number,
+  opts: { holdAfterBytes?: number; selfUrl?: (i: number, port: number) => Promise<string> } = {},
+): Promise<Cluster | undefined> {
+  if (!requirePeers(t, 'docker-registry')) return undefined;
+  const registry = await startRegistry();
+  cleanups.push(() => registry.stop());
+  const proxy = await startFaultProxy(
+    registry.url,
+    opts.holdAfterBytes !== undefined ? { holdBlobAfterBytes: opts.holdAfterBytes } : {},
+  );
+  cleanups.push(() => proxy.close());
+  const ports = await Promise.all(Array.from({ length: n }, () => freePort()));
+  const urls = await Promise.all(
+    ports.map((p, i) => (opts.selfUrl ? opts.selfUrl(i, p) : Promise.resolve(`http://127.0.0.1:${p}`))),
+  );
+  const nodes = await Promise.all(
+    ports.map((port, i) =>
+      startMirror(
+        { reg: proxy.url },
+        {
+          defaultUpstream: 'reg',
+          file: {
+            listen: `127.0.0.1:${port}`,
+            peers: { self: urls[i], urls, token: TOKEN, stallSeconds: 2 },
+          },
+        },
+      ),
+    ),
+  );
+  for (const node of nodes) cleanups.push(() => node.close());
+  return { registry, proxy, nodes, urls };
+}
+
+async function getBlob(node: MirrorHandle, digest: string, headers: Record<string, string> = {}) {
+  const res = await fetch(`${node.url}/v2/${REPO}/blobs/${digest}`, { headers });
+  const body = Buffer.from(await res.arrayBuffer());
+  return { status: res.status, body, sha: `sha256:${createHash('sha256').update(body).digest('hex')}` };
+}
+
+function upstreamBlobGets(c: Cluster, digest: string) {
+  return c.registry.accessLog().filter((e) => e.method === 'GET' && e.path.endsWith(`/blobs/${digest}`));
+}
+
+async function sum(
+  nodes: MirrorHandle[],
+  metric: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  let total = 0;
+  for (const n of nodes) total += await n.metric(metric, labels);
+  return total;
+}
+
+test('four nodes asking at once for a cold blob: one upstream GET, relayed node to node, every copy verified', async (t) => {
+  const c = await startCluster(t, 4, { holdAfterBytes: 1 * MiB });
+  if (!c) return;
+  const data = randomBytes(6 * MiB);
+  const digest = await pushBlob(c.registry, REPO, data);
+  const fetcher = c.nodes[c.urls.indexOf(fetcherFor(digest, c.urls) as string)] as MirrorHandle;
+  // The fetcher's client first, so the upstream body is held part-way while the others arrive.
+  const first = getBlob(fetcher, digest);
+  await c.proxy.held();
+  const others = c.nodes.filter((n) => n !== fetcher).map((n) => getBlob(n, digest));
+  // Every other node is receiving (from the fetcher or a relay) before the upstream goes on.
+  await waitFor(async () => (await sum(c.nodes, 'hoist_mirror_inflight_fetches')) === 4);
+  c.proxy.release();
+  const results = await Promise.all([first, ...others]);
+  const want = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+  for (const r of results) {
+    assert.equal(r.status, 200);
+    assert.equal(r.sha, want);
+  }
+  await c.registry.waitForAccess((e) => e.method === 'GET' && e.path.endsWith(`/blobs/${digest}`));
+  assert.equal(upstreamBlobGets(c, digest).length, 1, 'the upstream sent the blob once for the cluster');
+  assert.equal(c.proxy.blobGets.length, 1);
+  assert.equal(await sum(c.nodes, 'hoist_mirror_fetched_bytes_total', { source: 'upstream' }), data.length);
+  assert.equal(await sum(c.nodes, 'hoist_mirror_fetched_bytes_total', { source: 'peer' }), 3 * data.length);
+  // Fanout 1: the fetcher served one peer and sent the other two down the chain.
+  assert.equal(await fetcher.metric('hoist_mirror_peer_requests_total', { kind: 'served' }), 1);
+  assert.equal(await fetcher.metric('hoist_mirror_peer_requests_total', { kind: 'relayed' }), 2);
+  const served = await sum(
+    c.nodes.filter((n) => n !== fetcher),
+    'hoist_mirror_peer_requests_total',
+    { kind: 'served' },
+  );
+  assert.equal(served, 2, 'two relays each served the next node from their partial file');
+});
+
+test('a stored blob is read from the peer that holds it, ranges too (lazy pulling), never from the upstream again', async (t) => {
+  const c = await startCluster(t, 3);
+  if (!c) return;
+  const data = randomBytes(3 * MiB + 17);
+  const digest = await pushBlob(c.registry, REPO, data);
+  const [a, b, d] = c.nodes as [MirrorHandle, MirrorHandle, MirrorHandle];
+  assert.equal((await getBlob(a, digest)).status, 200);
+  await c.registry.waitForAccess((e) => e.method === 'GET' && e.path.endsWith(`/blobs/${digest}`));
+  const ranged = await fetch(`${b.url}/v2/${REPO}/blobs/${digest}`, { headers: { range: 'bytes=1048576-' } });
+  assert.equal(ranged.status, 206);
+  assert.deepEqual(Buffer.from(await ranged.arrayBuffer()), data.subarray(1048576));
+  const whole = await getBlob(d, digest);
+  assert.equal(whole.status, 200);
+  assert.deepEqual(whole.body, data);
+  assert.equal(upstreamBlobGets(c, digest).length, 1);
+  assert.equal(await sum(c.nodes, 'hoist_mirror_fetched_bytes_total', { source: 'upstream' }), data.length);
+});
+
+test('the fetcher killed mid-transfer: the receiving node goes on from the byte it has, its client sees one verified body', async (t) => {
+  const c = await startCluster(t, 3, { holdAfterBytes: 2 * MiB });
+  if (!c) return;
+  const data = randomBytes(5 * MiB);
+  const digest = await pushBlob(c.registry, REPO, data);
+  const ranked = rankPeers(digest, c.urls);
+  const fetcher = c.nodes[c.urls.indexOf(ranked[0] as string)] as MirrorHandle;
+  const asker = c.nodes[c.urls.indexOf(ranked[2] as string)] as MirrorHandle;
+  const pending = getBlob(asker, digest);
+  await c.proxy.held();
+  // The asker has the fetcher's first bytes; then the fetcher dies.
+  await waitFor(async () => (await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'peer' })) > 0);
+  const received = await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'peer' });
+  c.proxy.release();
+  await fetcher.mirror.close(0);
+  const r = await pending;
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.body, data, 'one continuous body with every byte right');
+  // It resumed with a range from where it was, not from byte 0.
+  const resumed = c.proxy.requests.some((q) => /\/blobs\//.test(q.path) && q.range.startsWith('bytes='));
+  const fromPeer = await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'peer' });
+  const fromUpstream = await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' });
+  assert.ok(received > 0);
+  assert.equal(fromPeer + fromUpstream, data.length, `peer ${fromPeer} + upstream ${fromUpstream} bytes`);
+  assert.ok(
+    resumed || fromPeer > received,
+    'the rest came as a ranged read, from the next peer or the upstream',
+  );
+});
+
+test('a peer that flips a byte: the digest catches it, nothing is stored, the peer is avoided and the retry is verified', async (t) => {
+  const fronts = new Map<number, FaultProxy>();
+  let digest = '';
+  const c = await startCluster(t, 3, {
+    selfUrl: async (i, port) => {
+      // Node 0 is reached by its peers through a proxy that will corrupt what it sends them.
+      if (i !== 0) return `http://127.0.0.1:${port}`;
+      const front = await startFaultProxy(`http://127.0.0.1:${port}`);
+      cleanups.push(() => front.close());
+      fronts.set(i, front);
+      return front.url;
+    },
+  });
+  if (!c) return;
+  const liar = c.nodes[0] as MirrorHandle;
+  const front = fronts.get(0) as FaultProxy;
+  // A blob whose fetcher is the liar, so the others ask it first.
+  let data = Buffer.alloc(0);
+  for (let i = 0; i < 64; i++) {
+    data = randomBytes(2 * MiB + i);
+    digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    if (fetcherFor(digest, c.urls) === c.urls[0]) break;
+  }
+  assert.equal(fetcherFor(digest, c.urls), c.urls[0]);
+  await pushBlob(c.registry, REPO, data);
+  assert.equal((await getBlob(liar, digest)).sha, digest, 'the liar itself holds good bytes');
+  front.inject({ pathIncludes: '/peer/v1/blobs/' }, { kind: 'corrupt', at: MiB + 5 });
+  const victim = c.nodes[1] as MirrorHandle;
+  // The victim's client gets an aborted body, or an error status if the check failed before its
+  // answer started; never a clean 200 with those bytes.
+  let outcome: string;
+  try {
+    const res = await fetch(`${victim.url}/v2/${REPO}/blobs/${digest}`);
+    const body = Buffer.from(await res.arrayBuffer());
+    outcome = `status ${res.status}, sha256:${createHash('sha256').update(body).digest('hex')}`;
+  } catch (err) {
+    outcome = `aborted: ${String(err)}`;
+  }
+  assert.ok(!outcome.startsWith('status 200'), outcome);
+  await waitFor(async () => (await victim.metric('hoist_mirror_verify_failures_total')) >= 1);
+  assert.ok((await victim.metric('hoist_mirror_peer_errors_total', { reason: 'digest' })) >= 1);
+  // The client retries (containerd does): the liar is quarantined, the bytes come from elsewhere.
+  const retry = await getBlob(victim, digest);
+  assert.equal(retry.status, 200);
+  assert.equal(retry.sha, digest);
+  const status = (await (
+    await fetch(`${victim.url}/peer/v1/status`, { headers: { authorization: `Bearer ${TOKEN}` } })
+  ).json()) as { members: Array<{ url: string; state: string }> };
+  assert.equal(status.members.find((m) => m.url === c.urls[0])?.state, 'quarantined');
+});
+
+test('a dead peer costs a refused connection, not a timeout; a peer that left is not asked', async (t) => {
+  const c = await startCluster(t, 3);
+  if (!c) return;
+  const data = randomBytes(MiB);
+  const digest = await pushBlob(c.registry, REPO, data);
+  const ranked = rankPeers(digest, c.urls);
+  const fetcher = c.nodes[c.urls.indexOf(ranked[0] as string)] as MirrorHandle;
+  const asker = c.nodes[c.urls.indexOf(ranked[2] as string)] as MirrorHandle;
+  await fetcher.mirror.close(0);
+  const r = await getBlob(asker, digest);
+  assert.equal(r.sha, `sha256:${createHash('sha256').update(data).digest('hex')}`);
+  assert.ok((await asker.metric('hoist_mirror_peer_errors_total', { reason: 'PEER_UNREACHABLE' })) >= 1);
+  const status = asker.mirror.peers?.status();
+  assert.equal(status?.members.find((m) => m.url === ranked[0])?.state, 'down');
+  // Membership changes apply at once: drop the dead node, and it is no longer a member.
+  asker.mirror.peers?.membership.set(
+    'static',
+    c.urls.filter((u) => u !== ranked[0]),
+  );
+  assert.deepEqual(asker.mirror.peers?.membership.members(), [ranked[1]].sort());
+});
+
+test('peer requests need the cluster token; the client API is unchanged', async (t) => {
+  const c = await startCluster(t, 2);
+  if (!c) return;
+  const data = randomBytes(1000);
+  const digest = await pushBlob(c.registry, REPO, data);
+  const node = c.nodes[0] as MirrorHandle;
+  const path = `${node.url}/peer/v1/blobs/${digest}?ns=reg&repo=${REPO}`;
+  const peerHeader = { 'x-hoist-peer': c.urls[1] as string };
+  for (const authorization of [undefined, 'Bearer wrong-token-wrong-token', `Basic ${TOKEN}`]) {
+    const res = await fetch(path, {
+      headers: { ...peerHeader, ...(authorization ? { authorization } : {}) },
+    });
+    assert.equal(res.status, 403, String(authorization));
+    const body = (await res.json()) as { errors: Array<{ code: string }> };
+    assert.equal(body.errors[0]?.code, 'DENIED');
+  }
+  assert.equal(upstreamBlobGets(c, digest).length, 0, 'a refused peer request fetched nothing');
+  const ok = await fetch(path, { headers: { ...peerHeader, authorization: `Bearer ${TOKEN}` } });
+  assert.equal(ok.status, 200);
+  assert.deepEqual(Buffer.from(await ok.arrayBuffer()), data);
+  // As a relay, a node that holds nothing says so at once and fetches nothing.
+  const other = randomBytes(500);
+  const otherDigest = await pushBlob(c.registry, REPO, other);
+  const relay = await fetch(`${node.url}/peer/v1/blobs/${otherDigest}?ns=reg&repo=${REPO}`, {
+    headers: { ...peerHeader, authorization: `Bearer ${TOKEN}`, 'x-hoist-relay': '1' },
+  });
+  assert.equal(relay.status, 404);
+  assert.equal(upstreamBlobGets(c, otherDigest).length, 0);
+  assert.equal((await getBlob(node, otherDigest)).status, 200);
+});
+
+async function waitFor(cond: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
