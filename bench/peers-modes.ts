@@ -2,10 +2,11 @@
 // in the topology and what it starts on them; the runner (bench/peers.ts) then starts one skopeo
 // per node at once against the registry the mode names for that node, and measures.
 //
-// Extension point: a mode is one object in MODES. Hoist peers (issue 13, next) will start one
-// mirror per node (`startMirrorProcess` with `placement: node.placement()` and the peer flags)
-// and name each node's own mirror as its source. Spegel needs a containerd on each node as the
-// client; see BENCHMARKS.md ("Peers") for why it is not here yet.
+// A mode is one object in MODES. Spegel needs a containerd on each node as the client, and cannot
+// be built here; see BENCHMARKS.md ("Peers").
+import { randomBytes } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { RegistryPeer } from '../test/helpers/registry.js';
 import type { MirrorProcess } from '../test/helpers/mirror.js';
 import { startMirrorProcess } from '../test/helpers/mirror.js';
@@ -68,6 +69,51 @@ const zonal: BenchMode = {
   },
 };
 
+/**
+ * Hoist peers (issue 13, docs/peers.md): one mirror per node, on the node, that knows every other
+ * node's mirror; each node pulls through its own. The cluster token is a file all of them read.
+ */
+const peers: BenchMode = {
+  name: 'peers',
+  extraHosts: () => [],
+  async start({ upstream, nodes, logDir }) {
+    const tokenFile = join(logDir, `peer-token-${process.pid}`);
+    await writeFile(tokenFile, randomBytes(24).toString('hex'), { mode: 0o600 });
+    const places = nodes.map((n) => n.placement());
+    const urls = places.map((p) => `http://${p.address}:${p.port}`);
+    const peerArgs = (self: string) => [
+      '--peer-self',
+      self,
+      '--peer-token-file',
+      tokenFile,
+      ...urls.flatMap((u) => ['--peer', u]),
+    ];
+    const mirrors: MirrorProcess[] = [];
+    try {
+      for (const [i, placement] of places.entries()) {
+        mirrors.push(
+          await startMirrorProcess(
+            { [upstream.host]: upstream.url },
+            { defaultUpstream: upstream.host, placement, args: peerArgs(urls[i] as string) },
+          ),
+        );
+      }
+    } catch (err) {
+      await Promise.all(mirrors.map((m) => m.stop()));
+      throw err;
+    }
+    const byNode = new Map(nodes.map((n, i) => [n, mirrors[i] as MirrorProcess]));
+    return {
+      sourceFor: (node) => (byNode.get(node) as MirrorProcess).host,
+      notes: { mirrors: mirrors.map((m) => m.host) },
+      stop: async () => {
+        await Promise.all(mirrors.map((m) => m.stop()));
+        await rm(tokenFile, { force: true });
+      },
+    };
+  },
+};
+
 function notYet(name: ModeName, why: string): BenchMode {
   return {
     name,
@@ -80,7 +126,7 @@ function notYet(name: ModeName, why: string): BenchMode {
 export const MODES: Record<ModeName, BenchMode> = {
   direct,
   zonal,
-  peers: notYet('peers', 'Hoist peer mode is not built yet (issue 13)'),
+  peers,
   spegel: notYet(
     'spegel',
     'cannot be built here: the Go module proxy answers 403 for github.com/spegel-org/spegel ' +

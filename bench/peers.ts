@@ -24,7 +24,7 @@ import { requireHoistBuild, ROOT_DIR } from './mirrors.js';
 import type { BenchMode, LinkPlan, ModeName } from './peers-modes.js';
 import { MODES } from './peers-modes.js';
 
-const USAGE = `usage: node --import tsx bench/peers.ts [--quick] [--nodes 2,4,8] [--modes direct,zonal]
+const USAGE = `usage: node --import tsx bench/peers.ts [--quick] [--nodes 2,4,8] [--modes direct,zonal,peers]
     [--layers-mb 100,80,50,40,20,10] [--node-mbit 200] [--upstream-mbit 200] [--mirror-mbit 200] [--out FILE]
   --quick        layers 16,12,8,4 MB and nodes 2,4; writes bench/out/peers-quick.json
   --modes        any of direct, zonal, peers, spegel (modes that cannot run yet are recorded as such)
@@ -62,7 +62,7 @@ function parsePlan(argv: string[]): Plan {
     options: {
       quick: { type: 'boolean', default: false },
       nodes: { type: 'string' },
-      modes: { type: 'string', default: 'direct,zonal' },
+      modes: { type: 'string', default: 'direct,zonal,peers' },
       'layers-mb': { type: 'string' },
       'node-mbit': { type: 'string', default: '200' },
       'upstream-mbit': { type: 'string', default: '200' },

@@ -1,0 +1,216 @@
+// Issue 13 on real hosts: eight nodes in network namespaces with tbf-shaped links (200 Mbit/s each
+// way), each with its own Hoist mirror process in peer mode and a skopeo client pulling through
+// it; the upstream docker-registry on a host of its own. All pull one multi-layer image cold at
+// the same moment. Timing (the 1.2× goal) is a benchmark figure (bench/peers.ts, BENCHMARKS.md),
+// never a test assertion; here: the upstream sends each blob once, every copy is verified, and a
+// peer killed mid-transfer costs the others nothing but a resume.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, test, type TestContext } from 'node:test';
+import { fetcherFor } from '../src/peers/index.js';
+import { buildImage, fileDigest, pushImage, skopeoCopyToDir, type BuiltImage } from './helpers/images.js';
+import { startMirrorProcess, type MirrorProcess } from './helpers/mirror.js';
+import { createTopology, requireNetns, type NetnsHost, type Topology } from './helpers/netns.js';
+import { removeTempDir, requirePeers, tempDir } from './helpers/peers.js';
+import { startRegistry, type AccessLogEntry, type RegistryPeer } from './helpers/registry.js';
+
+const NODES = 8;
+const MBIT = 200;
+const REPO = 'team/model';
+const TAG = 'v1';
+const MB = 1_000_000;
+
+let topology: Topology | undefined;
+let upstream: RegistryPeer | undefined;
+let image: BuiltImage | undefined;
+let work = '';
+
+before(async () => {
+  work = await tempDir('hoist-peers-netns');
+});
+
+after(async () => {
+  await upstream?.stop().catch(() => {});
+  await topology?.destroy();
+  if (work) await removeTempDir(work);
+});
+
+async function setUp(
+  t: TestContext,
+): Promise<{ topology: Topology; upstream: RegistryPeer; image: BuiltImage } | undefined> {
+  if (!requireNetns(t) || !requirePeers(t, 'docker-registry', 'skopeo', 'umoci', 'curl')) return undefined;
+  if (topology && upstream && image) return { topology, upstream, image };
+  const rate = { upMbit: MBIT, downMbit: MBIT };
+  topology = await createTopology({
+    prefix: 'hoist-peers',
+    hosts: [
+      { name: 'upstream', rate },
+      ...Array.from({ length: NODES }, (_, i) => ({ name: `node${i + 1}`, rate })),
+    ],
+  });
+  const upHost = topology.host('upstream');
+  upstream = await startRegistry({ placement: upHost.placement() });
+  image = await buildImage(join(work, 'layout'), {
+    tag: TAG,
+    gzipLevel: 0,
+    layers: [12, 8, 6, 4, 2].map((mb, i) => ({ files: [{ path: `w/${i}.bin`, size: mb * MB }] })),
+  });
+  await pushImage(image.dir, TAG, `${upstream.host}/${REPO}:${TAG}`, { command: upHost.command });
+  return { topology, upstream, image };
+}
+
+/** One mirror per node, each knowing every other: the cluster-wide cache. */
+async function startPeers(nodes: readonly NetnsHost[], up: RegistryPeer): Promise<MirrorProcess[]> {
+  const tokenFile = join(work, `token-${Date.now()}`);
+  await writeFile(tokenFile, randomBytes(24).toString('hex'), { mode: 0o600 });
+  const places = nodes.map((n) => n.placement());
+  const urls = places.map((p) => `http://${p.address}:${p.port}`);
+  const mirrors: MirrorProcess[] = [];
+  for (const [i, placement] of places.entries()) {
+    mirrors.push(
+      await startMirrorProcess(
+        { [up.host]: up.url },
+        {
+          defaultUpstream: up.host,
+          placement,
+          args: [
+            '--peer-self',
+            urls[i] as string,
+            '--peer-token-file',
+            tokenFile,
+            ...urls.flatMap((u) => ['--peer', u]),
+          ],
+        },
+      ),
+    );
+  }
+  return mirrors;
+}
+
+async function settle(host: NetnsHost, up: RegistryPeer, mark: string): Promise<void> {
+  await host.run('curl', ['-s', '-o', '/dev/null', `${up.url}/v2/?${mark}`]);
+  await up.waitForAccess((e) => e.query === mark, 10_000);
+}
+
+function blobGets(entries: AccessLogEntry[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const e of entries) {
+    if (e.method !== 'GET' || !/\/blobs\/sha256:/.test(e.path) || (e.status !== 200 && e.status !== 206))
+      continue;
+    out.set(e.path.replace(/.*\/blobs\//, ''), (out.get(e.path.replace(/.*\/blobs\//, '')) ?? 0) + 1);
+  }
+  return out;
+}
+
+async function verifiedCopy(dir: string, img: BuiltImage): Promise<boolean> {
+  const m = img.manifests[0];
+  if (!m) return false;
+  const files = new Set(await readdir(dir));
+  for (const d of [m.config.digest, ...m.layers.map((l) => l.digest)]) {
+    const hex = d.slice('sha256:'.length);
+    if (!files.has(hex) || (await fileDigest(join(dir, hex))) !== d) return false;
+  }
+  return true;
+}
+
+test('eight nodes pull one image cold at once through their peer mirrors: each blob leaves the upstream once, every copy verified', async (t) => {
+  const env = await setUp(t);
+  if (!env) return;
+  const nodes = env.topology.hosts.filter((h) => h.name.startsWith('node'));
+  const mirrors = await startPeers(nodes, env.upstream);
+  try {
+    await settle(env.topology.host('upstream'), env.upstream, 'mark=a');
+    const from = env.upstream.accessLog().length;
+    const dirs = nodes.map((n) => join(work, `round1-${n.name}`));
+    await Promise.all(
+      nodes.map((n, i) =>
+        skopeoCopyToDir(`docker://${(mirrors[i] as MirrorProcess).host}/${REPO}:${TAG}`, dirs[i] as string, {
+          command: n.command,
+          timeoutMs: 300_000,
+        }),
+      ),
+    );
+    for (const d of dirs) assert.ok(await verifiedCopy(d, env.image), `${d} holds every blob, verified`);
+    await settle(env.topology.host('upstream'), env.upstream, 'mark=b');
+    const gets = blobGets(env.upstream.accessLog().slice(from));
+    const m = env.image.manifests[0];
+    assert.ok(m);
+    for (const l of m.layers) assert.equal(gets.get(l.digest), 1, `layer ${l.digest} left the upstream once`);
+    // Every upstream blob request came from a mirror, none from a skopeo.
+    const agents = new Set(
+      env.upstream
+        .accessLog()
+        .slice(from)
+        .filter((e) => e.path.includes('/blobs/'))
+        .map((e) => e.userAgent),
+    );
+    assert.deepEqual([...agents], ['hoist-mirror']);
+  } finally {
+    await Promise.all(mirrors.map((m) => m.stop()));
+  }
+});
+
+test('a peer killed mid-transfer: every other node still ends with verified bytes, the upstream still sends each blob about once', async (t) => {
+  const env = await setUp(t);
+  if (!env) return;
+  const nodes = env.topology.hosts.filter((h) => h.name.startsWith('node'));
+  const mirrors = await startPeers(nodes, env.upstream);
+  const m = env.image.manifests[0];
+  assert.ok(m);
+  // The fetcher of the largest layer dies while that layer is crossing the cluster.
+  const big = m.layers.reduce((a, b) => (b.size > a.size ? b : a));
+  const urls = mirrors.map((x) => x.url);
+  const victimIndex = urls.indexOf(fetcherFor(big.digest, urls) as string);
+  const victim = mirrors[victimIndex] as MirrorProcess;
+  try {
+    await settle(env.topology.host('upstream'), env.upstream, 'mark=c');
+    const from = env.upstream.accessLog().length;
+    const dirs = nodes.map((n) => join(work, `round2-${n.name}`));
+    const pulls = nodes.map((n, i) =>
+      skopeoCopyToDir(`docker://${(mirrors[i] as MirrorProcess).host}/${REPO}:${TAG}`, dirs[i] as string, {
+        command: n.command,
+        timeoutMs: 300_000,
+      }).then(
+        () => 'ok',
+        (err: unknown) => `failed: ${String(err)}`,
+      ),
+    );
+    // Kill -9 once the victim is downloading from the upstream and serving peers from that download.
+    const victimHost = nodes[victimIndex] as NetnsHost;
+    await waitFor(async () => {
+      const { stdout } = await victimHost.run('curl', ['-s', `${victim.url}/metrics`]);
+      return (
+        sample(stdout, 'hoist_mirror_peer_requests_total{kind="served"}') >= 1 &&
+        sample(stdout, 'hoist_mirror_fetched_bytes_total{source="upstream"}') > 2 * MB
+      );
+    });
+    victim.kill('SIGKILL');
+    const outcomes = await Promise.all(pulls);
+    for (const [i, o] of outcomes.entries()) {
+      if (i === victimIndex) continue; // its own client lost its mirror
+      assert.equal(o, 'ok', `${nodes[i]?.name}: ${o}`);
+      assert.ok(await verifiedCopy(dirs[i] as string, env.image), `${nodes[i]?.name} holds verified bytes`);
+    }
+    await settle(env.topology.host('upstream'), env.upstream, 'mark=d');
+    const gets = blobGets(env.upstream.accessLog().slice(from));
+    // The dead fetcher's download is taken over once (by the next-ranked node, or resumed by a receiver).
+    assert.ok((gets.get(big.digest) ?? 0) <= 3, `big layer sent ${gets.get(big.digest)} times`);
+  } finally {
+    await Promise.all(mirrors.map((x) => x.stop()));
+  }
+});
+
+function sample(text: string, series: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
+async function waitFor(cond: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
