@@ -13,6 +13,7 @@ import {
 } from '../mirror/index.js';
 import { listenFailure, printListening } from './listening.js';
 import { UsageError } from './usage-error.js';
+import { registerMirrorPeers } from './mirror-peers.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 
@@ -88,6 +89,7 @@ nvcr.io and public.ecr.aws. Logs are JSON lines on stderr; stdout gets one line,
       });
     });
   registerVerify(mirror);
+  registerMirrorPeers(mirror);
 }
 
 function registerVerify(mirror: Command): void {
