@@ -90,7 +90,16 @@ describe('status view', () => {
   const b = prePull('web', 'b', ['redis:7'], { spec: { images: ['redis:7'], suspend: true } });
 
   it("rows come from each PrePull's status; nodes from NodePull entries that name it as a source", () => {
-    const report = buildStatusReport([b, a], nodePulls, NOW);
+    // n3 pulls the same image for another PrePull only: not a node of web/a.
+    const other: NodePull = {
+      metadata: { name: 'n3' },
+      spec: {
+        nodeName: 'n3',
+        maxConcurrentPulls: 1,
+        images: [entry('docker.io/library/nginx:1.25', ['ml/x'])],
+      },
+    };
+    const report = buildStatusReport([b, a], [...nodePulls, other], NOW);
     assert.deepEqual(
       report.prePulls.map((p) => [p.name, p.nodes, p.ready]),
       [
@@ -157,6 +166,11 @@ describe('why view', () => {
       status: { images: [{ names: [`docker.io/library/nginx@${DA}`], sizeBytes: 1000 }] },
     },
     { metadata: { name: 'n4' }, status: { images: [{ names: ['docker.io/library/nginx:1.24'] }] } },
+    // One runtime record: the image under its tag here and its digest in another repository.
+    {
+      metadata: { name: 'n5' },
+      status: { images: [{ names: ['docker.io/library/nginx:1.25', `registry.local/nginx@${DA}`] }] },
+    },
   ];
 
   it('gathers NodePull states, runtime images and classified kubelet failures of the image only', () => {
@@ -178,7 +192,7 @@ describe('why view', () => {
     );
     assert.deepEqual(
       r.runtime.map((n) => n.node),
-      ['n3', 'n4'],
+      ['n3', 'n4', 'n5'],
     );
     assert.deepEqual(
       r.kubeletFailures.map((f) => [f.node, f.cause, f.attempts]),
@@ -200,7 +214,7 @@ describe('why view', () => {
     );
     assert.deepEqual(
       r.runtime.map((n) => n.node),
-      ['n3'],
+      ['n3', 'n5'],
     );
     assert.deepEqual(r.kubeletFailures, []);
   });
