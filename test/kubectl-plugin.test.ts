@@ -4,7 +4,7 @@
 // the agents do), Nodes with status.images, and core/v1 Events in the kubelet's message formats,
 // then checks each command's table and JSON against those objects. Needs dist/ (npm run build).
 import assert from 'node:assert/strict';
-import { mkdir, symlink } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -358,6 +358,9 @@ describe('kubectl hoist, through the real kubectl', TIMEOUT, () => {
       '<none>',
     ]);
     assert.equal(rows.length, 3);
+    // None in the context's namespace: said on stderr, as kubectl get says it, and exit 0.
+    const none = await hoist(['status']);
+    assert.deepEqual(none, { code: 0, stdout: '', stderr: 'No PrePulls found in default namespace.\n' });
   });
 
   it('status NAME -n NS -o wide: every node and image of that PrePull', async (t) => {
@@ -622,15 +625,11 @@ describe('kubectl hoist, through the real kubectl', TIMEOUT, () => {
     }
   });
 
-  it('no CRDs: says to install them; no cluster: says so; both exit 1', async (t) => {
-    if (!requireGoPeer(t, 'kube-apiserver', 'etcd', 'kubectl')) return;
-    // Another API group's name: a fresh server has no Hoist CRDs, but starting one costs seconds;
-    // deleting the CRDs here would break the other tests. A kubeconfig for a closed port instead
-    // shows the unreachable case; the missing-CRD case runs last, after deleting them.
-    const unreachable = join(bin, 'unreachable.kubeconfig');
-    const { writeFile } = await import('node:fs/promises');
+  /** A kubeconfig whose current context points at a closed loopback port. */
+  const unreachableKubeconfig = async () => {
+    const path = join(bin, 'unreachable.kubeconfig');
     await writeFile(
-      unreachable,
+      path,
       JSON.stringify({
         apiVersion: 'v1',
         kind: 'Config',
@@ -642,6 +641,51 @@ describe('kubectl hoist, through the real kubectl', TIMEOUT, () => {
         'current-context': 'x',
       }),
     );
+    return path;
+  };
+
+  it('kubeconfig as kubectl reads it: several files in $KUBECONFIG, --context, the context namespace, --kubeconfig first', async (t) => {
+    if (!requireGoPeer(t, 'kube-apiserver', 'etcd', 'kubectl')) return;
+    const admin = kube().adminKubeconfig;
+    const unreachable = await unreachableKubeconfig();
+    // A third file adds a context in namespace web, on the admin file's cluster and user.
+    const webContext = join(bin, 'web-context.kubeconfig');
+    await writeFile(
+      webContext,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        contexts: [
+          { name: 'web-ctx', context: { cluster: 'hoist-test', user: 'hoist-admin', namespace: 'web' } },
+        ],
+        'current-context': 'web-ctx',
+      }),
+    );
+    const names = (r: KubectlResult) =>
+      cells(r.stdout)
+        .slice(1)
+        .map((row) => row[0]);
+    // The first file's current-context wins (web-ctx); its namespace is the default one.
+    const web = await hoist(['status'], { KUBECONFIG: `${webContext}:${join(bin, 'missing')}:${admin}` });
+    assert.equal(web.code, 0, web.stderr);
+    assert.deepEqual(names(web), ['nginx']);
+    // The unreachable file's context is current; --context picks the admin one from the later file.
+    const picked = await hoist(['status', '-n', 'ml', '--context', 'hoist-admin'], {
+      KUBECONFIG: `${unreachable}:${admin}`,
+    });
+    assert.equal(picked.code, 0, picked.stderr);
+    assert.deepEqual(names(picked), ['llm']);
+    // --kubeconfig wins over $KUBECONFIG.
+    const flag = await hoist(['status', '-A', '--kubeconfig', admin], { KUBECONFIG: unreachable });
+    assert.equal(flag.code, 0, flag.stderr);
+    assert.deepEqual(names(flag), ['ml', 'web']);
+  });
+
+  it('no CRDs: says to install them; no cluster: says so; both exit 1', async (t) => {
+    if (!requireGoPeer(t, 'kube-apiserver', 'etcd', 'kubectl')) return;
+    // Unreachable: a kubeconfig for a closed loopback port. No CRDs: this test runs last and deletes
+    // them (the others need them; a second API server would cost seconds of start-up).
+    const unreachable = await unreachableKubeconfig();
     const down = await hoist(['status'], { KUBECONFIG: unreachable });
     assert.equal(down.code, 1, down.stderr);
     assert.match(
