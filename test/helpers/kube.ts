@@ -46,8 +46,16 @@ export interface KubeApiServer {
   pids: { apiserver: number; etcd: number };
   /** Creates the namespace and service account if missing, gets a token through the TokenRequest API, writes a kubeconfig for it. */
   serviceAccountKubeconfig(namespace: string, name: string): Promise<string>;
-  /** Runs the real kubectl with --kubeconfig admin (or the given one); a non-zero exit is returned, not thrown. */
-  kubectl(args: string[], opts?: { kubeconfig?: string; input?: string }): Promise<KubectlResult>;
+  /**
+   * Runs the real kubectl with --kubeconfig admin (or the given one); a non-zero exit is returned,
+   * not thrown. `plugin: true` passes the kubeconfig as $KUBECONFIG instead: kubectl refuses flags
+   * before a plugin's name and hands its plugins the environment, not its flags. `env` adds
+   * variables (PATH, for plugin discovery).
+   */
+  kubectl(
+    args: string[],
+    opts?: { kubeconfig?: string; input?: string; plugin?: boolean; env?: Record<string, string> },
+  ): Promise<KubectlResult>;
   /** One request to the API with TLS verified against the CA; the admin token unless `token` is given. */
   request(method: string, path: string, opts?: { body?: unknown; token?: string }): Promise<ApiResponse>;
   /** API server and etcd logs so far, for failure messages. */
@@ -331,8 +339,9 @@ async function startOnce(opts: KubeApiServerOptions): Promise<KubeApiServer> {
 
     const kubectl: KubeApiServer['kubectl'] = async (args, o = {}) => {
       // HOME under the temp dir: kubectl's discovery cache stays out of the real ~/.kube.
-      const env = { ...process.env, HOME: dir, KUBECONFIG: '' };
-      const argv = ['--kubeconfig', o.kubeconfig ?? adminKubeconfig, ...args];
+      const config = o.kubeconfig ?? adminKubeconfig;
+      const env = { ...process.env, HOME: dir, KUBECONFIG: o.plugin ? config : '', ...o.env };
+      const argv = o.plugin ? args : ['--kubeconfig', config, ...args];
       try {
         const r = await run(kubectlBin, argv, { env, timeoutMs: 60_000, input: o.input });
         return { ...r, code: 0 };
