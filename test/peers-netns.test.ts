@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
 import { fetcherFor } from '../src/peers/index.js';
 import { buildImage, fileDigest, pushImage, skopeoCopyToDir, type BuiltImage } from './helpers/images.js';
+import { startContainerd, writeHostsToml, type ContainerdPeer } from './helpers/containerd.js';
 import { startMirrorProcess, type MirrorProcess } from './helpers/mirror.js';
 import { createTopology, requireNetns, type NetnsHost, type Topology } from './helpers/netns.js';
 import { removeTempDir, requirePeers, tempDir } from './helpers/peers.js';
@@ -87,6 +88,12 @@ async function startPeers(nodes: readonly NetnsHost[], up: RegistryPeer): Promis
     );
   }
   return mirrors;
+}
+
+/** A metric sample read from a mirror's /metrics, from inside its host. */
+async function metricOn(host: NetnsHost, mirror: MirrorProcess, series: string): Promise<number> {
+  const { stdout } = await host.run('curl', ['-s', `${mirror.url}/metrics`]);
+  return sample(stdout, series);
 }
 
 async function settle(host: NetnsHost, up: RegistryPeer, mark: string): Promise<void> {
@@ -198,6 +205,82 @@ test('a peer killed mid-transfer: every other node still ends with verified byte
     // The dead fetcher's download is taken over once (by the next-ranked node, or resumed by a receiver).
     assert.ok((gets.get(big.digest) ?? 0) <= 3, `big layer sent ${gets.get(big.digest)} times`);
   } finally {
+    await Promise.all(mirrors.map((x) => x.stop()));
+  }
+});
+
+test("containerd on two nodes pulls through its own node's mirror (hosts.toml) and gets the layers the other node fetched from that peer", async (t) => {
+  const env = await setUp(t);
+  if (!env || !requirePeers(t, 'containerd', 'ctr')) return;
+  const nodes = env.topology.hosts.filter((h) => h.name.startsWith('node')).slice(0, 2);
+  const mirrors = await startPeers(nodes, env.upstream);
+  const runtimes: ContainerdPeer[] = [];
+  try {
+    for (const i of nodes.keys()) {
+      const ctd = await startContainerd();
+      runtimes.push(ctd);
+      // The node's containerd knows the registry by its real name; its hosts.toml names only the
+      // node's own mirror before the registry itself, as `hoist node configure` writes it.
+      await writeHostsToml(ctd.hostsDir, env.upstream.host, env.upstream.url, [
+        (mirrors[i] as MirrorProcess).url,
+      ]);
+    }
+    await settle(env.topology.host('upstream'), env.upstream, 'mark=e');
+    const from = env.upstream.accessLog().length;
+    const ref = `${env.upstream.host}/${REPO}:${TAG}`;
+    // ctr resolves and fetches in its own process: run it on the node, against that node's containerd.
+    await Promise.all(
+      nodes.map((node, i) =>
+        node.run(
+          'ctr',
+          [
+            '--address',
+            (runtimes[i] as ContainerdPeer).socket,
+            'images',
+            'pull',
+            '--plain-http',
+            '--hosts-dir',
+            (runtimes[i] as ContainerdPeer).hostsDir,
+            ref,
+          ],
+          { timeoutMs: 300_000 },
+        ),
+      ),
+    );
+    const m = env.image.manifests[0];
+    assert.ok(m);
+    for (const ctd of runtimes) {
+      const { stdout } = await ctd.ctr(['images', 'ls']);
+      assert.ok(stdout.includes(m.manifest.digest), `containerd holds ${ref} at ${m.manifest.digest}`);
+    }
+    await settle(env.topology.host('upstream'), env.upstream, 'mark=f');
+    const since = env.upstream.accessLog().slice(from);
+    assert.deepEqual(
+      [...new Set(since.filter((e) => e.path.includes('/blobs/')).map((e) => e.userAgent))],
+      ['hoist-mirror'],
+      'containerd never went to the registry itself',
+    );
+    const gets = blobGets(since);
+    for (const l of m.layers) assert.equal(gets.get(l.digest), 1, `layer ${l.digest} left the upstream once`);
+    // Each node received from its peer exactly the layers the peer is the fetcher of.
+    const urls = mirrors.map((x) => x.url);
+    for (const [i, node] of nodes.entries()) {
+      const other = urls[1 - i] as string;
+      const expected = m.layers
+        .filter((l) => fetcherFor(l.digest, urls) === other)
+        .reduce((a, l) => a + l.size, 0);
+      const fromPeer = await metricOn(
+        node,
+        mirrors[i] as MirrorProcess,
+        'hoist_mirror_fetched_bytes_total{source="peer"}',
+      );
+      assert.ok(
+        fromPeer >= expected,
+        `${node.name} got ${fromPeer} bytes from its peer, expected at least ${expected}`,
+      );
+    }
+  } finally {
+    for (const ctd of runtimes) await ctd.stop();
     await Promise.all(mirrors.map((x) => x.stop()));
   }
 });
