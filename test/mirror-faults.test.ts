@@ -20,7 +20,8 @@ const FAST = {
   retryBaseDelayMs: 20,
   retryMaxDelayMs: 200,
   clientRetryBudgetMs: 100,
-  upstreamStallTimeoutSeconds: 0.3,
+  // Short, so stall tests are quick; not so short that a busy machine (a parallel suite) stalls spuriously.
+  upstreamStallTimeoutSeconds: 1,
   upstreamRetries: 3,
 };
 
