@@ -15,7 +15,6 @@
 //
 // Writes bench/out/load.json (and with --out NAME, bench/results/NAME.json with the commit, the
 // machine and the command) and prints a table; exits 1 when hoist had any error.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -27,7 +26,7 @@ import { pushBlob, startRegistry } from '../test/helpers/registry.js';
 import type { MirrorName, MirrorUnderTest } from './mirrors.js';
 import { requireHoistBuild, ROOT_DIR, startHoist, startRegistryProxy } from './mirrors.js';
 import { cpuSince, readCpuTime, readMemory, RssSampler, type CpuTime } from './proc-stats.js';
-import { describeMachine } from './report.js';
+import { describeMachine, keepResult } from './report.js';
 
 const USAGE = `usage: node --import tsx bench/load.ts [--quick] [--scenario small|many|all] [--connections N]
        [--many-connections N] [--threads N] [--seconds N] [--out NAME]
@@ -392,19 +391,6 @@ async function runScenario(
   return { runs, idle };
 }
 
-function gitCommit(): string {
-  try {
-    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT_DIR, encoding: 'utf8' }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
-      cwd: ROOT_DIR,
-      encoding: 'utf8',
-    }).trim();
-    return dirty ? `${commit}+uncommitted` : commit;
-  } catch {
-    return 'unknown';
-  }
-}
-
 async function main(): Promise<void> {
   const plan = parsePlan(process.argv.slice(2));
   for (const bin of ['wrk', 'docker-registry']) {
@@ -439,16 +425,12 @@ async function main(): Promise<void> {
     await writeFile(outPath, `${JSON.stringify(results, null, 2)}\n`);
     let written = outPath;
     if (plan.out !== undefined) {
-      // The shape of bench/results/*.json: what ran, where, on which commit, then the results.
-      const kept = join(ROOT_DIR, 'bench', 'results', `${plan.out}.json`);
-      const doc = {
-        commit: gitCommit(),
+      const kept = await keepResult(ROOT_DIR, plan.out, {
         date: startedAt.toISOString(),
         machine,
         command: `node --import tsx bench/load.ts ${process.argv.slice(2).join(' ')}`.trim(),
         result: results,
-      };
-      await writeFile(kept, `${JSON.stringify(doc, null, 2)}\n`);
+      });
       written += ` and ${kept}`;
     }
     process.stdout.write(`${renderTable(runs, idle, plan.threads)}\n\nresults: ${written}\n`);

@@ -1,3 +1,6 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 // The results document (bench/out/results.json) and the table printed on stdout.
 import { availableParallelism, cpus, loadavg, release, totalmem } from 'node:os';
 import { run } from '../test/helpers/process.js';
@@ -203,4 +206,35 @@ export function renderTable(r: BenchResults): string {
   ];
   if (problems.length > 0) lines.push('', 'problems:', ...problems.map((p) => `  ${p}`));
   return lines.join('\n');
+}
+
+/** The commit a result was measured on; `+uncommitted` when tracked files differ from it. */
+export function gitCommit(root: string): string {
+  try {
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      cwd: root,
+      encoding: 'utf8',
+    }).trim();
+    return dirty ? `${commit}+uncommitted` : commit;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Writes `bench/results/NAME.json` in the shape every kept result has: commit, date, machine, command, result. */
+export async function keepResult(
+  root: string,
+  name: string,
+  doc: { date: string; machine: unknown; command: string; result: unknown },
+): Promise<string> {
+  if (!/^[A-Za-z0-9._-]+$/.test(name))
+    throw new Error(`--out: "${name}" must be a plain file name (letters, digits, . _ -)`);
+  const path = join(root, 'bench', 'results', `${name}.json`);
+  await writeFile(
+    path,
+    `${JSON.stringify({ commit: gitCommit(root), ...doc }, null, 2)}
+`,
+  );
+  return path;
 }

@@ -14,13 +14,14 @@ import { coldPull } from './cold-pull.js';
 import type { MirrorName, MirrorUnderTest } from './mirrors.js';
 import { MIRROR_NAMES, requireHoistBuild, ROOT_DIR, startHoist, startRegistryProxy } from './mirrors.js';
 import type { BenchResults } from './report.js';
-import { describeMachine, evaluateTargets, renderTable } from './report.js';
+import { describeMachine, evaluateTargets, keepResult, renderTable } from './report.js';
 import { measureThroughput } from './throughput.js';
 
 const USAGE = `usage: npm run bench -- [--quick] [--repetitions N] [--cpu-prof]
   --quick          64 MiB blobs for throughput and fan-out, 256 MiB for memory (default 512 MiB / 2 GiB)
   --repetitions N  repetitions of each throughput measurement (default 5, 3 with --quick)
-  --cpu-prof       run the hoist mirror under node --cpu-prof; profiles go to bench/out/prof/`;
+  --cpu-prof       run the hoist mirror under node --cpu-prof; profiles go to bench/out/prof/
+  --out NAME       also keep the results as bench/results/NAME.json (commit, machine, command)`;
 
 interface Plan {
   quick: boolean;
@@ -32,6 +33,8 @@ interface Plan {
   throughputClients: number[];
   repetitions: number;
   cpuProf: boolean;
+  /** Also keep the results as bench/results/<out>.json (with commit, machine and command). */
+  out: string | undefined;
 }
 
 const REPO = 'bench/blob';
@@ -44,6 +47,7 @@ function parsePlan(argv: string[]): Plan {
       quick: { type: 'boolean', default: false },
       repetitions: { type: 'string' },
       'cpu-prof': { type: 'boolean', default: false },
+      out: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -65,6 +69,7 @@ function parsePlan(argv: string[]): Plan {
     throughputClients: [1, 8],
     repetitions,
     cpuProf: values['cpu-prof'],
+    out: values.out,
   };
 }
 
@@ -182,7 +187,17 @@ async function main(): Promise<void> {
     };
     const outPath = join(OUT_DIR, 'results.json');
     await writeFile(outPath, `${JSON.stringify(results, null, 2)}\n`);
-    process.stdout.write(`${renderTable(results)}\n\nresults: ${outPath}\n`);
+    let written = outPath;
+    if (plan.out !== undefined) {
+      const kept = await keepResult(ROOT_DIR, plan.out, {
+        date: startedAt.toISOString(),
+        machine,
+        command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+        result: results,
+      });
+      written += ` and ${kept}`;
+    }
+    process.stdout.write(`${renderTable(results)}\n\nresults: ${written}\n`);
   } finally {
     await upstream?.stop();
     await removeTempDir(blobDir);
