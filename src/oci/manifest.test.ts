@@ -79,6 +79,12 @@ describe('manifest parsing', () => {
     assert.equal('annotations' in parseManifest(body(image())), false);
   });
 
+  it('ignores null annotations', () => {
+    const m = parseManifest(body(image({ annotations: null, layers: [desc(2, { annotations: null })] })));
+    assert.equal('annotations' in m, false);
+    assert.ok(m.kind === 'manifest' && !('annotations' in m.layers[0]!));
+  });
+
   it('reads a platform only when it has os and architecture, with variant and os.version', () => {
     const m = parseManifest(
       body({
@@ -89,6 +95,7 @@ describe('manifest parsing', () => {
           }),
           desc(2, { platform: { architecture: 'arm64' } }),
           desc(3, { platform: null }),
+          desc(4, { platform: { os: 'linux' } }),
         ],
       }),
     );
@@ -100,6 +107,7 @@ describe('manifest parsing', () => {
     });
     assert.equal(m.manifests[1]?.platform, undefined);
     assert.equal(m.manifests[2]?.platform, undefined);
+    assert.equal(m.manifests[3]?.platform, undefined);
   });
 
   it('accepts a zero-size descriptor', () => {
