@@ -675,3 +675,38 @@ describe('plan: status', () => {
     assert.deepEqual([ready.status, ready.reason], ['True', 'NoTargets']);
   });
 });
+
+describe('plan: order and per-image status details', () => {
+  it('staggers by node name whatever order the nodes are listed in', () => {
+    const nodes = ['n3', 'n1', 'n4', 'n2'].map((n) => node(n));
+    const p = prePull('p', { images: ['a:1'], maxConcurrentNodes: 2 });
+    const out = plan({ prePulls: [p], nodes, nodePulls: [], runs: resolved({ [A]: D1 }), now: NOW });
+    assert.deepEqual(out.nodePulls.map((a) => a.name).sort(), ['n1', 'n2']);
+  });
+
+  it('counts pulling nodes per image, lists failures only when there are some, and caps their messages', () => {
+    const nodes = ['n1', 'n2', 'n3'].map((n) => node(n));
+    const p = prePull('p', { images: ['a:1'], maxConcurrentNodes: 2 });
+    const runs = resolved({ [A]: D1 });
+    let nps = apply([], plan({ prePulls: [p], nodes, nodePulls: [], runs, now: NOW }));
+    let st = plan({ prePulls: [p], nodes, nodePulls: nps, runs, now: NOW }).statuses[0]!.status;
+    assert.equal(st.images![0]!.pulling, 2);
+    assert.equal('failures' in st.images![0]!, false);
+
+    nps = report(nps, ['n1'], 'Failed').map((np) =>
+      np.metadata.name === 'n1'
+        ? {
+            ...np,
+            status: { images: np.status!.images!.map((s) => ({ ...s, message: 'x'.repeat(5000) })) },
+          }
+        : np,
+    );
+    st = plan({ prePulls: [p], nodes, nodePulls: nps, runs, now: NOW }).statuses[0]!.status;
+    const failures = st.images![0]!.failures!;
+    assert.deepEqual(
+      failures.map((f) => [f.node, f.reason, f.message?.length]),
+      [['n1', 'NotFound', 1024]],
+    );
+    assert.equal(st.images![0]!.failed, 1);
+  });
+});
