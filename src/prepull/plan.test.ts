@@ -710,3 +710,42 @@ describe('plan: order and per-image status details', () => {
     assert.equal(st.images![0]!.failed, 1);
   });
 });
+
+describe('plan: agent timeout edges', () => {
+  const nodes = ['n1', 'n2'].map((n) => node(n));
+  const p = prePull('p', { images: ['a:1'], maxConcurrentNodes: 1 });
+  const runs = resolved({ [A]: D1 });
+  /** n1 holds the spec; its agent last reported at 10:00:01. */
+  const held = (): NodePull[] =>
+    apply([], plan({ prePulls: [p], nodes, nodePulls: [], runs, now: NOW })).map((np) => ({
+      ...np,
+      metadata: { ...np.metadata, annotations: { [SPEC_TIME_ANNOTATION]: '2026-12-01T10:00:00Z' } },
+      status: { heartbeatTime: '2026-12-01T10:00:01Z', images: [{ image: A, phase: 'Pulling' as const }] },
+    }));
+
+  it('still counts a node silent for exactly the timeout as pulling', () => {
+    const out = plan({
+      prePulls: [p],
+      nodes,
+      nodePulls: held(),
+      runs,
+      now: new Date('2026-12-01T10:05:01Z'),
+      agentTimeoutMs: 300_000,
+    });
+    assert.deepEqual(out.nodePulls, []);
+    assert.deepEqual(out.statuses[0]!.status.nodes, { desired: 2, pulling: 1, succeeded: 0, failed: 0 });
+  });
+
+  it('never frees a slot nor schedules a wake-up for it without a timeout', () => {
+    const out = plan({
+      prePulls: [p],
+      nodes,
+      nodePulls: held(),
+      runs,
+      now: new Date('2026-12-02T10:00:00Z'),
+    });
+    assert.deepEqual(out.nodePulls, []);
+    assert.equal(out.wakeAt, undefined);
+    assert.deepEqual(out.statuses[0]!.status.nodes, { desired: 2, pulling: 1, succeeded: 0, failed: 0 });
+  });
+});
