@@ -749,3 +749,18 @@ describe('plan: agent timeout edges', () => {
     assert.deepEqual(out.statuses[0]!.status.nodes, { desired: 2, pulling: 1, succeeded: 0, failed: 0 });
   });
 });
+
+describe('plan: invalid spec edges', () => {
+  it('keeps a pinned entry pinned, and the stored counts, while the spec is invalid', () => {
+    const nodes = [node('n1')];
+    const good = prePull('p', { images: ['a:1'], pin: true });
+    const runs = resolved({ [A]: D1 });
+    const nps = apply([], plan({ prePulls: [good], nodes, nodePulls: [], runs, now: NOW }));
+    assert.equal(specOf(nps, 'n1')?.images[0]?.pin, true);
+    const counts = { desired: 1, pulling: 1, succeeded: 0, failed: 0 };
+    const bad = prePull('p', { images: [] }, { status: { nodes: counts } }, 2);
+    const out = plan({ prePulls: [bad], nodes, nodePulls: nps, now: NOW });
+    assert.deepEqual(out.nodePulls, []);
+    assert.deepEqual(out.statuses[0]!.status.nodes, counts);
+  });
+});
