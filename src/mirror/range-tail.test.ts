@@ -42,6 +42,12 @@ describe('TailHold', () => {
     assert.equal(counted, 5);
   });
 
+  it('still holds the final byte when an empty chunk comes last', async () => {
+    const { out, tail } = await hold([Buffer.from('abc'), Buffer.alloc(0)]);
+    assert.equal(out.toString(), 'ab');
+    assert.equal(tail.last?.toString(), 'c');
+  });
+
   it('holds nothing of an empty body', async () => {
     const { out, tail } = await hold([]);
     assert.equal(out.byteLength, 0);
@@ -70,6 +76,13 @@ describe('matchesVerifiedTail', () => {
       await matchesVerifiedTail(readerOf(blob), 6, (await hold([Buffer.from('67890')])).tail),
       false,
     );
+  });
+
+  it('refuses a range short of the end without waiting for the download to finish', async () => {
+    // The reader fails where the verified end would be: a range that stops earlier is decided
+    // from the bytes before that, so neither waits for nor depends on the verification.
+    const { tail } = await hold([Buffer.from('678')]);
+    assert.equal(await matchesVerifiedTail(readerOf(blob, true), 6, tail), false);
   });
 
   it('rejects when the download fails verification', async () => {

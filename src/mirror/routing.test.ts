@@ -84,3 +84,71 @@ describe('routing', () => {
     it(`rejects ${path.slice(0, 40)} with ${code}`, () => assert.throws(() => route(path, query), { code }));
   }
 });
+
+describe('routing edges', () => {
+  /** Asserts the error code and that the message says what was wrong, in bounded length. */
+  const fails = (path: string, query: string, code: string, message: RegExp) =>
+    assert.throws(
+      () => route(path, query),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, code);
+        assert.match(err.message, message);
+        assert.ok(err.message.length < 200, `message of ${err.message.length} characters`);
+        return true;
+      },
+    );
+
+  it('says why it refuses, quoting at most a bounded part of the input', () => {
+    fails(`/v2/a/manifests/${'x'.repeat(2100)}`, '', 'NAME_INVALID', /request path is too long/);
+    fails(`/v2/${'a/'.repeat(300)}manifests/v1`, '', 'NAME_INVALID', /repository name is too long/);
+    fails(`/x${'a'.repeat(500)}`, '', 'NOT_FOUND', /^no such endpoint \/xaaa/);
+    fails(`/v2/a/other/${'b'.repeat(500)}`, '', 'NOT_FOUND', /^no such endpoint \/v2\/a\/other/);
+    fails(
+      '/v2/a/manifests/v1',
+      `ns=${'e'.repeat(500)}.com`,
+      'NAME_UNKNOWN',
+      /^registry "eee+" is not mirrored here$/,
+    );
+  });
+
+  it('serves only the /v2/ API', () => {
+    fails('/v3/a/manifests/v1', '', 'NOT_FOUND', /no such endpoint \/v3\/a\/manifests\/v1/);
+  });
+
+  it('matches an endpoint only at the end of the path', () => {
+    for (const path of [
+      '/v2/a/manifests/v1/extra',
+      `/v2/a/blobs/${D}/extra`,
+      '/v2/a/tags/list/extra',
+      '/v2/a/blobs/uploads/1/2',
+    ]) {
+      fails(path, '', 'NOT_FOUND', /no such endpoint/);
+    }
+  });
+
+  it('recognises uploads for any repository, with or without a trailing part', () => {
+    assert.deepEqual(route('/v2/org/app/blobs/uploads/'), {
+      kind: 'upload',
+      upstream: 'docker.io',
+      repo: 'org/app',
+    });
+    assert.equal(route('/v2/a/blobs/uploads').kind, 'upload');
+  });
+
+  it('takes a first segment as an upstream only when it names one exactly', () => {
+    const r = route('/v2/ghcr.iox/manifests/v1');
+    assert.ok(r.kind === 'manifest' && r.upstream === 'docker.io' && r.repo === 'library/ghcr.iox');
+  });
+
+  it('keeps the tag error as the cause of MANIFEST_UNKNOWN', () => {
+    assert.throws(
+      () => route('/v2/a/manifests/-bad'),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'MANIFEST_UNKNOWN');
+        assert.match(err.message, /^manifest unknown: tag "-bad" is invalid/);
+        assert.equal((err.cause as { code?: string } | undefined)?.code, 'TAG_INVALID');
+        return true;
+      },
+    );
+  });
+});

@@ -675,3 +675,92 @@ describe('plan: status', () => {
     assert.deepEqual([ready.status, ready.reason], ['True', 'NoTargets']);
   });
 });
+
+describe('plan: order and per-image status details', () => {
+  it('staggers by node name whatever order the nodes are listed in', () => {
+    const nodes = ['n3', 'n1', 'n4', 'n2'].map((n) => node(n));
+    const p = prePull('p', { images: ['a:1'], maxConcurrentNodes: 2 });
+    const out = plan({ prePulls: [p], nodes, nodePulls: [], runs: resolved({ [A]: D1 }), now: NOW });
+    assert.deepEqual(out.nodePulls.map((a) => a.name).sort(), ['n1', 'n2']);
+  });
+
+  it('counts pulling nodes per image, lists failures only when there are some, and caps their messages', () => {
+    const nodes = ['n1', 'n2', 'n3'].map((n) => node(n));
+    const p = prePull('p', { images: ['a:1'], maxConcurrentNodes: 2 });
+    const runs = resolved({ [A]: D1 });
+    let nps = apply([], plan({ prePulls: [p], nodes, nodePulls: [], runs, now: NOW }));
+    let st = plan({ prePulls: [p], nodes, nodePulls: nps, runs, now: NOW }).statuses[0]!.status;
+    assert.equal(st.images![0]!.pulling, 2);
+    assert.equal('failures' in st.images![0]!, false);
+
+    nps = report(nps, ['n1'], 'Failed').map((np) =>
+      np.metadata.name === 'n1'
+        ? {
+            ...np,
+            status: { images: np.status!.images!.map((s) => ({ ...s, message: 'x'.repeat(5000) })) },
+          }
+        : np,
+    );
+    st = plan({ prePulls: [p], nodes, nodePulls: nps, runs, now: NOW }).statuses[0]!.status;
+    const failures = st.images![0]!.failures!;
+    assert.deepEqual(
+      failures.map((f) => [f.node, f.reason, f.message?.length]),
+      [['n1', 'NotFound', 1024]],
+    );
+    assert.equal(st.images![0]!.failed, 1);
+  });
+});
+
+describe('plan: agent timeout edges', () => {
+  const nodes = ['n1', 'n2'].map((n) => node(n));
+  const p = prePull('p', { images: ['a:1'], maxConcurrentNodes: 1 });
+  const runs = resolved({ [A]: D1 });
+  /** n1 holds the spec; its agent last reported at 10:00:01. */
+  const held = (): NodePull[] =>
+    apply([], plan({ prePulls: [p], nodes, nodePulls: [], runs, now: NOW })).map((np) => ({
+      ...np,
+      metadata: { ...np.metadata, annotations: { [SPEC_TIME_ANNOTATION]: '2026-12-01T10:00:00Z' } },
+      status: { heartbeatTime: '2026-12-01T10:00:01Z', images: [{ image: A, phase: 'Pulling' as const }] },
+    }));
+
+  it('still counts a node silent for exactly the timeout as pulling', () => {
+    const out = plan({
+      prePulls: [p],
+      nodes,
+      nodePulls: held(),
+      runs,
+      now: new Date('2026-12-01T10:05:01Z'),
+      agentTimeoutMs: 300_000,
+    });
+    assert.deepEqual(out.nodePulls, []);
+    assert.deepEqual(out.statuses[0]!.status.nodes, { desired: 2, pulling: 1, succeeded: 0, failed: 0 });
+  });
+
+  it('never frees a slot nor schedules a wake-up for it without a timeout', () => {
+    const out = plan({
+      prePulls: [p],
+      nodes,
+      nodePulls: held(),
+      runs,
+      now: new Date('2026-12-02T10:00:00Z'),
+    });
+    assert.deepEqual(out.nodePulls, []);
+    assert.equal(out.wakeAt, undefined);
+    assert.deepEqual(out.statuses[0]!.status.nodes, { desired: 2, pulling: 1, succeeded: 0, failed: 0 });
+  });
+});
+
+describe('plan: invalid spec edges', () => {
+  it('keeps a pinned entry pinned, and the stored counts, while the spec is invalid', () => {
+    const nodes = [node('n1')];
+    const good = prePull('p', { images: ['a:1'], pin: true });
+    const runs = resolved({ [A]: D1 });
+    const nps = apply([], plan({ prePulls: [good], nodes, nodePulls: [], runs, now: NOW }));
+    assert.equal(specOf(nps, 'n1')?.images[0]?.pin, true);
+    const counts = { desired: 1, pulling: 1, succeeded: 0, failed: 0 };
+    const bad = prePull('p', { images: [] }, { status: { nodes: counts } }, 2);
+    const out = plan({ prePulls: [bad], nodes, nodePulls: nps, now: NOW });
+    assert.deepEqual(out.nodePulls, []);
+    assert.deepEqual(out.statuses[0]!.status.nodes, counts);
+  });
+});
