@@ -12,7 +12,10 @@ export interface PolicyRule {
   resourceNames?: string[];
 }
 
-/** Cluster-wide: PrePulls in every namespace, Nodes, NodePulls, and reading pull secrets. */
+/**
+ * Cluster-wide: PrePulls in every namespace, Nodes, NodePulls, reading pull secrets, and the
+ * kubelet's events for pull telemetry.
+ */
 export const CONTROLLER_CLUSTER_RULES: readonly PolicyRule[] = [
   { apiGroups: ['prepull.hoist.dev'], resources: ['prepulls'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: ['prepull.hoist.dev'], resources: ['prepulls/status'], verbs: ['get', 'patch', 'update'] },
@@ -22,6 +25,8 @@ export const CONTROLLER_CLUSTER_RULES: readonly PolicyRule[] = [
     verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
   },
   { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
+  // Pull telemetry: the kubelet's pull events, read only (README "Pull telemetry").
+  { apiGroups: [''], resources: ['events'], verbs: ['list', 'watch'] },
   // A PrePull's imagePullSecrets live in its namespace: read one by name, never list them.
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
 ];
