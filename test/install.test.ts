@@ -390,6 +390,8 @@ describe('install: chart files and hoist render install', () => {
         ['hoist-agent', ['get', 'secrets', '-n', NS], true],
         ['hoist-agent', ['get', 'secrets', '-n', 'ml'], false],
         ['hoist-agent', ['get', 'nodes'], false],
+        ['hoist-agent', ['patch', 'nodes'], true],
+        ['hoist-agent', ['delete', 'nodes'], false],
         ['hoist-agent', ['list', 'pods', '-A'], false],
         ['hoist-mirror', ['get', 'secrets', '-n', NS], false],
       ];

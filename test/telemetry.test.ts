@@ -14,7 +14,13 @@ import {
   parsePrometheusText,
 } from '../src/analyze/index.js';
 import type { Sample } from '../src/analyze/prometheus-text.js';
-import { CONTROLLER_CLUSTER_RULES, CONTROLLER_NAMESPACE_RULES } from '../src/prepull/index.js';
+import { kubeMirroredRegistriesMarker } from '../src/agent/index.js';
+import { KubeClient, loadKubeConfig } from '../src/kube/index.js';
+import {
+  AGENT_CLUSTER_RULES,
+  CONTROLLER_CLUSTER_RULES,
+  CONTROLLER_NAMESPACE_RULES,
+} from '../src/prepull/index.js';
 import { MIRRORED_REGISTRIES_ANNOTATION } from '../src/telemetry/index.js';
 import { startHoist, type LongRunning } from './helpers/cri.js';
 import { requireGoPeer } from './helpers/go-peers.js';
@@ -102,6 +108,15 @@ describe('pull telemetry against kube-apiserver', TIMEOUT, () => {
       if (got === n) return samples;
       if (got > n || Date.now() > deadline)
         assert.fail(`${got} pull events counted, want ${n}\n${controller?.stderr().slice(-4000)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Polls the controller's log (pino JSON on stderr) for a line; fails with its tail. */
+  async function waitForLog(line: RegExp): Promise<void> {
+    const deadline = Date.now() + 60_000;
+    while (!line.test(controller?.stderr() ?? '')) {
+      if (Date.now() > deadline) assert.fail(`no log line ${line}:\n${controller?.stderr().slice(-4000)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -202,12 +217,7 @@ describe('pull telemetry against kube-apiserver', TIMEOUT, () => {
       ]);
       metricsUrl = `${await controller.url}/metrics`;
       // Leading and watching: the log says so once the first lists are in.
-      const deadline = Date.now() + 60_000;
-      while (!controller.stderr().includes('pull telemetry watching kubelet events')) {
-        if (Date.now() > deadline)
-          assert.fail(`telemetry never started:\n${controller.stderr().slice(-4000)}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await waitForLog(/pull telemetry watching kubelet events/);
 
       const direct = await post(
         kubeletEvent(
@@ -326,10 +336,51 @@ describe('pull telemetry against kube-apiserver', TIMEOUT, () => {
         'no node, pod or image label',
       );
 
+      // The agent on cpu-1 configures its containerd and marks its Node, under the agent's own RBAC
+      // rules: from then on, cpu-1's docker.io pulls go through Hoist.
+      const agentKubeconfig = await api().serviceAccountKubeconfig(SYSTEM, 'hoist-agent');
+      await ok(
+        api().request('POST', `${rbac}/clusterroles`, {
+          body: { metadata: { name: 'hoist-telemetry-agent' }, rules: AGENT_CLUSTER_RULES },
+        }),
+        'agent ClusterRole',
+      );
+      await ok(
+        api().request('POST', `${rbac}/clusterrolebindings`, {
+          body: {
+            metadata: { name: 'hoist-telemetry-agent' },
+            roleRef: { ...roleRef('ClusterRole'), name: 'hoist-telemetry-agent' },
+            subjects: [{ kind: 'ServiceAccount', name: 'hoist-agent', namespace: SYSTEM }],
+          },
+        }),
+        'agent ClusterRoleBinding',
+      );
+      const agentClient = new KubeClient(await loadKubeConfig({ kubeconfig: agentKubeconfig }));
+      try {
+        await kubeMirroredRegistriesMarker(agentClient, 'cpu-1')(['quay.io', 'docker.io']);
+      } finally {
+        agentClient.close();
+      }
+      const marked = (await api().request('GET', '/api/v1/nodes/cpu-1')).json as {
+        metadata: { annotations?: Record<string, string> };
+      };
+      assert.equal(marked.metadata.annotations?.[MIRRORED_REGISTRIES_ANNOTATION], 'docker.io,quay.io');
+      // Pulls are told apart by the controller's cache of Nodes: post the pull once it has the mark.
+      await waitForLog(/"node":"cpu-1","registries":"docker.io,quay.io"/);
+      await post(
+        kubeletEvent('web.4', 'Pulled', 'Successfully pulled image "nginx:1.27" in 1.5s', {
+          node: 'cpu-1',
+          pod: 'web-4',
+        }),
+      );
+      samples = await counted(8);
+      assert.equal(sum(samples, 'hoist_image_pulls_total', { via: 'hoist', outcome: 'pulled' }), 2);
+      assert.equal(sum(samples, 'hoist_image_pulls_total', { via: 'direct', outcome: 'pulled' }), 3);
+
       // The analyzer's fixtures, posted oldest first as the kubelet wrote them: the same parser counts
       // them live. rate-limit-backoff-1.29.json: 6 failed attempts (429) and 18 back-offs (NOTES.md).
       const before = samples;
-      let expectEvents = 7;
+      let expectEvents = 8;
       let expectPulled = 0;
       let expectBackOffs = 0;
       const expectFailures = new Map<string, number>();

@@ -37,10 +37,15 @@ export const CONTROLLER_NAMESPACE_RULES: readonly PolicyRule[] = [
   { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'] },
 ];
 
-/** The agent: its own NodePull (read spec, write status). */
+/**
+ * The agent: its own NodePull (read spec, write status), and a merge patch of its Node's
+ * hoist.dev/mirrored-registries annotation for pull telemetry. RBAC cannot name "the agent's own
+ * Node", so this is `patch` on nodes without `get`; README "Pull telemetry" says how to narrow it.
+ */
 export const AGENT_CLUSTER_RULES: readonly PolicyRule[] = [
   { apiGroups: ['prepull.hoist.dev'], resources: ['nodepulls'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: ['prepull.hoist.dev'], resources: ['nodepulls/status'], verbs: ['get', 'patch', 'update'] },
+  { apiGroups: [''], resources: ['nodes'], verbs: ['patch'] },
 ];
 
 /** The agent, in the controller's namespace: the mirrored pull secrets, by name. */

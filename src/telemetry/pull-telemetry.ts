@@ -178,6 +178,12 @@ export class PullTelemetry implements PullTelemetrySource {
           },
         ),
     );
+    this.nodes?.on('change', (type, node, old) => {
+      const now = node.metadata.annotations?.[MIRRORED_REGISTRIES_ANNOTATION];
+      const before = old?.metadata.annotations?.[MIRRORED_REGISTRIES_ANNOTATION];
+      if (type !== 'DELETED' && now !== before)
+        this.log.debug({ node: node.metadata.name, registries: now ?? '' }, 'node mirrored registries');
+    });
     this.nodes?.start(signal);
     // Nodes first: the first list of events already needs to know which pulls went through Hoist.
     await this.nodes?.synced();

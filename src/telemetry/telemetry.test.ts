@@ -220,7 +220,7 @@ describe('PullTelemetry with a scripted API', () => {
     const bucket = (le: number) =>
       h.values.find(
         (v) =>
-          v.metricName === 'hoist_image_pull_duration_seconds_bucket' &&
+          (v as { metricName?: string }).metricName === 'hoist_image_pull_duration_seconds_bucket' &&
           v.labels.le === le &&
           v.labels.registry === 'ghcr.io',
       )?.value;
