@@ -22,7 +22,7 @@ import {
   CONTROLLER_NAMESPACE_RULES,
 } from '../src/prepull/index.js';
 import { MIRRORED_REGISTRIES_ANNOTATION } from '../src/telemetry/index.js';
-import { startHoist, type LongRunning } from './helpers/cri.js';
+import { runHoist, startHoist, type LongRunning } from './helpers/cri.js';
 import { requireGoPeer } from './helpers/go-peers.js';
 import { shareKubeApiServer, type ApiResponse, type KubeApiServer } from './helpers/kube.js';
 
@@ -420,6 +420,17 @@ describe('pull telemetry against kube-apiserver', TIMEOUT, () => {
       assert.equal(delta('hoist_image_pull_backoffs_total'), expectBackOffs);
       assert.ok(expectBackOffs >= 18, `${expectBackOffs}`);
       assert.equal(delta('hoist_image_pull_duration_seconds_count'), expectPulled);
+    },
+  );
+
+  it(
+    'refuses a --telemetry-registries value that is not a list of registry hosts, exit 2',
+    TIMEOUT,
+    async () => {
+      const res = await runHoist(['controller', '--telemetry-registries', 'docker.io,https://ghcr.io']);
+      assert.equal(res.code, 2, res.stderr);
+      assert.equal(res.stderr.trim().split('\n').length, 1, res.stderr);
+      assert.match(res.stderr, /--telemetry-registries: "https:\/\/ghcr.io" is not a registry host/);
     },
   );
 });

@@ -135,6 +135,7 @@ stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
       }
       if (!LOG_LEVELS.includes(opts.logLevel))
         throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+      const telemetryRegistries = parseRegistryHosts(opts.telemetryRegistries);
       let config;
       try {
         config = await loadKubeConfig({
@@ -152,7 +153,6 @@ stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
       const logger = pino({ level: opts.logLevel }, pino.destination({ fd: 2, sync: false }));
       const client = new KubeClient(config, { userAgent: 'hoist-controller' });
       const metrics = new ControllerMetrics();
-      const telemetryRegistries = parseRegistryHosts(opts.telemetryRegistries);
       const telemetry = opts.pullTelemetry
         ? new PullTelemetry({
             client,
