@@ -11,7 +11,13 @@ import { after, before, describe, it } from 'node:test';
 import { parse, parseAllDocuments } from 'yaml';
 import { resolveMirrorConfig } from '../src/mirror/index.js';
 import { parseRegistryList } from '../src/node/index.js';
-import { DEFAULT_VALUES, HOIST_VERSION, valuesJsonSchema, type KubeObject } from '../src/install/index.js';
+import {
+  DEFAULT_VALUES,
+  grafanaDashboard,
+  HOIST_VERSION,
+  valuesJsonSchema,
+  type KubeObject,
+} from '../src/install/index.js';
 import { goPeerBinary, requireGoPeer } from './helpers/go-peers.js';
 import { shareKubeApiServer } from './helpers/kube.js';
 import { run } from './helpers/process.js';
@@ -56,7 +62,8 @@ function find(objects: KubeObject[], kind: string, name: string): Loose {
 }
 
 // Zone mode with most knobs turned: a private upstream with a credentials Secret, a digest, a
-// PodMonitor, a large pin budget (Helm's float64 numbers), affinity and annotations.
+// PodMonitor, a large pin budget (Helm's float64 numbers), affinity and annotations, the Grafana
+// dashboard in the monitoring namespace.
 const ZONE_VALUES = `
 image: { digest: sha256:${'ab'.repeat(32)} }
 imagePullSecrets: [{ name: regcred }]
@@ -77,6 +84,7 @@ controller:
   podAnnotations: { a: b }
   affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: kubernetes.io/arch, operator: In, values: [amd64, arm64] }] }] } } }
 metrics: { podMonitor: { enabled: true, labels: { release: prom } } }
+grafana: { dashboard: { enabled: true, namespace: monitoring, labels: { team: obs }, annotations: { grafana_folder: Hoist } } }
 `;
 
 describe('install: chart files and hoist render install', () => {
@@ -99,6 +107,15 @@ describe('install: chart files and hoist render install', () => {
       file,
       valuesJsonSchema(),
       'stale: run `npm run build && node bin/hoist.js render values-schema > deploy/helm/hoist/values.schema.json && npx prettier --write deploy/helm/hoist/values.schema.json`',
+    );
+  });
+
+  it("the chart's files/grafana-dashboard.json is src/install/grafana-dashboard.ts's dashboard", async () => {
+    const file = JSON.parse(await readFile(join(CHART, 'files/grafana-dashboard.json'), 'utf8')) as unknown;
+    assert.deepEqual(
+      file,
+      grafanaDashboard(),
+      'stale: run `npm run build && node -e "import(\'./dist/install/index.js\').then((m) => process.stdout.write(JSON.stringify(m.grafanaDashboard(), null, 2)))" > deploy/helm/hoist/files/grafana-dashboard.json && npx prettier --write deploy/helm/hoist/files/grafana-dashboard.json`',
     );
   });
 
@@ -330,6 +347,7 @@ describe('install: chart files and hoist render install', () => {
         await must(['apply', '--server-side', '-f', '-'], JSON.stringify(POD_MONITOR_CRD));
         await must(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
         await must(['create', 'namespace', NS]);
+        await must(['create', 'namespace', 'monitoring']); // the zone values' Grafana dashboard
         const renderings = [
           await renderInstall(),
           await renderInstall(['-f', zoneFile]),
@@ -381,12 +399,17 @@ describe('install: chart files and hoist render install', () => {
         ['hoist-controller', ['update', 'leases', '-n', NS], true],
         ['hoist-controller', ['update', 'leases', '-n', 'ml'], false],
         ['hoist-controller', ['delete', 'nodes'], false],
+        ['hoist-controller', ['watch', 'events', '-A'], true],
+        ['hoist-controller', ['create', 'events', '-n', 'ml'], false],
+        ['hoist-controller', ['delete', 'events', '-n', 'ml'], false],
         ['hoist-agent', ['watch', 'nodepulls.prepull.hoist.dev'], true],
         ['hoist-agent', ['patch', 'nodepulls.prepull.hoist.dev', '--subresource=status'], true],
         ['hoist-agent', ['update', 'nodepulls.prepull.hoist.dev'], false],
         ['hoist-agent', ['get', 'secrets', '-n', NS], true],
         ['hoist-agent', ['get', 'secrets', '-n', 'ml'], false],
         ['hoist-agent', ['get', 'nodes'], false],
+        ['hoist-agent', ['patch', 'nodes'], true],
+        ['hoist-agent', ['delete', 'nodes'], false],
         ['hoist-agent', ['list', 'pods', '-A'], false],
         ['hoist-mirror', ['get', 'secrets', '-n', NS], false],
       ];

@@ -10,10 +10,12 @@ import {
   type FileResult,
   type RegistryTarget,
 } from '../node/index.js';
+import { Backoff, sleep } from '../kube/index.js';
 import { parseImageReference } from '../oci/index.js';
 import { DiskGuard } from './disk-guard.js';
 import type { HighWaterMark } from './disk-mark.js';
 import { AgentMetrics } from './metrics.js';
+import type { MirroredRegistriesMarker } from './node-annotation.js';
 import { NodePullSync, type NodePullApi, type PinPort } from './node-pull-sync.js';
 import { ProgressWatchdog } from './progress-watchdog.js';
 import { PullQueue, type ImageRuntime } from './pull-queue.js';
@@ -30,6 +32,11 @@ export interface AgentClusterOptions {
   pins?: PinPort;
   /** Total size of the images Hoist pins on this node; undefined: no limit. */
   pinBudgetBytes?: number;
+  /**
+   * Marks the Node with the registries its hosts.toml sends through the mirror, for the
+   * controller's pull telemetry (README "Pull telemetry"); retried until it succeeds.
+   */
+  markMirrored?: MirroredRegistriesMarker;
 }
 
 export interface AgentNodeConfig {
@@ -178,6 +185,11 @@ export class Agent {
       });
       for (const f of this.configured)
         logger.info({ registry: f.registry, path: f.path, action: f.action }, 'hosts.toml');
+      const mark = this.opts.cluster?.markMirrored;
+      if (mark) {
+        const mirrored = this.configured.filter((f) => f.action !== 'removed').map((f) => f.registry);
+        void this.markNode(mark, mirrored);
+      }
       this.configCheck = await checkContainerdConfig(node.containerdConfig, node.certsDir);
       if (this.configCheck.status !== 'ok') {
         logger.warn(
@@ -211,6 +223,25 @@ export class Agent {
       this.ready = undefined;
     }
     return address;
+  }
+
+  /** Retries with backoff until the Node is marked or the agent shuts down; never throws. */
+  private async markNode(mark: MirroredRegistriesMarker, registries: string[]): Promise<void> {
+    const signal = this.watchAbort.signal;
+    const backoff = new Backoff({ initialMs: 1_000, maxMs: 60_000 });
+    while (!signal.aborted) {
+      try {
+        await mark(registries);
+        this.opts.logger.info({ registries }, 'node marked with its mirrored registries');
+        return;
+      } catch (err) {
+        this.opts.logger.warn(
+          { err: (err as Error).message },
+          'cannot annotate the node with its mirrored registries (pull telemetry counts its pulls as direct); retrying',
+        );
+        await sleep(backoff.next(), signal);
+      }
+    }
   }
 
   assign(images: string[], source: string): void {

@@ -55,3 +55,4 @@ export {
 } from './node-pull.js';
 export { NodePullSync, type NodePullApi, type NodePullSyncOptions, type PinPort } from './node-pull-sync.js';
 export { kubeNodePullApi } from './kube-node-pull-api.js';
+export { kubeMirroredRegistriesMarker, type MirroredRegistriesMarker } from './node-annotation.js';

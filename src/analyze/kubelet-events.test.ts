@@ -4,6 +4,7 @@ import { AnalyzeError } from './errors.js';
 import { parseGoDuration } from './go-duration.js';
 import {
   classifyPullFailure,
+  classifyPullMessage,
   parseEventsJson,
   parseKubeletEvents,
   type FailureCause,
@@ -306,4 +307,57 @@ describe('pull report', () => {
       'timeout',
     ]);
   });
+});
+
+describe('classifyPullMessage: one event at a time, as pull telemetry reads them', () => {
+  const cases: Array<[string, string, Record<string, unknown> | undefined]> = [
+    [
+      'Pulled',
+      'Successfully pulled image "nginx:1.27" in 3.385s (4.1s including waiting). Image size: 70993397 bytes.',
+      { kind: 'pulled', image: 'nginx:1.27', seconds: 3.385, bytes: 70993397, format: 'current' },
+    ],
+    [
+      'Pulled',
+      'Successfully pulled image "nginx:1.27"',
+      { kind: 'pulled-without-duration', image: 'nginx:1.27' },
+    ],
+    [
+      'Pulled',
+      'Container image "nginx:1.27" already present on machine',
+      { kind: 'present', image: 'nginx:1.27' },
+    ],
+    [
+      'Failed',
+      'Failed to pull image "nginx:1.27": rpc error: code = Unknown desc = 429 Too Many Requests',
+      { kind: 'failed', image: 'nginx:1.27', cause: 'rate-limit' },
+    ],
+    [
+      'BackOff',
+      'Back-off pulling image "ghcr.io/a/b:1": ErrImagePull: failed to authorize: 401 Unauthorized',
+      { kind: 'backoff', image: 'ghcr.io/a/b:1', cause: 'unauthorized' },
+    ],
+    [
+      'BackOff',
+      'Back-off pulling image "nginx:1.27"',
+      { kind: 'backoff', image: 'nginx:1.27', cause: undefined },
+    ],
+    ['Failed', 'Error: ErrImagePull', { kind: 'error-twin', twin: 'ErrImagePull' }],
+    ['Failed', 'Error: ImagePullBackOff', { kind: 'error-twin', twin: 'ImagePullBackOff' }],
+    ['Pulling', 'Pulling image "nginx:1.27"', { kind: 'pulling', image: 'nginx:1.27' }],
+    [
+      'InvalidImageName',
+      'Failed to apply default image tag "NGINX": invalid reference format',
+      { kind: 'refused' },
+    ],
+    ['BackOff', 'Back-off restarting failed container app in pod web-1', undefined],
+    ['Pulled', 'Successfully pulled image "nginx:1.27" in soon', undefined],
+  ];
+  for (const [reason, message, want] of cases) {
+    it(`${reason}: ${message.slice(0, 60)}`, () => {
+      const got = classifyPullMessage(reason, message);
+      if (want === undefined) return assert.equal(got, undefined);
+      assert.ok(got, 'classified');
+      for (const [k, v] of Object.entries(want)) assert.deepEqual((got as Record<string, unknown>)[k], v, k);
+    });
+  }
 });

@@ -89,14 +89,43 @@ interface AttemptKey {
   last?: { cause: FailureCause; example: string };
 }
 
-interface RawEvent {
+/** The fields of one event that pull analysis reads, from core/v1 or events.k8s.io/v1. */
+export interface KubeletEvent {
   reason: string;
   message: string;
   node: string;
   count: number;
+  /** `namespace/name/fieldPath` of the involved object: one pod container. */
   objectKey: string;
   time?: string;
 }
+
+type RawEvent = KubeletEvent;
+
+/**
+ * What one kubelet event message says about image pulls, by message format (see the top of this
+ * file). Pure; undefined for messages about anything else.
+ */
+export type PullMessage =
+  | {
+      kind: 'pulled';
+      image: string;
+      seconds: number;
+      secondsIncludingWaiting: number | null;
+      bytes: number | null;
+      format: 'current' | 'waiting' | 'legacy';
+    }
+  | { kind: 'pulled-without-duration'; image: string }
+  | { kind: 'present'; image: string }
+  /** `Failed to pull image "x": <error>`: one failed pull attempt. */
+  | { kind: 'failed'; image: string; cause: FailureCause; detail: string }
+  /** `Back-off pulling image "x"[: ErrImagePull: <error>]`; cause only when the message says it. */
+  | { kind: 'backoff'; image: string; cause?: FailureCause; detail?: string }
+  /** `Error: ErrImagePull` / `Error: ImagePullBackOff`: twins of a failed attempt or a back-off. */
+  | { kind: 'error-twin'; twin: 'ErrImagePull' | 'ImagePullBackOff' }
+  /** ErrImageNeverPull, InspectFailed, InvalidImageName: the kubelet refused to pull. */
+  | { kind: 'refused'; image?: string; detail: string }
+  | { kind: 'pulling'; image: string };
 
 const PULLED =
   /^Successfully pulled image "([^"]+)" in (\S+?)(?: \((\S+) including waiting\))?(?:\. Image size: (\d+) bytes)?\.?$/;
@@ -135,6 +164,44 @@ export function classifyPullFailure(text: string): FailureCause {
   return 'other';
 }
 
+/** Classifies one kubelet event by its reason and message (see PullMessage). Pure. */
+export function classifyPullMessage(reason: string, message: string): PullMessage | undefined {
+  let m: RegExpExecArray | null;
+  if ((m = PULLED.exec(message))) {
+    const seconds = parseGoDuration(m[2] ?? '');
+    if (seconds === undefined) return undefined;
+    const waiting = m[3] !== undefined ? parseGoDuration(m[3]) : undefined;
+    return {
+      kind: 'pulled',
+      image: m[1] ?? '',
+      seconds,
+      secondsIncludingWaiting: waiting ?? null,
+      bytes: m[4] !== undefined ? Number(m[4]) : null,
+      format: m[4] !== undefined ? 'current' : m[3] !== undefined ? 'waiting' : 'legacy',
+    };
+  }
+  if ((m = PULLED_NO_TIME.exec(message))) return { kind: 'pulled-without-duration', image: m[1] ?? '' };
+  if ((m = PRESENT.exec(message))) return { kind: 'present', image: m[1] ?? '' };
+  if ((m = FAILED.exec(message))) {
+    const detail = m[2] ?? '';
+    return { kind: 'failed', image: m[1] ?? '', cause: classifyPullFailure(detail), detail };
+  }
+  if ((m = BACKOFF.exec(message))) {
+    const detail = m[2];
+    return detail
+      ? { kind: 'backoff', image: m[1] ?? '', cause: classifyPullFailure(detail), detail }
+      : { kind: 'backoff', image: m[1] ?? '' };
+  }
+  if (message === 'Error: ErrImagePull') return { kind: 'error-twin', twin: 'ErrImagePull' };
+  if (message === 'Error: ImagePullBackOff') return { kind: 'error-twin', twin: 'ImagePullBackOff' };
+  if ((m = PULLING.exec(message))) return { kind: 'pulling', image: m[1] ?? '' };
+  if (reason === 'ErrImageNeverPull' || reason === 'InspectFailed' || reason === 'InvalidImageName') {
+    const image = IMAGE_IN_MESSAGE.exec(message)?.[1];
+    return { kind: 'refused', ...(image !== undefined ? { image } : {}), detail: message };
+  }
+  return undefined;
+}
+
 function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
@@ -167,27 +234,30 @@ function rawEvents(doc: unknown): RawEvent[] {
   }
   const out: RawEvent[] = [];
   for (const item of items) {
-    const e = obj(item);
-    if (!e) continue;
-    const involved = obj(e.involvedObject) ?? obj(e.regarding) ?? {};
-    const source = obj(e.source) ?? obj(e.deprecatedSource) ?? {};
-    const series = obj(e.series);
-    const meta = obj(e.metadata) ?? {};
-    const time =
-      str(e.lastTimestamp) ??
-      str(e.eventTime) ??
-      str(series?.lastObservedTime) ??
-      str(meta.creationTimestamp);
-    out.push({
-      reason: str(e.reason) ?? '',
-      message: (str(e.message) ?? str(e.note) ?? '').trim(),
-      node: str(source.host) ?? str(e.reportingInstance) ?? 'unknown',
-      count: Math.max(1, num(series?.count) ?? num(e.count) ?? num(e.deprecatedCount) ?? 1),
-      objectKey: `${str(involved.namespace) ?? ''}/${str(involved.name) ?? ''}/${str(involved.fieldPath) ?? ''}`,
-      ...(time !== undefined ? { time } : {}),
-    });
+    const e = readKubeletEvent(item);
+    if (e) out.push(e);
   }
   return out;
+}
+
+/** One core/v1 or events.k8s.io/v1 Event's fields; undefined for anything not an object. */
+export function readKubeletEvent(item: unknown): KubeletEvent | undefined {
+  const e = obj(item);
+  if (!e) return undefined;
+  const involved = obj(e.involvedObject) ?? obj(e.regarding) ?? {};
+  const source = obj(e.source) ?? obj(e.deprecatedSource) ?? {};
+  const series = obj(e.series);
+  const meta = obj(e.metadata) ?? {};
+  const time =
+    str(e.lastTimestamp) ?? str(e.eventTime) ?? str(series?.lastObservedTime) ?? str(meta.creationTimestamp);
+  return {
+    reason: str(e.reason) ?? '',
+    message: (str(e.message) ?? str(e.note) ?? '').trim(),
+    node: str(source.host) ?? str(e.reportingInstance) ?? 'unknown',
+    count: Math.max(1, num(series?.count) ?? num(e.count) ?? num(e.deprecatedCount) ?? 1),
+    objectKey: `${str(involved.namespace) ?? ''}/${str(involved.name) ?? ''}/${str(involved.fieldPath) ?? ''}`,
+    ...(time !== undefined ? { time } : {}),
+  };
 }
 
 export function parseKubeletEvents(doc: unknown): ParsedEvents {
@@ -233,53 +303,44 @@ export function parseKubeletEvents(doc: unknown): ParsedEvents {
   const ordered = [...events].sort((a, b) => (a.time ?? '').localeCompare(b.time ?? ''));
   for (const e of ordered) {
     const pod = e.objectKey.split('/').slice(0, 2).join('/');
-    let m: RegExpExecArray | null;
-    if ((m = PULLED.exec(e.message))) {
-      const seconds = parseGoDuration(m[2] ?? '');
-      if (seconds === undefined) continue;
-      const waiting = m[3] !== undefined ? parseGoDuration(m[3]) : undefined;
+    const c = classifyPullMessage(e.reason, e.message);
+    if (!c) continue;
+    if (c.kind === 'pulled') {
       pulls.push({
-        image: m[1] ?? '',
+        image: c.image,
         node: e.node,
-        seconds,
-        secondsIncludingWaiting: waiting ?? null,
-        bytes: m[4] !== undefined ? Number(m[4]) : null,
+        seconds: c.seconds,
+        secondsIncludingWaiting: c.secondsIncludingWaiting,
+        bytes: c.bytes,
         count: e.count,
-        format: m[4] !== undefined ? 'current' : m[3] !== undefined ? 'waiting' : 'legacy',
+        format: c.format,
         ...(pod !== '/' ? { pod } : {}),
         ...(e.time !== undefined ? { time: e.time } : {}),
       });
-    } else if (PULLED_NO_TIME.test(e.message)) {
+    } else if (c.kind === 'pulled-without-duration') {
       pullsWithoutDuration += e.count;
-    } else if ((m = PRESENT.exec(e.message))) {
-      const key = `${m[1]}\n${e.node}`;
-      const p = present.get(key) ?? { image: m[1] ?? '', node: e.node, count: 0 };
+    } else if (c.kind === 'present') {
+      const key = `${c.image}\n${e.node}`;
+      const p = present.get(key) ?? { image: c.image, node: e.node, count: 0 };
       p.count += e.count;
       present.set(key, p);
-    } else if ((m = FAILED.exec(e.message))) {
-      const cause = classifyPullFailure(m[2] ?? '');
-      const a = attemptKey(e.objectKey, m[1] ?? '', e.node);
-      a.last = { cause, example: m[2] ?? '' };
-      add(a.failed, cause, e.count, m[2] ?? '');
-    } else if ((m = BACKOFF.exec(e.message))) {
-      const a = attemptKey(e.objectKey, m[1] ?? '', e.node);
-      const detail = m[2];
-      if (detail) {
-        const cause = classifyPullFailure(detail);
-        a.last = { cause, example: detail };
-        add(a.backOff, cause, e.count, detail);
+    } else if (c.kind === 'failed') {
+      const a = attemptKey(e.objectKey, c.image, e.node);
+      a.last = { cause: c.cause, example: c.detail };
+      add(a.failed, c.cause, e.count, c.detail);
+    } else if (c.kind === 'backoff') {
+      const a = attemptKey(e.objectKey, c.image, e.node);
+      if (c.cause !== undefined && c.detail !== undefined) {
+        a.last = { cause: c.cause, example: c.detail };
+        add(a.backOff, c.cause, e.count, c.detail);
       } else a.plainBackOffEvents += e.count;
-    } else if (e.message === 'Error: ErrImagePull' || e.message === 'Error: ImagePullBackOff') {
+    } else if (c.kind === 'error-twin') {
       const image = imageOf.get(e.objectKey) ?? `(unknown image of ${pod})`;
       const a = attemptKey(e.objectKey, image, e.node);
-      if (e.message === 'Error: ErrImagePull') a.errorEvents += e.count;
+      if (c.twin === 'ErrImagePull') a.errorEvents += e.count;
       else a.backOffErrorEvents += e.count;
-    } else if (
-      (e.reason === 'ErrImageNeverPull' || e.reason === 'InspectFailed' || e.reason === 'InvalidImageName') &&
-      !PULLING.test(e.message)
-    ) {
-      const image =
-        IMAGE_IN_MESSAGE.exec(e.message)?.[1] ?? imageOf.get(e.objectKey) ?? `(unknown image of ${pod})`;
+    } else if (c.kind === 'refused') {
+      const image = c.image ?? imageOf.get(e.objectKey) ?? `(unknown image of ${pod})`;
       add(attemptKey(e.objectKey, image, e.node).failed, 'other', e.count, e.message);
     }
   }

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import {
   Agent,
+  kubeMirroredRegistriesMarker,
   kubeNodePullApi,
   parseHighWaterMark,
   parseImagesFile,
@@ -260,6 +261,7 @@ pins, and writes the NodePull status; /readyz answers 200 once the NodePull has 
             logger: logger.child({ module: 'kube' }),
           }),
           pins: new ImagePins(images),
+          markMirrored: kubeMirroredRegistriesMarker(kube, clusterFlags.nodeName),
           ...(clusterFlags.pinBudgetBytes !== undefined
             ? { pinBudgetBytes: clusterFlags.pinBudgetBytes }
             : {}),

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import { KubeClient, KubeConfigError, loadKubeConfig } from '../kube/index.js';
+import { PUBLIC_UPSTREAMS } from '../mirror/index.js';
 import {
   ControllerMetrics,
   createControllerServer,
@@ -9,6 +10,7 @@ import {
   listen,
   PrePullController,
 } from '../prepull/index.js';
+import { PullTelemetry } from '../telemetry/index.js';
 import { listenFailure, printListening } from './listening.js';
 import { UsageError } from './usage-error.js';
 
@@ -33,6 +35,8 @@ interface ControllerFlags {
   agentTimeoutSeconds: string;
   listen: string;
   plainHttp?: string[];
+  pullTelemetry: boolean;
+  telemetryRegistries?: string;
   logLevel: string;
 }
 
@@ -43,6 +47,22 @@ function parseListen(value: string): { host: string; port: number } {
   const port = Number(m?.[2]);
   if (!m || port > 65535) throw new UsageError(`--listen "${value}" must be HOST:PORT, e.g. 0.0.0.0:8080`);
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+/** `--telemetry-registries`: comma-separated registry hosts (host or host:port). */
+function parseRegistryHosts(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  const hosts = value
+    .split(',')
+    .map((h) => h.trim().toLowerCase())
+    .filter(Boolean);
+  for (const h of hosts) {
+    if (!/^[a-z0-9.-]+(:\d{1,5})?$/.test(h))
+      throw new UsageError(
+        `--telemetry-registries: "${h}" is not a registry host; give hosts like docker.io,ghcr.io,registry.example.com:5000`,
+      );
+  }
+  return hosts;
 }
 
 export function registerController(program: Command): void {
@@ -76,13 +96,23 @@ export function registerController(program: Command): void {
       'reach this registry over http when resolving tags (loopback ones always are); repeatable',
       collect,
     )
+    .option(
+      '--no-pull-telemetry',
+      "don't watch the kubelet's pull events (no hoist_image_pull_* metrics, no recent pulls)",
+    )
+    .option(
+      '--telemetry-registries <list>',
+      'registry hosts that get their own value of the registry label of hoist_image_pull_duration_seconds, comma-separated; others are "other" (default: the public registries the mirror knows)',
+    )
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
     .addHelpText(
       'after',
       `
 One replica leads (a coordination.k8s.io Lease in --namespace); the others wait. The leader watches
 PrePulls (all namespaces), Nodes and NodePulls, resolves tags to digests with each PrePull's pull
-secrets, writes one NodePull per node and PrePull status. See docs/prepull.md.
+secrets, writes one NodePull per node and PrePull status. See docs/prepull.md. The leader also
+watches the kubelet's pull events (Pulled, Failed, BackOff) and exports hoist_image_pull_* metrics
+(README "Pull telemetry").
 stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
     )
     .action(async (opts: ControllerFlags) => {
@@ -105,6 +135,7 @@ stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
       }
       if (!LOG_LEVELS.includes(opts.logLevel))
         throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+      const telemetryRegistries = parseRegistryHosts(opts.telemetryRegistries);
       let config;
       try {
         config = await loadKubeConfig({
@@ -122,6 +153,14 @@ stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
       const logger = pino({ level: opts.logLevel }, pino.destination({ fd: 2, sync: false }));
       const client = new KubeClient(config, { userAgent: 'hoist-controller' });
       const metrics = new ControllerMetrics();
+      const telemetry = opts.pullTelemetry
+        ? new PullTelemetry({
+            client,
+            registry: metrics.registry,
+            logger,
+            registries: telemetryRegistries ?? Object.keys(PUBLIC_UPSTREAMS),
+          })
+        : undefined;
       const controller = new PrePullController({
         client,
         namespace,
@@ -132,6 +171,8 @@ stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
         logger,
         metrics,
         resolver: new DigestResolver({ plainHttp: opts.plainHttp ?? [] }),
+        // Leader only: every replica counting the same events would double Prometheus sums.
+        ...(telemetry ? { whileLeading: [(signal: AbortSignal) => telemetry.start(signal)] } : {}),
       });
       const server = createControllerServer({ metrics, ready: () => controller.ready });
       let address;

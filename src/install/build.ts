@@ -4,6 +4,7 @@
 import { agentObjects } from './agent.js';
 import { controllerObjects } from './controller.js';
 import { InstallError } from './errors.js';
+import { grafanaObjects } from './grafana-dashboard.js';
 import { installContext, type KubeObject } from './meta.js';
 import { mirrorObjects } from './mirror.js';
 import { rbacObjects } from './rbac.js';
@@ -64,5 +65,6 @@ export function buildInstall(values: Values, opts: BuildInstallOptions = {}): Ku
     ...rbacObjects(ctx),
     ...agentObjects(ctx),
     ...controllerObjects(ctx),
+    ...grafanaObjects(ctx),
   ]);
 }

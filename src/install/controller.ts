@@ -14,6 +14,15 @@ import {
 } from './meta.js';
 import { leaseName } from './rbac.js';
 
+/**
+ * The mirror's upstreams name the registry label of the pull-time histogram (others are "other"),
+ * so the dashboard shows each registry Hoist serves.
+ */
+function telemetryRegistries(ctx: InstallContext): string[] {
+  const names = Object.keys(ctx.values.mirror.config.upstreams ?? {}).sort();
+  return names.length > 0 ? ['--telemetry-registries', names.join(',')] : [];
+}
+
 function deployment(ctx: InstallContext): KubeObject {
   const { controller } = ctx.values;
   const container = {
@@ -33,6 +42,7 @@ function deployment(ctx: InstallContext): KubeObject {
       `0.0.0.0:${controller.metricsPort}`,
       '--log-level',
       controller.logLevel,
+      ...telemetryRegistries(ctx),
       ...controller.extraArgs,
     ],
     env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],

@@ -27,3 +27,4 @@ export {
   TRUE_COMMAND,
   type PrepullDaemonSetOptions,
 } from './prepull-daemonset.js';
+export { grafanaDashboard, grafanaDashboardJson, grafanaObjects } from './grafana-dashboard.js';

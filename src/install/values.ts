@@ -145,6 +145,18 @@ export const valuesSchema = z
           .strict(),
       })
       .strict(),
+    grafana: z
+      .object({
+        dashboard: z
+          .object({
+            enabled: z.boolean(),
+            namespace: optionalDnsName,
+            labels: stringMap,
+            annotations: stringMap,
+          })
+          .strict(),
+      })
+      .strict(),
   })
   .strict();
 
@@ -239,6 +251,7 @@ export const DEFAULT_VALUES: Values = {
     extraArgs: [],
   },
   metrics: { podMonitor: { enabled: false, interval: '30s', labels: {} } },
+  grafana: { dashboard: { enabled: false, namespace: '', labels: {}, annotations: {} } },
 };
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -224,4 +224,32 @@ describe('Informer', () => {
     ac.abort();
     assert.deepEqual(names, ['a', 'b']);
   });
+
+  it('applies the transform to listed and watched objects before caching and emitting them', async () => {
+    const client = new FakeClient(
+      [{ items: [cm('a', '1', { big: 'x'.repeat(1000) })], resourceVersion: '10' }],
+      [{ events: [{ type: 'ADDED', object: cm('b', '11', { big: 'y' }) }], end: 'hang' }],
+    );
+    const informer = new Informer(client, REF, {
+      transform: (o) => ({ metadata: o.metadata, kept: Object.keys(o.data as object).length }),
+    });
+    const emitted: unknown[] = [];
+    informer.on('change', (_t, obj) => emitted.push(obj));
+    const ac = new AbortController();
+    informer.start(ac.signal);
+    await once(client.idle, 'hang');
+    ac.abort();
+    assert.deepEqual(informer.get('ns/a'), {
+      metadata: { name: 'a', namespace: 'ns', resourceVersion: '1' },
+      kept: 1,
+    });
+    assert.equal(informer.get('ns/b')?.data, undefined);
+    assert.deepEqual(
+      emitted.map((o) => Object.keys(o as object)),
+      [
+        ['metadata', 'kept'],
+        ['metadata', 'kept'],
+      ],
+    );
+  });
 });

@@ -8,7 +8,7 @@ import { objectKey, type ChangeType, type KubeObject, type ResourceRef } from '.
 /** The part of KubeClient an informer uses (tests pass a fake). */
 export type ListWatchClient = Pick<KubeClient, 'list' | 'watch'>;
 
-export interface InformerOptions {
+export interface InformerOptions<T extends KubeObject = KubeObject> {
   labelSelector?: string;
   fieldSelector?: string;
   logger?: Logger;
@@ -16,6 +16,12 @@ export interface InformerOptions {
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** For jitter; tests fix it. */
   random?: () => number;
+  /**
+   * Applied to every object before it is cached or handed to listeners (client-go's
+   * SetTransform): keep only the fields the caller reads, so a cache of many objects stays small.
+   * It must keep metadata.name, namespace and resourceVersion.
+   */
+  transform?: (obj: T) => T;
 }
 
 export type ChangeListener<T> = (type: ChangeType, obj: T, old?: T) => void;
@@ -51,7 +57,7 @@ export class Informer<T extends KubeObject> {
   constructor(
     private readonly client: ListWatchClient,
     private readonly ref: ResourceRef,
-    private readonly opts: InformerOptions = {},
+    private readonly opts: InformerOptions<T> = {},
   ) {
     this.path = resourcePath(ref);
     this.log = (opts.logger ?? pino({ enabled: false })).child({ module: 'kube-informer', path: this.path });
@@ -144,7 +150,8 @@ export class Informer<T extends KubeObject> {
     if (signal.aborted) return;
     const changes: Array<[ChangeType, T, T | undefined]> = [];
     const seen = new Set<string>();
-    for (const item of items) {
+    for (const listed of items) {
+      const item = this.opts.transform ? this.opts.transform(listed) : listed;
       const key = objectKey(item);
       seen.add(key);
       const old = this.store.get(key);
@@ -190,19 +197,20 @@ export class Informer<T extends KubeObject> {
         if (rv) this.resourceVersion = rv;
         continue;
       }
-      const key = objectKey(ev.object);
+      const object = this.opts.transform ? this.opts.transform(ev.object) : ev.object;
+      const key = objectKey(object);
       const old = this.store.get(key);
       if (ev.type === 'DELETED') {
         this.store.delete(key);
         if (rv) this.resourceVersion = rv;
-        if (old !== undefined) this.emit('DELETED', ev.object, old);
+        if (old !== undefined) this.emit('DELETED', object, old);
         continue;
       }
       // ADDED or MODIFIED: what it is to us depends on the cache, as in client-go's informer.
-      this.store.set(key, ev.object);
+      this.store.set(key, object);
       if (rv) this.resourceVersion = rv;
-      if (old === undefined) this.emit('ADDED', ev.object, undefined);
-      else if (old.metadata.resourceVersion !== rv) this.emit('MODIFIED', ev.object, old);
+      if (old === undefined) this.emit('ADDED', object, undefined);
+      else if (old.metadata.resourceVersion !== rv) this.emit('MODIFIED', object, old);
     }
     return events;
   }

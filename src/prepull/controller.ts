@@ -43,6 +43,11 @@ export interface ControllerOptions {
   /** Quiet time after a change before reconciling, so a burst of events makes one pass. */
   debounceMs?: number;
   lease?: { leaseDurationSeconds?: number; renewDeadlineSeconds?: number; retryPeriodSeconds?: number };
+  /**
+   * Work only the leader does beside reconciling (pull telemetry: counted once, not once per
+   * replica); each runs until the signal aborts, when the lead is lost or on shutdown.
+   */
+  whileLeading?: Array<(signal: AbortSignal) => Promise<void>>;
 }
 
 export const DEFAULT_DEBOUNCE_MS = 200;
@@ -147,6 +152,11 @@ export class PrePullController {
     this.leader = true;
     this.synced = false;
     this.opts.metrics?.leader.set(1);
+    for (const task of this.opts.whileLeading ?? []) {
+      task(signal).catch((err: unknown) => {
+        if (!signal.aborted) this.log.error({ err }, 'leader task failed');
+      });
+    }
     try {
       await this.leadUntilAborted(signal);
     } finally {

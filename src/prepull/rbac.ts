@@ -12,7 +12,10 @@ export interface PolicyRule {
   resourceNames?: string[];
 }
 
-/** Cluster-wide: PrePulls in every namespace, Nodes, NodePulls, and reading pull secrets. */
+/**
+ * Cluster-wide: PrePulls in every namespace, Nodes, NodePulls, reading pull secrets, and the
+ * kubelet's events for pull telemetry.
+ */
 export const CONTROLLER_CLUSTER_RULES: readonly PolicyRule[] = [
   { apiGroups: ['prepull.hoist.dev'], resources: ['prepulls'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: ['prepull.hoist.dev'], resources: ['prepulls/status'], verbs: ['get', 'patch', 'update'] },
@@ -22,6 +25,8 @@ export const CONTROLLER_CLUSTER_RULES: readonly PolicyRule[] = [
     verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
   },
   { apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch'] },
+  // Pull telemetry: the kubelet's pull events, read only (README "Pull telemetry").
+  { apiGroups: [''], resources: ['events'], verbs: ['list', 'watch'] },
   // A PrePull's imagePullSecrets live in its namespace: read one by name, never list them.
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
 ];
@@ -32,10 +37,15 @@ export const CONTROLLER_NAMESPACE_RULES: readonly PolicyRule[] = [
   { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'] },
 ];
 
-/** The agent: its own NodePull (read spec, write status). */
+/**
+ * The agent: its own NodePull (read spec, write status), and a merge patch of its Node's
+ * hoist.dev/mirrored-registries annotation for pull telemetry. RBAC cannot name "the agent's own
+ * Node", so this is `patch` on nodes without `get`; README "Pull telemetry" says how to narrow it.
+ */
 export const AGENT_CLUSTER_RULES: readonly PolicyRule[] = [
   { apiGroups: ['prepull.hoist.dev'], resources: ['nodepulls'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: ['prepull.hoist.dev'], resources: ['nodepulls/status'], verbs: ['get', 'patch', 'update'] },
+  { apiGroups: [''], resources: ['nodes'], verbs: ['patch'] },
 ];
 
 /** The agent, in the controller's namespace: the mirrored pull secrets, by name. */
