@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { pino } from 'pino';
+import { Dashboard } from '../dashboard/index.js';
 import { KubeClient, KubeConfigError, loadKubeConfig } from '../kube/index.js';
 import {
   ControllerMetrics,
@@ -70,7 +71,11 @@ export function registerController(program: Command): void {
       'a node whose agent has not reported for this long while it has images to pull counts as failed (AgentUnavailable) and frees its stagger slot; the agent renews its heartbeat every minute',
       String(DEFAULTS.agentTimeoutSeconds),
     )
-    .option('--listen <host:port>', 'address for /metrics, /healthz, /readyz', DEFAULTS.listen)
+    .option(
+      '--listen <host:port>',
+      'address for the dashboard (/), /metrics, /healthz, /readyz',
+      DEFAULTS.listen,
+    )
     .option(
       '--plain-http <registry>',
       'reach this registry over http when resolving tags (loopback ones always are); repeatable',
@@ -133,7 +138,13 @@ stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
         metrics,
         resolver: new DigestResolver({ plainHttp: opts.plainHttp ?? [] }),
       });
-      const server = createControllerServer({ metrics, ready: () => controller.ready });
+      // Every replica serves the dashboard (its own informers), leader or standby.
+      const dashboard = new Dashboard({ client, identity, isLeader: () => controller.isLeader, logger });
+      const server = createControllerServer({
+        metrics,
+        ready: () => controller.ready,
+        routes: (req, res, url) => dashboard.handle(req, res, url),
+      });
       let address;
       try {
         address = await listen(server, listenAt.host, listenAt.port);
@@ -154,6 +165,7 @@ stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
       };
       process.once('SIGTERM', () => onSignal('SIGTERM'));
       process.once('SIGINT', () => onSignal('SIGINT'));
+      dashboard.start(stop.signal);
       try {
         // Gives up the Lease on the way out, so another replica takes over at once.
         await controller.run(stop.signal);
