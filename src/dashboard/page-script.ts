@@ -29,6 +29,11 @@ export const PAGE_SCRIPT = String.raw`
     while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
     return (i === 0 ? String(n) : n.toFixed(1)) + '\u00a0' + units[i];
   }
+  // Column heads: the repository and a short digest; the full reference is in the title.
+  function shortImage(ref) {
+    var s = ref.replace(/^[^/]*[.:][^/]*\//, '');
+    return s.replace(/@(sha256:[0-9a-f]{12})[0-9a-f]+$/, '@$1\u2026');
+  }
   function secs(n) { return n === undefined || n === null ? '\u2013' : n.toFixed(1) + '\u00a0s'; }
   function pct(n) { return n === undefined || n === null ? '\u2013' : (n * 100).toFixed(1) + '\u00a0%'; }
   function table(head, rows) {
@@ -91,7 +96,7 @@ export const PAGE_SCRIPT = String.raw`
       var head = el('tr');
       head.appendChild(el('th', 'node'));
       m.images.forEach(function (img) {
-        var th = el('th', img, 'img'); th.title = img; th.scope = 'col'; head.appendChild(th);
+        var th = el('th', shortImage(img), 'img'); th.title = img; th.scope = 'col'; head.appendChild(th);
       });
       var thead = el('thead'); thead.appendChild(head); t.appendChild(thead);
       var tb = el('tbody');
