@@ -1,5 +1,6 @@
 // The PrePull controller: a Deployment whose replicas elect one leader through a Lease, a
-// Service for its metrics, and optionally a PodMonitor (Prometheus operator).
+// Service for its metrics and its dashboard (one port, 8080 by default: `kubectl port-forward`
+// svc/<release>-controller 8080), and optionally a PodMonitor (Prometheus operator).
 // Templates: deploy/helm/hoist/templates/controller-*.yaml, podmonitor.yaml.
 import {
   componentName,
