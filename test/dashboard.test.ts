@@ -4,8 +4,10 @@
 // new request, a standby replica serves the same state, and every non-GET method is refused.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { DashboardState } from '../src/dashboard/index.js';
+import { startMirrorCache, type DashboardState } from '../src/dashboard/index.js';
+import { KubeClient, loadKubeConfig } from '../src/kube/index.js';
 import {
+  SYSTEM,
   createPrePull,
   digestImage,
   eventually,
@@ -19,6 +21,7 @@ import {
 } from './helpers/dashboard-cluster.js';
 import { requireGoPeer } from './helpers/go-peers.js';
 import { shareKubeApiServer } from './helpers/kube.js';
+import { startMirror } from './helpers/mirror.js';
 
 const TIMEOUT = { timeout: 240_000 };
 
@@ -132,6 +135,68 @@ describe('dashboard against kube-apiserver', TIMEOUT, () => {
     );
     assert.equal(filtered.matrix.matchingNodes, 1);
   });
+
+  it(
+    'finds node mirrors through EndpointSlices (the RBAC of rbac.ts) and shows their caches',
+    TIMEOUT,
+    async (t) => {
+      if (!requireGoPeer(t, 'kube-apiserver', 'etcd', 'kubectl') || kubeconfig === undefined) return;
+      const api = kube();
+      const mirror = await startMirror({ 'registry.example': 'http://127.0.0.1:9' });
+      t.after(() => mirror.close());
+      const port = Number(new URL(mirror.url).port);
+      // Ready and not-ready endpoints of the mirrors' Service; only the ready one is read. The API
+      // server refuses loopback endpoint addresses, so pod addresses are mapped to the mirror here.
+      const created = await api.request(
+        'POST',
+        `/apis/discovery.k8s.io/v1/namespaces/${SYSTEM}/endpointslices`,
+        {
+          body: {
+            apiVersion: 'discovery.k8s.io/v1',
+            kind: 'EndpointSlice',
+            metadata: {
+              name: 'hoist-mirror-peers-abc',
+              labels: { 'kubernetes.io/service-name': 'hoist-mirror-peers' },
+            },
+            addressType: 'IPv4',
+            ports: [{ name: 'http', port, protocol: 'TCP' }],
+            endpoints: [
+              { addresses: ['10.244.1.5'], nodeName: 'gpu-1', conditions: { ready: true } },
+              { addresses: ['10.244.2.5'], nodeName: 'gpu-2', conditions: { ready: false } },
+            ],
+          },
+        },
+      );
+      assert.equal(created.status, 201, created.body);
+      const client = new KubeClient(await loadKubeConfig({ kubeconfig }), { userAgent: 'dashboard-test' });
+      const stop = new AbortController();
+      t.after(() => {
+        stop.abort();
+        client.close();
+      });
+      const cache = startMirrorCache({
+        client,
+        namespace: SYSTEM,
+        service: 'hoist-mirror-peers',
+        signal: stop.signal,
+        scraper: { intervalMs: 200 },
+        mapTarget: (target) => {
+          assert.equal(target.url, `http://10.244.1.5:${port}`, 'only the ready endpoint');
+          return { ...target, url: mirror.url };
+        },
+      });
+      const replica = await startReplica(kubeconfig, 'replica-c', { cache });
+      replicas.push(replica);
+      const s = await eventually('the cache table shows gpu-1', async () => {
+        const st = await state(replica.url);
+        return st.cache?.length === 1 && st.bytes ? st : undefined;
+      });
+      assert.equal(s.cache![0]!.node, 'gpu-1');
+      assert.equal(s.cache![0]!.error, undefined);
+      assert.equal(s.cache![0]!.storeBytes, 0);
+      assert.deepEqual(s.bytes, { upstream: 0, cache: 0 });
+    },
+  );
 
   it('serves the page and refuses every method but GET and HEAD', TIMEOUT, async (t) => {
     if (!requireGoPeer(t, 'kube-apiserver', 'etcd', 'kubectl') || replicas.length === 0) return;

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { pino } from 'pino';
-import { Dashboard } from '../dashboard/index.js';
+import { Dashboard, startMirrorCache } from '../dashboard/index.js';
 import { KubeClient, KubeConfigError, loadKubeConfig } from '../kube/index.js';
 import {
   ControllerMetrics,
@@ -34,6 +34,7 @@ interface ControllerFlags {
   agentTimeoutSeconds: string;
   listen: string;
   plainHttp?: string[];
+  mirrorService?: string;
   logLevel: string;
 }
 
@@ -81,6 +82,10 @@ export function registerController(program: Command): void {
       'reach this registry over http when resolving tags (loopback ones always are); repeatable',
       collect,
     )
+    .option(
+      '--mirror-service <name>',
+      "the mirrors' Service in --namespace: the dashboard reads each ready endpoint's /metrics every 15 s for per-node cache use",
+    )
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
     .addHelpText(
       'after',
@@ -108,6 +113,13 @@ stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
           `--agent-timeout-seconds must be a whole number from 90 to 86400 (agents report every 60 s), not "${opts.agentTimeoutSeconds}"`,
         );
       }
+      if (
+        opts.mirrorService !== undefined &&
+        !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(opts.mirrorService)
+      )
+        throw new UsageError(
+          `--mirror-service "${opts.mirrorService}" must be a Service name (a DNS label, e.g. hoist-mirror-peers)`,
+        );
       if (!LOG_LEVELS.includes(opts.logLevel))
         throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
       let config;
@@ -138,8 +150,19 @@ stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
         metrics,
         resolver: new DigestResolver({ plainHttp: opts.plainHttp ?? [] }),
       });
+      const stop = new AbortController();
+      const cache =
+        opts.mirrorService !== undefined
+          ? startMirrorCache({ client, namespace, service: opts.mirrorService, signal: stop.signal, logger })
+          : undefined;
       // Every replica serves the dashboard (its own informers), leader or standby.
-      const dashboard = new Dashboard({ client, identity, isLeader: () => controller.isLeader, logger });
+      const dashboard = new Dashboard({
+        client,
+        identity,
+        isLeader: () => controller.isLeader,
+        logger,
+        ...(cache ? { cache } : {}),
+      });
       const server = createControllerServer({
         metrics,
         ready: () => controller.ready,
@@ -149,6 +172,7 @@ stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
       try {
         address = await listen(server, listenAt.host, listenAt.port);
       } catch (err) {
+        stop.abort();
         client.close();
         throw listenFailure(err, opts.listen);
       }
@@ -158,7 +182,6 @@ stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
         'controller starting',
       );
 
-      const stop = new AbortController();
       const onSignal = (signal: string) => {
         logger.info({ signal }, 'shutting down');
         stop.abort();

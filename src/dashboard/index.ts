@@ -13,3 +13,13 @@ export {
   type StateInput,
 } from './state.js';
 export type { CacheSource, NodeCache, PullRecord, PullSummary, PullTelemetrySource } from './sources.js';
+export { parseMirrorMetrics, type MirrorCacheCounters } from './mirror-metrics.js';
+export {
+  MirrorScraper,
+  SCRAPE_DEFAULTS,
+  targetsFromEndpointSlices,
+  type EndpointSlice,
+  type MirrorScraperOptions,
+  type ScrapeTarget,
+} from './mirror-scraper.js';
+export { startMirrorCache } from './mirror-discovery.js';

@@ -13,7 +13,21 @@ import {
   type InstallContext,
   type KubeObject,
 } from './meta.js';
+import { PEERS_SUFFIX } from './mirror.js';
 import { leaseName } from './rbac.js';
+
+/**
+ * The mirrors' Service for the dashboard's per-node cache figures, when the controller can reach
+ * the mirrors: zone mirrors listen on the pod network; node mirrors only when their listen address
+ * is not loopback (by default they listen on 127.0.0.1 on the host network, out of reach).
+ */
+function mirrorServiceArgs(ctx: InstallContext): string[] {
+  const { mirror } = ctx.values;
+  if (!mirror.enabled) return [];
+  const loopback = /^(127\.|localhost$|::1$|\[::1\]$)/.test(mirror.node.listenAddress);
+  if (mirror.mode === 'node' && loopback) return [];
+  return ['--mirror-service', `${componentName(ctx, 'mirror')}-${PEERS_SUFFIX}`];
+}
 
 function deployment(ctx: InstallContext): KubeObject {
   const { controller } = ctx.values;
@@ -34,6 +48,7 @@ function deployment(ctx: InstallContext): KubeObject {
       `0.0.0.0:${controller.metricsPort}`,
       '--log-level',
       controller.logLevel,
+      ...mirrorServiceArgs(ctx),
       ...controller.extraArgs,
     ],
     env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],
