@@ -205,6 +205,13 @@ describe('dashboard in headless Chromium', TIMEOUT, () => {
     await noHorizontalOverflow(page);
     await sectionsVisible(page);
     assert.ok(await page.locator('tr[data-node="gpu-1"] td.cell').first().isVisible());
+    const [matrixScroll, matrixWidth] = (await page.evaluate(
+      "(() => { const m = document.getElementById('matrix'); return [m.scrollWidth, m.clientWidth]; })()",
+    )) as [number, number];
+    assert.ok(
+      matrixScroll > matrixWidth,
+      `the matrix scrolls in its own box (${matrixScroll} > ${matrixWidth})`,
+    );
     await page.screenshot({ path: `${ARTIFACTS}dashboard-375.png`, fullPage: true });
 
     // The filter box narrows the matrix (a new stream with ?node=).

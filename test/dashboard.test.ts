@@ -215,6 +215,9 @@ describe('dashboard against kube-apiserver', TIMEOUT, () => {
         assert.equal(res.headers.get('allow'), 'GET, HEAD');
       }
     }
+    const head = await fetch(`${url}/api/v1/events`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.match(head.headers.get('content-type') ?? '', /^text\/event-stream/);
     assert.equal((await fetch(`${url}/api/v1/nope`)).status, 404);
     assert.equal((await fetch(`${url}/healthz`)).status, 200);
   });

@@ -131,6 +131,12 @@ export class Dashboard {
         return true;
       }
       case '/api/v1/events':
+        if (req.method === 'HEAD') {
+          // The headers a stream would get, and no stream to hold open.
+          res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8' });
+          res.end();
+          return true;
+        }
         this.hub.open(req, res, () => {
           const state = this.state(filter);
           const json = JSON.stringify(state);

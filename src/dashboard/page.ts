@@ -33,7 +33,7 @@ h2 { font-size: 1rem; margin: 0 0 .5rem; }
 .stat .label { color: var(--mute); font-size: .8rem; }
 table { border-collapse: collapse; width: 100%; font-size: .85rem; }
 th, td { padding: .3rem .5rem; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
-td { overflow-wrap: anywhere; }
+td { overflow-wrap: break-word; }
 thead th { background: var(--soft); position: sticky; top: 0; }
 table.matrix { width: auto; }
 table.matrix th.img { max-width: 12rem; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
