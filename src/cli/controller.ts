@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { pino } from 'pino';
+import { Dashboard, startMirrorCache } from '../dashboard/index.js';
 import { KubeClient, KubeConfigError, loadKubeConfig } from '../kube/index.js';
 import { PUBLIC_UPSTREAMS } from '../mirror/index.js';
 import {
@@ -37,6 +38,7 @@ interface ControllerFlags {
   plainHttp?: string[];
   pullTelemetry: boolean;
   telemetryRegistries?: string;
+  mirrorService?: string;
   logLevel: string;
 }
 
@@ -90,7 +92,11 @@ export function registerController(program: Command): void {
       'a node whose agent has not reported for this long while it has images to pull counts as failed (AgentUnavailable) and frees its stagger slot; the agent renews its heartbeat every minute',
       String(DEFAULTS.agentTimeoutSeconds),
     )
-    .option('--listen <host:port>', 'address for /metrics, /healthz, /readyz', DEFAULTS.listen)
+    .option(
+      '--listen <host:port>',
+      'address for the dashboard (/), /metrics, /healthz, /readyz',
+      DEFAULTS.listen,
+    )
     .option(
       '--plain-http <registry>',
       'reach this registry over http when resolving tags (loopback ones always are); repeatable',
@@ -103,6 +109,10 @@ export function registerController(program: Command): void {
     .option(
       '--telemetry-registries <list>',
       'registry hosts that get their own value of the registry label of hoist_image_pull_duration_seconds, comma-separated; others are "other" (default: the public registries the mirror knows)',
+    )
+    .option(
+      '--mirror-service <name>',
+      "the mirrors' Service in --namespace: the dashboard reads each ready endpoint's /metrics every 15 s for per-node cache use",
     )
     .option('--log-level <level>', `one of ${LOG_LEVELS.join(', ')}`, 'info')
     .addHelpText(
@@ -133,6 +143,13 @@ stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
           `--agent-timeout-seconds must be a whole number from 90 to 86400 (agents report every 60 s), not "${opts.agentTimeoutSeconds}"`,
         );
       }
+      if (
+        opts.mirrorService !== undefined &&
+        !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(opts.mirrorService)
+      )
+        throw new UsageError(
+          `--mirror-service "${opts.mirrorService}" must be a Service name (a DNS label, e.g. hoist-mirror-peers)`,
+        );
       if (!LOG_LEVELS.includes(opts.logLevel))
         throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
       const telemetryRegistries = parseRegistryHosts(opts.telemetryRegistries);
@@ -174,11 +191,31 @@ stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
         // Leader only: every replica counting the same events would double Prometheus sums.
         ...(telemetry ? { whileLeading: [(signal: AbortSignal) => telemetry.start(signal)] } : {}),
       });
-      const server = createControllerServer({ metrics, ready: () => controller.ready });
+      const stop = new AbortController();
+      const cache =
+        opts.mirrorService !== undefined
+          ? startMirrorCache({ client, namespace, service: opts.mirrorService, signal: stop.signal, logger })
+          : undefined;
+      // Every replica serves the dashboard (its own informers), leader or standby.
+      const dashboard = new Dashboard({
+        client,
+        identity,
+        isLeader: () => controller.isLeader,
+        logger,
+        ...(cache ? { cache } : {}),
+        // Filled on the leader (telemetry runs there); a standby's pull sections say "no data yet".
+        ...(telemetry ? { telemetry } : {}),
+      });
+      const server = createControllerServer({
+        metrics,
+        ready: () => controller.ready,
+        routes: (req, res, url) => dashboard.handle(req, res, url),
+      });
       let address;
       try {
         address = await listen(server, listenAt.host, listenAt.port);
       } catch (err) {
+        stop.abort();
         client.close();
         throw listenFailure(err, opts.listen);
       }
@@ -188,13 +225,13 @@ stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
         'controller starting',
       );
 
-      const stop = new AbortController();
       const onSignal = (signal: string) => {
         logger.info({ signal }, 'shutting down');
         stop.abort();
       };
       process.once('SIGTERM', () => onSignal('SIGTERM'));
       process.once('SIGINT', () => onSignal('SIGINT'));
+      dashboard.start(stop.signal);
       try {
         // Gives up the Lease on the way out, so another replica takes over at once.
         await controller.run(stop.signal);

@@ -1,5 +1,6 @@
 // The PrePull controller: a Deployment whose replicas elect one leader through a Lease, a
-// Service for its metrics, and optionally a PodMonitor (Prometheus operator).
+// Service for its metrics and its dashboard (one port, 8080 by default: `kubectl port-forward`
+// svc/<release>-controller 8080), and optionally a PodMonitor (Prometheus operator).
 // Templates: deploy/helm/hoist/templates/controller-*.yaml, podmonitor.yaml.
 import {
   componentName,
@@ -12,6 +13,7 @@ import {
   type InstallContext,
   type KubeObject,
 } from './meta.js';
+import { PEERS_SUFFIX } from './mirror.js';
 import { leaseName } from './rbac.js';
 
 /**
@@ -21,6 +23,19 @@ import { leaseName } from './rbac.js';
 function telemetryRegistries(ctx: InstallContext): string[] {
   const names = Object.keys(ctx.values.mirror.config.upstreams ?? {}).sort();
   return names.length > 0 ? ['--telemetry-registries', names.join(',')] : [];
+}
+
+/**
+ * The mirrors' Service for the dashboard's per-node cache figures, when the controller can reach
+ * the mirrors: zone mirrors listen on the pod network; node mirrors only when their listen address
+ * is not loopback (by default they listen on 127.0.0.1 on the host network, out of reach).
+ */
+function mirrorServiceArgs(ctx: InstallContext): string[] {
+  const { mirror } = ctx.values;
+  if (!mirror.enabled) return [];
+  const loopback = /^(127\.|localhost$|::1$|\[::1\]$)/.test(mirror.node.listenAddress);
+  if (mirror.mode === 'node' && loopback) return [];
+  return ['--mirror-service', `${componentName(ctx, 'mirror')}-${PEERS_SUFFIX}`];
 }
 
 function deployment(ctx: InstallContext): KubeObject {
@@ -43,6 +58,7 @@ function deployment(ctx: InstallContext): KubeObject {
       '--log-level',
       controller.logLevel,
       ...telemetryRegistries(ctx),
+      ...mirrorServiceArgs(ctx),
       ...controller.extraArgs,
     ],
     env: [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }],

@@ -64,4 +64,4 @@ export {
 } from './reconciler.js';
 export { PrePullController, DEFAULT_DEBOUNCE_MS, type ControllerOptions } from './controller.js';
 export { ControllerMetrics } from './metrics.js';
-export { createControllerServer, listen } from './server.js';
+export { createControllerServer, listen, type RouteHandler } from './server.js';

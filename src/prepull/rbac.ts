@@ -31,10 +31,12 @@ export const CONTROLLER_CLUSTER_RULES: readonly PolicyRule[] = [
   { apiGroups: [''], resources: ['secrets'], verbs: ['get'] },
 ];
 
-/** In the controller's namespace: its leader Lease and the mirrored pull secrets. */
+/** In the controller's namespace: its leader Lease, the mirrored pull secrets, the mirrors' endpoints. */
 export const CONTROLLER_NAMESPACE_RULES: readonly PolicyRule[] = [
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update', 'patch'] },
   { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'create', 'update', 'patch', 'delete'] },
+  // The dashboard finds the node mirrors (to read their /metrics) as the mirror Service's endpoints.
+  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
 ];
 
 /**

@@ -1,0 +1,224 @@
+// The controller's dashboard against the real kube-apiserver: a PrePull targets three nodes, the
+// controller writes their NodePulls, the test plays the agents; GET /api/v1/state shows the
+// nodes × images matrix as the API server holds it, the SSE stream delivers each change without a
+// new request, a standby replica serves the same state, and every non-GET method is refused.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { startMirrorCache, type DashboardState } from '../src/dashboard/index.js';
+import { KubeClient, loadKubeConfig } from '../src/kube/index.js';
+import {
+  SYSTEM,
+  createPrePull,
+  digestImage,
+  eventually,
+  makeNode,
+  nodePulls,
+  prepareCluster,
+  report,
+  SseClient,
+  startReplica,
+  type ControllerReplica,
+} from './helpers/dashboard-cluster.js';
+import { requireGoPeer } from './helpers/go-peers.js';
+import { shareKubeApiServer } from './helpers/kube.js';
+import { startMirror } from './helpers/mirror.js';
+
+const TIMEOUT = { timeout: 240_000 };
+
+async function state(url: string, query = ''): Promise<DashboardState> {
+  const res = await fetch(`${url}/api/v1/state${query}`);
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('content-type'), 'application/json');
+  return (await res.json()) as DashboardState;
+}
+
+const phases = (s: DashboardState) =>
+  Object.fromEntries(s.matrix.rows.map((r) => [r.node, r.cells.map((c) => c.phase).join(',')]));
+
+describe('dashboard against kube-apiserver', TIMEOUT, () => {
+  const replicas: ControllerReplica[] = [];
+  // Registered before the API server's own after(), so the replicas stop while it still answers.
+  after(async () => {
+    await Promise.all(replicas.map((r) => r.stop()));
+  });
+  const kube = shareKubeApiServer();
+  let kubeconfig: string | undefined;
+
+  before(async () => {
+    try {
+      kube();
+    } catch {
+      return; // peers not built: the test skips through requireGoPeer
+    }
+    kubeconfig = await prepareCluster(kube());
+  });
+
+  it('reflects a PrePull in progress in /api/v1/state and pushes changes over SSE', TIMEOUT, async (t) => {
+    if (!requireGoPeer(t, 'kube-apiserver', 'etcd', 'kubectl') || kubeconfig === undefined) return;
+    const api = kube();
+    for (const n of ['gpu-1', 'gpu-2', 'gpu-3']) await makeNode(api, n, { pool: 'gpu' });
+    // Heartbeats (which also re-send a changed state) far apart: only a change may bring an event.
+    const leader = await startReplica(kubeconfig, 'replica-a', { events: { heartbeatMs: 600_000 } });
+    replicas.push(leader);
+    await eventually('replica-a leads', async () => (leader.controller.isLeader ? true : undefined));
+    const standby = await startReplica(kubeconfig, 'replica-b');
+    replicas.push(standby);
+
+    const images = [digestImage('ml/model', 'a'), digestImage('ml/tools', 'b')];
+    await createPrePull(api, 'gpu', images, 'gpu');
+    const nps = await eventually('three NodePulls', async () => {
+      const l = await nodePulls(api);
+      return l.length === 3 ? l : undefined;
+    });
+    const specImages = nps[0]!.spec.images.map((e) => e.image).sort();
+
+    const first = await eventually('state shows the three nodes', async () => {
+      const s = await state(leader.url);
+      return s.matrix.rows.length === 3 ? s : undefined;
+    });
+    assert.deepEqual(first.matrix.images, specImages);
+    assert.deepEqual(phases(first), {
+      'gpu-1': 'Pending,Pending',
+      'gpu-2': 'Pending,Pending',
+      'gpu-3': 'Pending,Pending',
+    });
+    assert.deepEqual(first.replica, { identity: 'replica-a', leader: true, synced: true });
+    assert.equal(first.prePulls[0]?.name, 'gpu');
+    assert.equal(first.cache, null, 'no cache source: no data yet');
+    assert.equal(first.slowest, null, 'no telemetry source: no data yet');
+
+    const sse = await SseClient.open(`${leader.url}/api/v1/events`);
+    t.after(() => sse.close());
+    const initial = await sse.waitFor('first state event', (e) => (e.event === 'state' ? e : undefined));
+    assert.equal(phases(JSON.parse(initial.data) as DashboardState)['gpu-1'], 'Pending,Pending');
+    const seen = sse.events.length;
+
+    // The agent on gpu-1 pulls one image and fails the other; gpu-2 starts.
+    await report(api, 'gpu-1', (image) =>
+      image === specImages[0]
+        ? { phase: 'Succeeded' }
+        : { phase: 'Failed', reason: 'ErrImagePull', message: 'manifest unknown' },
+    );
+    await report(api, 'gpu-2', () => ({ phase: 'Pulling' }));
+    const pushed = await sse.waitFor(
+      'an SSE state with gpu-1 done and gpu-2 pulling',
+      (e) => {
+        const s = JSON.parse(e.data) as DashboardState;
+        const p = phases(s);
+        return p['gpu-1'] === 'Succeeded,Failed' && p['gpu-2'] === 'Pulling,Pulling' ? s : undefined;
+      },
+      seen,
+    );
+    assert.deepEqual(pushed.matrix.rows[0]!.cells[1], {
+      phase: 'Failed',
+      reason: 'ErrImagePull',
+      message: 'manifest unknown',
+      attempts: 1,
+    });
+    assert.equal(pushed.counts.failed, 1);
+    assert.equal(pushed.counts.succeeded, 1);
+    assert.equal(pushed.counts.pulling, 2);
+
+    // A standby replica (no controller informers of its own) serves the same matrix.
+    const fromStandby = await eventually('standby shows gpu-1 done', async () => {
+      const s = await state(standby.url);
+      return phases(s)['gpu-1'] === 'Succeeded,Failed' ? s : undefined;
+    });
+    assert.equal(fromStandby.replica.leader, false);
+    assert.deepEqual(phases(fromStandby), phases(pushed));
+
+    // The node filter narrows the rows and says how many matched.
+    const filtered = await state(leader.url, '?node=GPU-2');
+    assert.deepEqual(
+      filtered.matrix.rows.map((r) => r.node),
+      ['gpu-2'],
+    );
+    assert.equal(filtered.matrix.matchingNodes, 1);
+  });
+
+  it(
+    'finds node mirrors through EndpointSlices (the RBAC of rbac.ts) and shows their caches',
+    TIMEOUT,
+    async (t) => {
+      if (!requireGoPeer(t, 'kube-apiserver', 'etcd', 'kubectl') || kubeconfig === undefined) return;
+      const api = kube();
+      const mirror = await startMirror({ 'registry.example': 'http://127.0.0.1:9' });
+      t.after(() => mirror.close());
+      const port = Number(new URL(mirror.url).port);
+      // Ready and not-ready endpoints of the mirrors' Service; only the ready one is read. The API
+      // server refuses loopback endpoint addresses, so pod addresses are mapped to the mirror here.
+      const created = await api.request(
+        'POST',
+        `/apis/discovery.k8s.io/v1/namespaces/${SYSTEM}/endpointslices`,
+        {
+          body: {
+            apiVersion: 'discovery.k8s.io/v1',
+            kind: 'EndpointSlice',
+            metadata: {
+              name: 'hoist-mirror-peers-abc',
+              labels: { 'kubernetes.io/service-name': 'hoist-mirror-peers' },
+            },
+            addressType: 'IPv4',
+            ports: [{ name: 'http', port, protocol: 'TCP' }],
+            endpoints: [
+              { addresses: ['10.244.1.5'], nodeName: 'gpu-1', conditions: { ready: true } },
+              { addresses: ['10.244.2.5'], nodeName: 'gpu-2', conditions: { ready: false } },
+            ],
+          },
+        },
+      );
+      assert.equal(created.status, 201, created.body);
+      const client = new KubeClient(await loadKubeConfig({ kubeconfig }), { userAgent: 'dashboard-test' });
+      const stop = new AbortController();
+      t.after(() => {
+        stop.abort();
+        client.close();
+      });
+      const cache = startMirrorCache({
+        client,
+        namespace: SYSTEM,
+        service: 'hoist-mirror-peers',
+        signal: stop.signal,
+        scraper: { intervalMs: 200 },
+        mapTarget: (target) => {
+          assert.equal(target.url, `http://10.244.1.5:${port}`, 'only the ready endpoint');
+          return { ...target, url: mirror.url };
+        },
+      });
+      const replica = await startReplica(kubeconfig, 'replica-c', { cache });
+      replicas.push(replica);
+      const s = await eventually('the cache table shows gpu-1', async () => {
+        const st = await state(replica.url);
+        return st.cache?.length === 1 && st.bytes ? st : undefined;
+      });
+      assert.equal(s.cache![0]!.node, 'gpu-1');
+      assert.equal(s.cache![0]!.error, undefined);
+      assert.equal(s.cache![0]!.storeBytes, 0);
+      assert.deepEqual(s.bytes, { upstream: 0, cache: 0 });
+    },
+  );
+
+  it('serves the page and refuses every method but GET and HEAD', TIMEOUT, async (t) => {
+    if (!requireGoPeer(t, 'kube-apiserver', 'etcd', 'kubectl') || replicas.length === 0) return;
+    const { url } = replicas[0]!;
+    const page = await fetch(`${url}/`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+    assert.match(page.headers.get('content-security-policy') ?? '', /default-src 'none'/);
+    const html = await page.text();
+    assert.match(html, /id="initial-state"/);
+    assert.doesNotMatch(html, /\b(src|href)=["']?(https?:)?\/\//, 'no external assets');
+    for (const method of ['POST', 'PUT', 'PATCH', 'DELETE']) {
+      for (const path of ['/', '/api/v1/state', '/api/v1/events']) {
+        const res = await fetch(`${url}${path}`, { method });
+        assert.equal(res.status, 405, `${method} ${path}`);
+        assert.equal(res.headers.get('allow'), 'GET, HEAD');
+      }
+    }
+    const head = await fetch(`${url}/api/v1/events`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.match(head.headers.get('content-type') ?? '', /^text\/event-stream/);
+    assert.equal((await fetch(`${url}/api/v1/nope`)).status, 404);
+    assert.equal((await fetch(`${url}/healthz`)).status, 200);
+  });
+});

@@ -1,0 +1,324 @@
+// A PrePull controller with its dashboard, in-process, against the real kube-apiserver: the
+// CRDs applied, the controller's service account bound to exactly src/prepull/rbac.ts, Nodes
+// made, and the controller's HTTP listener (probes, metrics, dashboard) on 127.0.0.1. Tests play
+// the agent by patching NodePull status. Shared by test/dashboard.test.ts and the browser test.
+import assert from 'node:assert/strict';
+import { request, type IncomingMessage } from 'node:http';
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { Dashboard, type DashboardOptions } from '../../src/dashboard/index.js';
+import { KubeClient, loadKubeConfig } from '../../src/kube/index.js';
+import {
+  CONTROLLER_CLUSTER_RULES,
+  CONTROLLER_NAMESPACE_RULES,
+  ControllerMetrics,
+  createControllerServer,
+  listen,
+  PrePullController,
+  summariseNodePullStatus,
+  type NodePull,
+  type NodePullImageStatus,
+} from '../../src/prepull/index.js';
+import type { KubeApiServer } from './kube.js';
+
+const CRDS = fileURLToPath(new URL('../../deploy/crds/', import.meta.url));
+export const SYSTEM = 'hoist-system';
+export const TEAM = 'team';
+const NODEPULLS = '/apis/prepull.hoist.dev/v1alpha1/nodepulls';
+
+async function ok(res: Promise<{ status: number; body: string }>, what: string): Promise<void> {
+  const r = await res;
+  assert.ok(r.status >= 200 && r.status < 300, `${what}: ${r.status} ${r.body}`);
+}
+
+/** Polls `probe` until it returns a value (not undefined). */
+export async function eventually<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs = 60_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (true) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `${what}: not after ${timeoutMs} ms; last: ${last instanceof Error ? last.message : String(last)}`,
+      );
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** CRDs, the controller's RBAC, the team namespace; returns the service account's kubeconfig. */
+export async function prepareCluster(api: KubeApiServer): Promise<string> {
+  const apply = await api.kubectl([
+    'apply',
+    '-f',
+    join(CRDS, 'prepull.hoist.dev_prepulls.yaml'),
+    '-f',
+    join(CRDS, 'prepull.hoist.dev_nodepulls.yaml'),
+  ]);
+  assert.equal(apply.code, 0, apply.stderr);
+  const wait = await api.kubectl([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd/prepulls.prepull.hoist.dev',
+    'crd/nodepulls.prepull.hoist.dev',
+  ]);
+  assert.equal(wait.code, 0, wait.stderr);
+  const kubeconfig = await api.serviceAccountKubeconfig(SYSTEM, 'hoist-controller');
+  const subjects = [{ kind: 'ServiceAccount', name: 'hoist-controller', namespace: SYSTEM }];
+  const rbac = '/apis/rbac.authorization.k8s.io/v1';
+  const roleRef = (kind: string) => ({
+    apiGroup: 'rbac.authorization.k8s.io',
+    kind,
+    name: 'hoist-controller',
+  });
+  const metadata = { name: 'hoist-controller' };
+  await ok(
+    api.request('POST', `${rbac}/clusterroles`, { body: { metadata, rules: CONTROLLER_CLUSTER_RULES } }),
+    'ClusterRole',
+  );
+  await ok(
+    api.request('POST', `${rbac}/clusterrolebindings`, {
+      body: { metadata, roleRef: roleRef('ClusterRole'), subjects },
+    }),
+    'ClusterRoleBinding',
+  );
+  await ok(
+    api.request('POST', `${rbac}/namespaces/${SYSTEM}/roles`, {
+      body: { metadata, rules: CONTROLLER_NAMESPACE_RULES },
+    }),
+    'Role',
+  );
+  await ok(
+    api.request('POST', `${rbac}/namespaces/${SYSTEM}/rolebindings`, {
+      body: { metadata, roleRef: roleRef('Role'), subjects },
+    }),
+    'RoleBinding',
+  );
+  await ok(api.request('POST', '/api/v1/namespaces', { body: { metadata: { name: TEAM } } }), 'namespace');
+  return kubeconfig;
+}
+
+/** A Node as a Ready kubelet leaves it (no not-ready taint). */
+export async function makeNode(
+  api: KubeApiServer,
+  name: string,
+  labels: Record<string, string>,
+): Promise<void> {
+  await ok(
+    api.request('POST', '/api/v1/nodes', {
+      body: { apiVersion: 'v1', kind: 'Node', metadata: { name, labels } },
+    }),
+    `node ${name}`,
+  );
+  const r = await api.kubectl([
+    'patch',
+    'node',
+    name,
+    '--type=merge',
+    '-p',
+    JSON.stringify({ spec: { taints: [] } }),
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+}
+
+export interface ControllerReplica {
+  url: string;
+  controller: PrePullController;
+  dashboard: Dashboard;
+  server: Server;
+  stop(): Promise<void>;
+}
+
+/** One controller replica with its dashboard and listener, as `hoist controller` wires them. */
+export async function startReplica(
+  kubeconfig: string,
+  identity: string,
+  dashboardOptions: Partial<DashboardOptions> = {},
+): Promise<ControllerReplica> {
+  const client = new KubeClient(await loadKubeConfig({ kubeconfig }), {
+    userAgent: `hoist-controller-${identity}`,
+  });
+  const logger = pino({ level: 'warn', base: { identity } });
+  const metrics = new ControllerMetrics();
+  const controller = new PrePullController({
+    client,
+    namespace: SYSTEM,
+    leaseName: 'hoist-controller',
+    identity,
+    resyncSeconds: 20,
+    logger,
+    metrics,
+    lease: { leaseDurationSeconds: 4, renewDeadlineSeconds: 3, retryPeriodSeconds: 1 },
+  });
+  const dashboard = new Dashboard({
+    client,
+    identity,
+    isLeader: () => controller.isLeader,
+    logger,
+    ...dashboardOptions,
+  });
+  const server = createControllerServer({
+    metrics,
+    ready: () => controller.ready,
+    routes: (req, res, url) => dashboard.handle(req, res, url),
+  });
+  const address = await listen(server, '127.0.0.1', 0);
+  const stop = new AbortController();
+  dashboard.start(stop.signal);
+  const done = controller.run(stop.signal);
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    controller,
+    dashboard,
+    server,
+    async stop() {
+      stop.abort();
+      await done.catch(() => {});
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      client.close();
+    },
+  };
+}
+
+export async function nodePulls(api: KubeApiServer): Promise<NodePull[]> {
+  const r = await api.request('GET', NODEPULLS);
+  assert.equal(r.status, 200, r.body);
+  return ((r.json as { items: NodePull[] }).items ?? []).sort((a, b) =>
+    a.metadata.name.localeCompare(b.metadata.name),
+  );
+}
+
+/** The agent's part: a status for each spec image of NodePull `name`. */
+export async function report(
+  api: KubeApiServer,
+  name: string,
+  phase: (image: string) => Partial<NodePullImageStatus> & Pick<NodePullImageStatus, 'phase'>,
+): Promise<void> {
+  const np = (await nodePulls(api)).find((n) => n.metadata.name === name);
+  assert.ok(np, `NodePull ${name} exists`);
+  const images = np.spec.images.map((e) => ({ image: e.image, attempts: 1, ...phase(e.image) }));
+  const r = await api.kubectl([
+    'patch',
+    'nodepull',
+    name,
+    '--subresource=status',
+    '--type=merge',
+    '-p',
+    JSON.stringify({ status: { observedGeneration: 1, images, summary: summariseNodePullStatus(images) } }),
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+}
+
+/** A digest reference the controller takes as is (no registry needed to resolve it). */
+export function digestImage(repo: string, fill: string): string {
+  return `127.0.0.1:5999/${repo}@sha256:${fill.repeat(64).slice(0, 64)}`;
+}
+
+export async function createPrePull(
+  api: KubeApiServer,
+  name: string,
+  images: string[],
+  pool: string,
+): Promise<void> {
+  await ok(
+    api.request('POST', `/apis/prepull.hoist.dev/v1alpha1/namespaces/${TEAM}/prepulls`, {
+      body: {
+        apiVersion: 'prepull.hoist.dev/v1alpha1',
+        kind: 'PrePull',
+        metadata: { name },
+        spec: { images, nodeSelector: { pool }, maxConcurrentNodes: '100%' },
+      },
+    }),
+    `PrePull ${name}`,
+  );
+}
+
+export interface SseEvent {
+  event: string;
+  data: string;
+}
+
+/** A Server-Sent Events reader over node:http: collects events, waits for one that matches. */
+export class SseClient {
+  readonly events: SseEvent[] = [];
+  comments = 0;
+  private res: IncomingMessage | undefined;
+  private waiters: Array<() => void> = [];
+
+  static async open(url: string): Promise<SseClient> {
+    const c = new SseClient();
+    await new Promise<void>((resolve, reject) => {
+      const req = request(url, { headers: { accept: 'text/event-stream' } }, (res) => {
+        c.res = res;
+        assert.equal(res.statusCode, 200);
+        assert.match(String(res.headers['content-type']), /^text\/event-stream/);
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buf += chunk;
+          let end;
+          while ((end = buf.indexOf('\n\n')) >= 0) {
+            c.parse(buf.slice(0, end));
+            buf = buf.slice(end + 2);
+          }
+        });
+        resolve();
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    return c;
+  }
+
+  private parse(block: string): void {
+    let event = 'message';
+    const data: string[] = [];
+    for (const line of block.split('\n')) {
+      if (line.startsWith(':')) this.comments++;
+      else if (line.startsWith('event: ')) event = line.slice(7);
+      else if (line.startsWith('data: ')) data.push(line.slice(6));
+    }
+    if (data.length > 0) this.events.push({ event, data: data.join('\n') });
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** The first event from index `from` on for which `match` holds. */
+  async waitFor<T>(
+    what: string,
+    match: (e: SseEvent) => T | undefined,
+    from = 0,
+    timeoutMs = 30_000,
+  ): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (let i = from; ;) {
+      for (; i < this.events.length; i++) {
+        const v = match(this.events[i]!);
+        if (v !== undefined) return v;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`${what}: no such event in ${this.events.length} events`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  close(): void {
+    this.res?.destroy();
+  }
+}
