@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import type { BlobSource } from '../mirror/index.js';
 import type { BlobResponse, RequestOptions } from '../registry-client/index.js';
 import { PeerError } from './errors.js';
 import type { PeerHealth } from './peer-health.js';
@@ -7,16 +8,8 @@ import type { PeerAnswer, PeerBlobRequest } from './peer-client.js';
 import type { Membership } from './membership.js';
 import { rankPeers } from './rendezvous.js';
 
-/** A place blobs come from (the mirror's BlobSource, restated here so peers do not import mirror). */
-export interface BlobSourceLike {
-  readonly name: string;
-  getBlob(
-    repo: string,
-    digest: string,
-    opts?: RequestOptions & { range?: { start: number; end?: number } },
-  ): Promise<BlobResponse>;
-  headBlob(repo: string, digest: string, opts?: RequestOptions): Promise<{ size: number | undefined }>;
-}
+/** A place blobs come from: the mirror's BlobSource (type only, so no import cycle at run time). */
+export type BlobSourceLike = BlobSource;
 
 export interface PeerTransport {
   getBlob(req: PeerBlobRequest): Promise<PeerAnswer>;
