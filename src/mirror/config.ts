@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import { peersConfigSchema, resolvePeersConfig, type PeerFlags, type PeersConfig } from '../peers/index.js';
+import { peersConfigSchema, type PeersConfig } from '../peers/config.js';
+import { resolvePeersConfig, type PeerFlags } from '../peers/resolve-config.js';
 
 /** The public registries mirrored when nothing else is configured, and their API endpoints. */
 export const PUBLIC_UPSTREAMS: Readonly<Record<string, string>> = {

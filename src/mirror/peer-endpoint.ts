@@ -28,10 +28,6 @@ export class PeerEndpoint {
     private readonly client: (upstream: string) => RegistryClient,
   ) {}
 
-  static matches(path: string): boolean {
-    return path.startsWith(`${PEER_PATH_PREFIX}/`);
-  }
-
   async handle(req: IncomingMessage, res: ServerResponse, url: URL, info: RequestInfo): Promise<void> {
     info.route = 'peer';
     if (!this.network.authorized(req.headers.authorization)) {
@@ -42,6 +38,9 @@ export class PeerEndpoint {
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       throw new MirrorError('METHOD_NOT_ALLOWED', 'peers only read');
+    }
+    if (!url.pathname.startsWith(`${PEER_PATH_PREFIX}/`)) {
+      throw new MirrorError('NOT_FOUND', `no such peer endpoint ${url.pathname.slice(0, 100)}`);
     }
     const path = url.pathname.slice(PEER_PATH_PREFIX.length);
     if (path === '/status') {

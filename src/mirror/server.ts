@@ -19,8 +19,8 @@ import { ManifestService, type ResolvedManifest } from './manifests.js';
 import { MirrorMetrics } from './metrics.js';
 import { routeRequest, type Route, type RoutingTable } from './routing.js';
 import { SendBudget } from './send-budget.js';
-import { PeerEndpoint } from './peer-endpoint.js';
-import { PeerNetwork } from '../peers/index.js';
+import type { PeerEndpoint } from './peer-endpoint.js';
+import type { PeerNetwork } from '../peers/index.js';
 import type { ListWatchClient } from '../kube/index.js';
 
 export interface MirrorOptions {
@@ -49,8 +49,8 @@ export class Mirror {
   private readonly manifestService: ManifestService;
   private readonly blobHandler: BlobHandler;
   /** The cluster-wide cache, when peers are configured. */
-  readonly peers: PeerNetwork | undefined;
-  private readonly peerEndpoint: PeerEndpoint | undefined;
+  peers: PeerNetwork | undefined;
+  private peerEndpoint: PeerEndpoint | undefined;
   private readonly clients = new Map<string, RegistryClient>();
   private readonly table: RoutingTable;
   private server: Server | undefined;
@@ -58,8 +58,11 @@ export class Mirror {
   private unlock: (() => Promise<void>) | undefined;
   private closing = false;
 
+  private readonly kubeClient: (() => Promise<ListWatchClient>) | undefined;
+
   constructor(options: MirrorOptions) {
     this.config = options.config;
+    this.kubeClient = options.kubeClient;
     this.logger = (options.logger ?? pino({ level: options.config.logLevel })).child({ module: 'mirror' });
     this.metrics = options.metrics ?? new MirrorMetrics();
     this.blobs = new BlobStore(this.config.storage, {
@@ -133,15 +136,6 @@ export class Mirror {
       sendBudget,
       sendStallTimeoutMs: this.config.sendStallTimeoutSeconds * 1000,
     });
-    if (this.config.peers) {
-      this.peers = new PeerNetwork({
-        config: this.config.peers,
-        registry: this.metrics.registry,
-        logger: this.logger,
-        ...(options.kubeClient ? { kubeClient: options.kubeClient } : {}),
-      });
-      this.peerEndpoint = new PeerEndpoint(this.peers, this.blobHandler, (u) => this.client(u));
-    }
   }
 
   /** Prepares the store and starts listening. Upstreams are not contacted: the mirror starts offline. */
@@ -156,6 +150,20 @@ export class Mirror {
     });
     this.metrics.storeBytes.set(this.blobs.totalBytes);
     this.metrics.storeBlobs.set(this.blobs.blobCount);
+    if (this.config.peers) {
+      // Loaded only with peers configured: a mirror without them never loads that code.
+      const [{ PeerNetwork }, { PeerEndpoint }] = await Promise.all([
+        import('../peers/index.js'),
+        import('./peer-endpoint.js'),
+      ]);
+      this.peers = new PeerNetwork({
+        config: this.config.peers,
+        registry: this.metrics.registry,
+        logger: this.logger,
+        ...(this.kubeClient ? { kubeClient: this.kubeClient } : {}),
+      });
+      this.peerEndpoint = new PeerEndpoint(this.peers, this.blobHandler, (u) => this.client(u));
+    }
     const server = createServer((req, res) => this.handle(req, res));
     // Requests refused before they parse still get counted and a log line, like every other request.
     attachClientErrorHandler(server, (answer, cause) => {
@@ -259,7 +267,7 @@ export class Mirror {
     } catch {
       throw new MirrorError('NOT_FOUND', 'malformed request target');
     }
-    if (this.peerEndpoint && PeerEndpoint.matches(url.pathname)) {
+    if (this.peerEndpoint && url.pathname.startsWith('/peer/')) {
       return this.peerEndpoint.handle(req, res, url, info);
     }
     const route = routeRequest(url.pathname, url.searchParams, this.table);

@@ -14,7 +14,8 @@
  * connection busy.
  */
 import type { Readable } from 'node:stream';
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import type * as UndiciModule from 'undici';
+import type { Dispatcher } from 'undici';
 import { UpstreamError } from './errors.js';
 
 /** A request body: bytes, or a stream sent as it is read (with backpressure). */
@@ -55,11 +56,22 @@ const DEFAULT_TEXT_MAX_BYTES = 1024 * 1024;
 /** A body this small is read out on discard, so that its connection is kept (undici's dump reads 128 KiB). */
 const DISCARD_READ_BYTES = 256 * 1024;
 
+type Undici = typeof UndiciModule;
+let undici: Promise<Undici> | undefined;
 let shared: Dispatcher | undefined;
 
+/**
+ * undici, loaded at the first request rather than at start-up: an idle mirror (or a command that
+ * never talks to a registry) does not carry it in memory.
+ */
+function loadUndici(): Promise<Undici> {
+  undici ??= import('undici');
+  return undici;
+}
+
 /** One pool of keep-alive connections for the whole process, as the global fetch had. */
-function dispatcher(): Dispatcher {
-  shared ??= new Agent().compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }));
+function dispatcher(u: Undici): Dispatcher {
+  shared ??= new u.Agent().compose(u.interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }));
   return shared;
 }
 
@@ -91,12 +103,13 @@ export async function sendRequest(
     opts.headersTimeoutMs,
   );
   try {
-    const res = await request(url, {
+    const u = await loadUndici();
+    const res = await u.request(url, {
       method: init.method as Dispatcher.HttpMethod,
       headers: init.headers,
       body: init.body ?? null,
       signal: controller.signal,
-      dispatcher: dispatcher(),
+      dispatcher: dispatcher(u),
     });
     // The caller's signal keeps reaching the body (through `controller`) until it closes.
     res.body.once('close', release);
