@@ -406,30 +406,43 @@ describe('install: peer sharing (mirror.peers)', () => {
         });
         t.after(() => mirror.stop());
         const url = await mirror.url;
+        const token = Buffer.from(find(objects, 'Secret', 'hoist-mirror-peer-token').data.token, 'base64');
         const view = async () => {
-          const res = await runHoist([
-            'mirror',
-            'peers',
-            '--mirror',
-            url,
-            '--token-file',
-            tokenFile,
-            '--output',
-            'json',
-          ]);
-          assert.equal(res.code, 0, res.stderr);
-          return JSON.parse(res.stdout) as { self: string; fanout: number; members: Array<{ url: string }> };
+          // What `hoist mirror peers --output json` reads: this node's view of the cluster.
+          const res = await fetch(`${url}/peer/v1/status`, {
+            headers: { authorization: `Bearer ${token.toString()}` },
+          });
+          assert.equal(res.status, 200);
+          return (await res.json()) as { self: string; fanout: number; members: Array<{ url: string }> };
         };
-        let seen = await view();
-        for (let i = 0; i < 200 && seen.members.length === 0; i++) {
-          await new Promise((r) => setTimeout(r, 50));
-          seen = await view();
-        }
-        assert.equal(seen.self, `http://10.0.0.1:${port}`);
-        assert.equal(seen.fanout, 2, 'mirror.peers.fanout reaches the mirror through its ConfigMap');
+        // Polls the mirror's own status (no event to await from outside its process).
+        const members = async (count: number) => {
+          let seen = await view();
+          for (let i = 0; i < 400 && seen.members.length !== count; i++) {
+            await new Promise((r) => setTimeout(r, 50));
+            seen = await view();
+          }
+          return seen;
+        };
+        const first = await members(1);
+        assert.equal(first.self, `http://10.0.0.1:${port}`);
+        assert.equal(first.fanout, 2, 'mirror.peers.fanout reaches the mirror through its ConfigMap');
         assert.deepEqual(
-          seen.members.map((m) => m.url),
+          first.members.map((m) => m.url),
           [`http://10.0.0.2:${port}`],
+          mirror.stderr(),
+        );
+        // The starting pod becomes ready: the change arrives through the watch, no restart.
+        slice.endpoints[2] = { addresses: ['10.0.0.3'], conditions: { ready: true } };
+        const put = await api.request(
+          'PUT',
+          `/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices/${slice.metadata.name}`,
+          { body: slice },
+        );
+        assert.equal(put.status, 200, put.body);
+        assert.deepEqual(
+          (await members(2)).members.map((m) => m.url).sort(),
+          [`http://10.0.0.2:${port}`, `http://10.0.0.3:${port}`],
           mirror.stderr(),
         );
       },
