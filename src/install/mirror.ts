@@ -2,6 +2,7 @@
 // 127.0.0.1) or a few per zone (Deployment spread over zones behind a Service that keeps traffic
 // in its zone). Templates: deploy/helm/hoist/templates/mirror-*.yaml.
 import { createHash } from 'node:crypto';
+import { InstallError } from './errors.js';
 import {
   componentName,
   containerSecurity,
@@ -14,21 +15,98 @@ import {
   type InstallContext,
   type KubeObject,
 } from './meta.js';
+import type { Values } from './values.js';
 
 export const MIRROR_CONFIG_DIR = '/etc/hoist';
 export const MIRROR_CONFIG_KEY = 'mirror.json';
 export const MIRROR_STORAGE_DIR = '/var/lib/hoist/mirror';
 export const MIRROR_CREDENTIALS_DIR = '/var/run/secrets/hoist';
 export const PEERS_SUFFIX = 'peers';
+/** Where the cluster token of peer sharing is mounted (one key, `token`). */
+export const MIRROR_PEER_TOKEN_DIR = '/var/run/secrets/hoist-peers';
+export const PEER_TOKEN_SUFFIX = 'peer-token';
+
+/**
+ * The mirror's configuration as rendered: mirror.config, plus `peers.fanout` from
+ * mirror.peers.fanout when peer sharing is on (it wins over a fanout in mirror.config.peers).
+ */
+export function mirrorConfigFor(values: Values): Record<string, unknown> {
+  const { config, peers } = values.mirror;
+  if (!peers.enabled) return config;
+  const prior = config.peers;
+  const base = typeof prior === 'object' && prior !== null && !Array.isArray(prior) ? prior : {};
+  return { ...config, peers: { ...base, fanout: peers.fanout } };
+}
 
 /** The mirror's config file: Go-style indented JSON (a YAML document too), identical to the chart's. */
 export function mirrorConfigText(ctx: InstallContext): string {
-  return goPrettyJson(ctx.values.mirror.config);
+  return goPrettyJson(mirrorConfigFor(ctx.values));
 }
 
-/** The address the mirror listens on inside its pod (host network in node mode). */
+/**
+ * Peer sharing's values, checked as the chart's templates check them (`fail`), with the same
+ * messages. Only node mode: a zone mirror already serves every node of its zone, and peering the
+ * replicas of all zones would send blobs across zones, the traffic zone mode exists to avoid.
+ */
+function checkPeers(values: Values): void {
+  const { mirror } = values;
+  if (!mirror.enabled || !mirror.peers.enabled) return;
+  if (mirror.mode !== 'node') {
+    throw new InstallError(
+      'VALUES_INVALID',
+      'mirror.peers.enabled: peer sharing needs mirror.mode node (zone mirrors already serve their whole zone; peering them would send blobs across zones)',
+    );
+  }
+  if (mirror.peers.tokenSecret && mirror.peers.token) {
+    throw new InstallError(
+      'VALUES_INVALID',
+      'mirror.peers: give tokenSecret (an existing Secret) or token, not both',
+    );
+  }
+}
+
+/** Peer sharing is on (node mode, checked by checkPeers). */
+const peersOn = (ctx: InstallContext) => ctx.values.mirror.peers.enabled;
+
+function peerTokenSecretName(ctx: InstallContext): string {
+  return ctx.values.mirror.peers.tokenSecret || `${componentName(ctx, 'mirror')}-${PEER_TOKEN_SUFFIX}`;
+}
+
+/**
+ * The Secret holding the cluster token, when the install makes it. Helm keeps an existing token
+ * across upgrades (`lookup`) or generates one; this rendering cannot look anything up and must
+ * render the same token every time, so it takes mirror.peers.token or refuses.
+ */
+function peerTokenSecret(ctx: InstallContext): KubeObject[] {
+  const { peers } = ctx.values.mirror;
+  if (!peersOn(ctx) || peers.tokenSecret) return [];
+  if (!peers.token) {
+    throw new InstallError(
+      'VALUES_INVALID',
+      'mirror.peers: hoist render install cannot generate a token that stays the same on every rendering: create a Secret with a key \'token\' (kubectl -n NS create secret generic hoist-peer-token --from-literal=token="$(openssl rand -hex 24)") and set mirror.peers.tokenSecret to its name, or set mirror.peers.token (16+ characters)',
+    );
+  }
+  return [
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: namespaced(ctx, 'mirror', peerTokenSecretName(ctx)),
+      type: 'Opaque',
+      data: { token: Buffer.from(peers.token).toString('base64') },
+    },
+  ];
+}
+
+/**
+ * The address the mirror listens on inside its pod (host network in node mode). Peers reach a
+ * node mirror at its pod IP (the node's IP on the host network), so with peer sharing it listens
+ * on every address: containerd still uses 127.0.0.1, and /v2/ becomes reachable from the pod
+ * network too (README, "Peer sharing").
+ */
 function listenHost(ctx: InstallContext): string {
-  return ctx.values.mirror.mode === 'node' ? ctx.values.mirror.node.listenAddress : '0.0.0.0';
+  const { mirror } = ctx.values;
+  if (mirror.mode !== 'node' || peersOn(ctx)) return '0.0.0.0';
+  return mirror.node.listenAddress;
 }
 
 /** The URL containerd on a node uses to reach the mirror, unless agent.mirrorUrl says otherwise. */
@@ -62,7 +140,8 @@ function services(ctx: InstallContext): KubeObject[] {
       },
     });
   }
-  // Every mirror pod by address, for peer discovery (src/peers) later.
+  // Every mirror pod by address, for peer discovery (src/peers): only ready pods are peers, so
+  // not-ready addresses stay unpublished (the readiness probe is /readyz).
   out.push({
     apiVersion: 'v1',
     kind: 'Service',
@@ -97,6 +176,26 @@ function podSpec(ctx: InstallContext): Record<string, unknown> {
     volumes.push({ name: 'credentials', secret: { secretName: mirror.credentialsSecret } });
     mounts.push({ name: 'credentials', mountPath: MIRROR_CREDENTIALS_DIR, readOnly: true });
   }
+  const peers = peersOn(ctx);
+  if (peers) {
+    // Only the `token` key: a tokenSecret may hold other keys, and a missing one stops the pod
+    // with an event naming it rather than a mirror that cannot read its token.
+    volumes.push({
+      name: 'peer-token',
+      secret: { secretName: peerTokenSecretName(ctx), items: [{ key: 'token', path: 'token' }] },
+    });
+    mounts.push({ name: 'peer-token', mountPath: MIRROR_PEER_TOKEN_DIR, readOnly: true });
+  }
+  // Members are the ready endpoints of the headless -peers Service; this pod's own URL is
+  // http://$POD_IP:<port> (hoist mirror's default for --peer-self).
+  const peerArgs = peers
+    ? [
+        '--peer-service',
+        `${ctx.namespace}/${componentName(ctx, 'mirror')}-${PEERS_SUFFIX}`,
+        '--peer-token-file',
+        `${MIRROR_PEER_TOKEN_DIR}/token`,
+      ]
+    : [];
   const container = {
     name: 'mirror',
     image: image(ctx.values),
@@ -109,8 +208,10 @@ function podSpec(ctx: InstallContext): Record<string, unknown> {
       `${host}:${mirror.port}`,
       '--storage',
       MIRROR_STORAGE_DIR,
+      ...peerArgs,
       ...mirror.extraArgs,
     ],
+    ...(peers ? { env: [{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }] } : {}),
     ports: [{ name: 'http', containerPort: mirror.port, protocol: 'TCP' }],
     readinessProbe: { httpGet: { path: '/readyz', port: 'http', ...probeHost }, periodSeconds: 5 },
     livenessProbe: {
@@ -125,7 +226,8 @@ function podSpec(ctx: InstallContext): Record<string, unknown> {
   };
   return {
     serviceAccountName: componentName(ctx, 'mirror'),
-    automountServiceAccountToken: false,
+    // The API token only for peer discovery (EndpointSlices, rbac.ts's mirror Role).
+    automountServiceAccountToken: peers,
     enableServiceLinks: false,
     ...(node ? { hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet' } : {}),
     ...podScheduling({
@@ -186,13 +288,15 @@ function workload(ctx: InstallContext): KubeObject {
 
 export function mirrorObjects(ctx: InstallContext): KubeObject[] {
   if (!ctx.values.mirror.enabled) return [];
+  checkPeers(ctx.values);
   return [
     {
       apiVersion: 'v1',
       kind: 'ServiceAccount',
       metadata: namespaced(ctx, 'mirror'),
-      automountServiceAccountToken: false,
+      automountServiceAccountToken: peersOn(ctx),
     },
+    ...peerTokenSecret(ctx),
     {
       apiVersion: 'v1',
       kind: 'ConfigMap',

@@ -1,4 +1,4 @@
-// RBAC objects for the controller and the agent. The rules are src/prepull/rbac.ts's, the ones
+// RBAC objects for the controller, the agent and the mirror's peer discovery. The rules are src/prepull/rbac.ts's, the ones
 // the controller's own tests run it under; templates/rbac.yaml spells out the same (the chart
 // cannot import them) and test/install.test.ts checks both render alike. No wildcards, no
 // cluster-admin.
@@ -52,11 +52,43 @@ function roles(
   ];
 }
 
+/**
+ * The mirror's peer discovery (docs/peers.md, Membership): it watches the EndpointSlices of its
+ * -peers Service in Hoist's namespace. RBAC cannot narrow list/watch to one Service's slices
+ * (their names are generated), so the Role is namespaced and read-only on that one resource.
+ */
+export const MIRROR_PEER_RULES: readonly PolicyRule[] = [
+  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['get', 'list', 'watch'] },
+];
+
+function mirrorPeerRoles(ctx: InstallContext): KubeObject[] {
+  const { mirror } = ctx.values;
+  if (!mirror.enabled || !mirror.peers.enabled) return [];
+  const name = componentName(ctx, 'mirror');
+  const rbac = 'rbac.authorization.k8s.io';
+  return [
+    {
+      apiVersion: `${rbac}/v1`,
+      kind: 'Role',
+      metadata: namespaced(ctx, 'mirror'),
+      rules: copy(MIRROR_PEER_RULES),
+    },
+    {
+      apiVersion: `${rbac}/v1`,
+      kind: 'RoleBinding',
+      metadata: namespaced(ctx, 'mirror'),
+      roleRef: { apiGroup: rbac, kind: 'Role', name },
+      subjects: [{ kind: 'ServiceAccount', name, namespace: ctx.namespace }],
+    },
+  ];
+}
+
 export function rbacObjects(ctx: InstallContext): KubeObject[] {
   return [
     ...(ctx.values.controller.enabled
       ? roles(ctx, 'controller', CONTROLLER_CLUSTER_RULES, CONTROLLER_NAMESPACE_RULES)
       : []),
     ...(ctx.values.agent.enabled ? roles(ctx, 'agent', AGENT_CLUSTER_RULES, AGENT_NAMESPACE_RULES) : []),
+    ...mirrorPeerRoles(ctx),
   ];
 }

@@ -5,6 +5,7 @@ import { parse } from 'yaml';
 import { parseHighWaterMark } from '../agent/index.js';
 import { ConfigError, resolveMirrorConfig } from '../mirror/index.js';
 import { InstallError } from './errors.js';
+import { mirrorConfigFor } from './mirror.js';
 import type { Values } from './values.js';
 
 export async function readValuesFile(path: string): Promise<unknown> {
@@ -48,7 +49,7 @@ export async function checkComponentValues(values: Values): Promise<void> {
   }
   if (!values.mirror.enabled) return;
   try {
-    await resolveMirrorConfig(values.mirror.config, {}, () => Promise.resolve(''));
+    await resolveMirrorConfig(mirrorConfigFor(values), {}, () => Promise.resolve(''));
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     const keyed = /^config: (.*)$/.exec(err.message);

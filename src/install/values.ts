@@ -78,6 +78,15 @@ export const valuesSchema = z
         port,
         config: freeObject.describe("hoist mirror's YAML configuration (listen and storage are set for you)"),
         credentialsSecret: optionalDnsName,
+        // Peer sharing between the node mirrors (docs/peers.md, README "Peer sharing").
+        peers: z
+          .object({
+            enabled: z.boolean(),
+            tokenSecret: optionalDnsName,
+            token: z.union([z.literal(''), z.string().min(16, 'must be at least 16 characters')]),
+            fanout: z.number().int().min(1).max(64),
+          })
+          .strict(),
         ...scheduling,
         node: z
           .object({
@@ -195,6 +204,7 @@ export const DEFAULT_VALUES: Values = {
       gc: { highWatermarkPercent: 80, lowWatermarkPercent: 70 },
     },
     credentialsSecret: '',
+    peers: { enabled: false, tokenSecret: '', token: '', fanout: 1 },
     nodeSelector: {},
     priorityClassName: '',
     podAnnotations: {},

@@ -92,9 +92,36 @@ priorityClassName: {{ . }}
 {{- end }}
 {{- end -}}
 
-{{/* The mirror's config file: indented JSON (a YAML document too), as toPrettyJson writes it. */}}
+{{/*
+The mirror's config file: indented JSON (a YAML document too), as toPrettyJson writes it. With
+peer sharing, mirror.peers.fanout becomes peers.fanout (over any in mirror.config.peers).
+*/}}
 {{- define "hoist.mirrorConfig" -}}
-{{- .Values.mirror.config | toPrettyJson -}}
+{{- $cfg := .Values.mirror.config -}}
+{{- if .Values.mirror.peers.enabled -}}
+{{- $cfg = deepCopy $cfg -}}
+{{- $prior := deepCopy ($cfg.peers | default dict) -}}
+{{- $_ := set $cfg "peers" (mergeOverwrite $prior (dict "fanout" .Values.mirror.peers.fanout)) -}}
+{{- end -}}
+{{- $cfg | toPrettyJson -}}
+{{- end -}}
+
+{{/* The Secret holding peer sharing's cluster token: the user's, or the one the chart makes. */}}
+{{- define "hoist.mirrorPeerTokenSecret" -}}
+{{- .Values.mirror.peers.tokenSecret | default (printf "%s-peer-token" (include "hoist.componentName" (list . "mirror"))) -}}
+{{- end -}}
+
+{{/* Peer sharing's values, checked with the messages `hoist render install` gives. */}}
+{{- define "hoist.checkPeers" -}}
+{{- $m := .Values.mirror -}}
+{{- if and $m.enabled $m.peers.enabled -}}
+{{- if ne $m.mode "node" -}}
+{{- fail "mirror.peers.enabled: peer sharing needs mirror.mode node (zone mirrors already serve their whole zone; peering them would send blobs across zones)" -}}
+{{- end -}}
+{{- if and $m.peers.tokenSecret $m.peers.token -}}
+{{- fail "mirror.peers: give tokenSecret (an existing Secret) or token, not both" -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 
 {{/* The URL containerd uses to reach the mirror (agent --mirror). */}}

@@ -6,7 +6,9 @@ The mirror's pod template, shared by the node DaemonSet and the zone Deployment
 {{- $m := .Values.mirror -}}
 {{- $node := eq $m.mode "node" -}}
 {{- $hostPath := and $node (eq $m.node.storage.type "hostPath") -}}
-{{- $host := ternary $m.node.listenAddress "0.0.0.0" $node -}}
+{{- $peers := $m.peers.enabled -}}
+{{- /* Peers reach a node mirror at its node IP: with peers it listens on every address. */ -}}
+{{- $host := ternary $m.node.listenAddress "0.0.0.0" (and $node (not $peers)) -}}
 {{- $sizeLimit := ternary $m.node.storage.sizeLimit $m.zone.storageSizeLimit $node -}}
 metadata:
   labels:
@@ -18,7 +20,8 @@ metadata:
     hoist.dev/config-sha256: {{ include "hoist.mirrorConfig" . | sha256sum | quote }}
 spec:
   serviceAccountName: {{ include "hoist.componentName" (list . "mirror") }}
-  automountServiceAccountToken: false
+  # The API token only for peer discovery (the mirror Role: EndpointSlices).
+  automountServiceAccountToken: {{ $peers }}
   enableServiceLinks: false
   {{- if $node }}
   # containerd on the node reaches the mirror on the node's loopback.
@@ -50,9 +53,23 @@ spec:
         - {{ printf "%s:%d" $host ($m.port | int) | quote }}
         - --storage
         - /var/lib/hoist/mirror
+        {{- if $peers }}
+        - --peer-service
+        - {{ printf "%s/%s-peers" .Release.Namespace (include "hoist.componentName" (list . "mirror")) }}
+        - --peer-token-file
+        - /var/run/secrets/hoist-peers/token
+        {{- end }}
         {{- range $m.extraArgs }}
         - {{ . | quote }}
         {{- end }}
+      {{- if $peers }}
+      # This mirror's own peer URL is http://$POD_IP:<port> (--peer-self's default).
+      env:
+        - name: POD_IP
+          valueFrom:
+            fieldRef:
+              fieldPath: status.podIP
+      {{- end }}
       ports:
         - name: http
           containerPort: {{ $m.port | int }}
@@ -91,6 +108,11 @@ spec:
           mountPath: /var/run/secrets/hoist
           readOnly: true
         {{- end }}
+        {{- if $peers }}
+        - name: peer-token
+          mountPath: /var/run/secrets/hoist-peers
+          readOnly: true
+        {{- end }}
   volumes:
     - name: config
       configMap:
@@ -112,5 +134,14 @@ spec:
     - name: credentials
       secret:
         secretName: {{ $m.credentialsSecret }}
+    {{- end }}
+    {{- if $peers }}
+    # Only the key `token`: a missing key stops the pod with an event that names it.
+    - name: peer-token
+      secret:
+        secretName: {{ include "hoist.mirrorPeerTokenSecret" . }}
+        items:
+          - key: token
+            path: token
     {{- end }}
 {{- end -}}
