@@ -112,6 +112,9 @@ describe('install: peer sharing (mirror.peers)', () => {
       const peersService = find(objects, 'Service', 'hoist-mirror-peers');
       assert.equal(peersService.spec.clusterIP, 'None');
       assert.equal(peersService.spec.publishNotReadyAddresses, undefined);
+      // The mirrors now listen on the pod network: the controller's dashboard reads their metrics.
+      const ctl = find(objects, 'Deployment', 'hoist-controller').spec.template.spec.containers[0];
+      assert.equal(flag(ctl.args, '--mirror-service'), 'hoist-mirror-peers');
 
       const config = parse(find(objects, 'ConfigMap', 'hoist-mirror').data['mirror.json']) as Loose;
       assert.deepEqual(config.peers, { fanout: 2 });

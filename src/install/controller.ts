@@ -28,13 +28,15 @@ function telemetryRegistries(ctx: InstallContext): string[] {
 /**
  * The mirrors' Service for the dashboard's per-node cache figures, when the controller can reach
  * the mirrors: zone mirrors listen on the pod network; node mirrors only when their listen address
- * is not loopback (by default they listen on 127.0.0.1 on the host network, out of reach).
+ * is not loopback or peer sharing is on (by default they listen on 127.0.0.1 on the host network,
+ * out of reach).
  */
 function mirrorServiceArgs(ctx: InstallContext): string[] {
   const { mirror } = ctx.values;
   if (!mirror.enabled) return [];
   const loopback = /^(127\.|localhost$|::1$|\[::1\]$)/.test(mirror.node.listenAddress);
-  if (mirror.mode === 'node' && loopback) return [];
+  // With peer sharing, node mirrors listen on every address (src/install/mirror.ts listenHost).
+  if (mirror.mode === 'node' && loopback && !mirror.peers.enabled) return [];
   return ['--mirror-service', `${componentName(ctx, 'mirror')}-${PEERS_SUFFIX}`];
 }
 
