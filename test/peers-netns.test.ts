@@ -285,6 +285,49 @@ test("containerd on two nodes pulls through its own node's mirror (hosts.toml) a
   }
 });
 
+test('a partition from the upstream: the nodes still get what the cluster holds, from their peers', async (t) => {
+  const env = await setUp(t);
+  if (!env) return;
+  const nodes = env.topology.hosts.filter((h) => h.name.startsWith('node'));
+  const first = nodes.slice(0, 4);
+  const later = nodes.slice(4);
+  const mirrors = await startPeers(nodes, env.upstream);
+  const upHost = env.topology.host('upstream');
+  const ref = (i: number) => `docker://${(mirrors[i] as MirrorProcess).host}/${REPO}:${TAG}`;
+  try {
+    // Half the cluster pulls while the upstream is there: each layer's fetcher now holds it.
+    await Promise.all(
+      first.map((n, i) =>
+        skopeoCopyToDir(ref(i), join(work, `round4-${n.name}`), { command: n.command, timeoutMs: 300_000 }),
+      ),
+    );
+    // The other half has resolved the tag (its mirror caches the manifest), then the upstream goes.
+    for (const [j, n] of later.entries()) {
+      const m = mirrors[4 + j] as MirrorProcess;
+      await n.run('curl', [
+        '-sf',
+        '-o',
+        '/dev/null',
+        '-H',
+        'Accept: application/vnd.oci.image.manifest.v1+json',
+        `${m.url}/v2/${REPO}/manifests/${TAG}`,
+      ]);
+    }
+    await upHost.setLinkUp(false);
+    const dirs = later.map((n) => join(work, `round4-${n.name}`));
+    await Promise.all(
+      later.map((n, j) =>
+        skopeoCopyToDir(ref(4 + j), dirs[j] as string, { command: n.command, timeoutMs: 300_000 }),
+      ),
+    );
+    for (const d of dirs)
+      assert.ok(await verifiedCopy(d, env.image), `${d}: verified, with the upstream gone`);
+  } finally {
+    await upHost.setLinkUp(true);
+    await Promise.all(mirrors.map((x) => x.stop()));
+  }
+});
+
 function sample(text: string, series: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));
   return line ? Number(line.slice(series.length + 1)) : 0;
