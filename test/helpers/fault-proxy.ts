@@ -5,12 +5,16 @@
 // the mirror and Debian's docker-registry.
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { NetnsHost } from './netns.js';
 
 export interface FaultProxyOptions {
   /** Whole-blob GETs (no Range) send this many bytes, then wait for release(). */
   holdBlobAfterBytes?: number;
   /** Whole-blob GETs have the byte at this offset flipped. */
   corruptBlobByteAt?: number;
+  /** Where to listen; default 127.0.0.1 on a free port. */
+  listen?: { host: string; port: number };
 }
 
 /** A fault for the next matching request (queued with inject()). */
@@ -157,11 +161,12 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
     res.end();
   }
 
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const bind = opts.listen ?? { host: '127.0.0.1', port: 0 };
+  await new Promise<void>((r) => server.listen(bind.port, bind.host, r));
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`,
-    host: `127.0.0.1:${port}`,
+    url: `http://${bind.host}:${port}`,
+    host: `${bind.host}:${port}`,
     blobGets,
     requests,
     inject: (t, fault, count = 1) => {
@@ -176,4 +181,40 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
       await new Promise((r) => server.close(r));
     },
   };
+}
+
+/** A fault proxy running as its own process on another host (a network namespace). */
+export interface RemoteFaultProxy {
+  url: string;
+  /** Its log so far (stdout and stderr). */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the fault proxy on `host` (test/helpers/netns.ts), listening on `listen`, in front of
+ * `target`: the same proxy as startFaultProxy, for faults on hosts the test process cannot
+ * listen on. Only the options that are fixed at start (not inject/hold) make sense there.
+ */
+export async function startFaultProxyOn(
+  host: { startDaemon: NetnsHost['startDaemon'] },
+  target: string,
+  listen: { host: string; port: number },
+  opts: Pick<FaultProxyOptions, 'corruptBlobByteAt'> = {},
+): Promise<RemoteFaultProxy> {
+  const main = fileURLToPath(new URL('./fault-proxy-main.ts', import.meta.url));
+  const args = ['--import', 'tsx', main, target, `${listen.host}:${listen.port}`];
+  if (opts.corruptBlobByteAt !== undefined)
+    args.push('--corrupt-blob-byte-at', String(opts.corruptBlobByteAt));
+  const daemon = host.startDaemon(process.execPath, args);
+  const url = await new Promise<string>((resolve, reject) => {
+    daemon.onStdoutLine((line) => {
+      const m = /^listening on (\S+)$/.exec(line);
+      if (m) resolve(m[1] as string);
+    });
+    void daemon.exited.then(({ code, signal }) =>
+      reject(new Error(`fault proxy exited (${code ?? signal}) before listening: ${daemon.output()}`)),
+    );
+  });
+  return { url, output: () => daemon.output(), stop: () => daemon.stop(2000) };
 }
