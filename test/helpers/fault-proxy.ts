@@ -1,6 +1,7 @@
 // A small misbehaving HTTP front for a real upstream registry. It forwards every request to the
 // registry, and can, for chosen requests: hold a blob body after N bytes until released, flip a
-// byte, cut the connection after N bytes, stall (stop sending, keep the connection open), or
+// byte, cut the connection after N bytes, stall (stop sending, keep the connection open), send
+// slowly (throttle to a rate), or
 // answer with a status of its own (429, 503...) without forwarding. Fault tests put it between
 // the mirror and Debian's docker-registry.
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -22,7 +23,9 @@ export type Fault =
   | { kind: 'status'; status: number; headers?: Record<string, string> }
   | { kind: 'cut'; afterBytes: number }
   | { kind: 'stall'; afterBytes: number }
-  | { kind: 'corrupt'; at: number };
+  | { kind: 'corrupt'; at: number }
+  /** Sends the body at about this rate, in small pieces, until it ends or the client leaves. */
+  | { kind: 'throttle'; bytesPerSecond: number };
 
 /** 'blob' / 'manifest' / 'any', or `{ pathIncludes }`: a request whose path contains that text. */
 export type FaultTarget = 'blob' | 'manifest' | 'any' | { pathIncludes: string };
@@ -129,7 +132,23 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
     let holding = f.hold !== undefined;
     const flip = f.fault?.kind === 'corrupt' ? f.fault.at : f.corrupt;
     const stopAt = f.fault?.kind === 'cut' || f.fault?.kind === 'stall' ? f.fault.afterBytes : undefined;
+    const throttle = f.fault?.kind === 'throttle' ? f.fault.bytesPerSecond : undefined;
     for await (const raw of up) {
+      if (throttle !== undefined) {
+        // Pieces of 1/20 s each; a wall-clock pace is the point of this fault.
+        const piece = Math.max(1024, Math.floor(throttle / 20));
+        for (let i = 0; i < raw.byteLength && !res.destroyed; i += piece) {
+          const part = (raw as Buffer).subarray(i, i + piece);
+          res.write(part);
+          await new Promise((r) => setTimeout(r, (part.byteLength * 1000) / throttle));
+        }
+        if (res.destroyed) {
+          up.destroy();
+          return;
+        }
+        offset += raw.byteLength;
+        continue;
+      }
       let chunk = raw as Buffer;
       if (flip !== undefined && flip >= offset && flip < offset + chunk.byteLength) {
         chunk = Buffer.from(chunk);
