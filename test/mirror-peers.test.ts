@@ -173,6 +173,10 @@ test('the fetcher killed mid-transfer: the receiving node goes on from the byte 
     resumed || fromPeer > received,
     'the rest came as a ranged read, from the next peer or the upstream',
   );
+  assert.ok(
+    (await asker.metric('hoist_mirror_peer_switches_total', { reason: 'broken' })) >= 1,
+    'counted as a switch because the body broke',
+  );
 });
 
 test('a peer that flips a byte: the digest catches it, nothing is stored, the peer is avoided and the retry is verified', async (t) => {
