@@ -3,7 +3,9 @@
 // image with skopeo, and the ways of getting it there (bench/peers-modes.ts): straight from the
 // upstream, through one shared zonal Hoist mirror, (next) Hoist peers, Spegel. Per round: blob
 // bytes the upstream sent (its access log), time until the last node is done, each node's time,
-// and whether every node's copy is byte-identical to the image. Root only.
+// whether every node's copy is byte-identical to the image, and the CPU the round used (every
+// mirror, registry and client process, and the machine's busy time: bench/cpu-account.ts), so
+// that a slow round can be told CPU-bound from link-bound. Root only.
 //
 //   node --import tsx bench/peers.ts            # 300 MB image, 2, 4 and 8 nodes; bench/results/peers.json
 //   node --import tsx bench/peers.ts --quick    # 40 MB image, 2 and 4 nodes; bench/out/peers-quick.json
@@ -23,10 +25,12 @@ import { startRegistry } from '../test/helpers/registry.js';
 import { requireHoistBuild, ROOT_DIR } from './mirrors.js';
 import type { BenchMode, LinkPlan, ModeName } from './peers-modes.js';
 import { MODES } from './peers-modes.js';
+import { cpuSince, markCpu, type RoundCpu } from './cpu-account.js';
 
 const USAGE = `usage: node --import tsx bench/peers.ts [--quick] [--nodes 2,4,8] [--modes direct,zonal,peers]
-    [--layers-mb 100,80,50,40,20,10] [--node-mbit 200] [--upstream-mbit 200] [--mirror-mbit 200] [--out FILE]
+    [--layers-mb 100,80,50,40,20,10] [--rate 200] [--node-mbit N] [--upstream-mbit N] [--mirror-mbit N] [--out FILE]
   --quick        layers 16,12,8,4 MB and nodes 2,4; writes bench/out/peers-quick.json
+  --rate         every link's rate in Mbit/s, each way (default 200); the --*-mbit flags override one kind
   --modes        any of direct, zonal, peers, spegel (modes that cannot run yet are recorded as such)
   --mirror-mbit  the zonal mirror's link; default: the same as a node's (every machine one NIC)`;
 
@@ -64,8 +68,9 @@ function parsePlan(argv: string[]): Plan {
       nodes: { type: 'string' },
       modes: { type: 'string', default: 'direct,zonal,peers' },
       'layers-mb': { type: 'string' },
-      'node-mbit': { type: 'string', default: '200' },
-      'upstream-mbit': { type: 'string', default: '200' },
+      rate: { type: 'string', default: '200' },
+      'node-mbit': { type: 'string' },
+      'upstream-mbit': { type: 'string' },
       'mirror-mbit': { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', default: false },
@@ -81,7 +86,8 @@ function parsePlan(argv: string[]): Plan {
     if (mode === undefined) throw new Error(`--modes: unknown mode '${m}' (direct, zonal, peers, spegel)`);
     return mode;
   });
-  const nodeMbit = positive('node-mbit', values['node-mbit']);
+  const rate = positive('rate', values.rate);
+  const nodeMbit = positive('node-mbit', values['node-mbit'] ?? String(rate));
   const defaultLayers = quick ? '16,12,8,4' : '100,80,50,40,20,10';
   return {
     quick,
@@ -90,7 +96,7 @@ function parsePlan(argv: string[]): Plan {
     layerBytes: numbers('layers-mb', values['layers-mb'] ?? defaultLayers).map((mb) => Math.round(mb * MB)),
     links: {
       nodeMbit,
-      upstreamMbit: positive('upstream-mbit', values['upstream-mbit']),
+      upstreamMbit: positive('upstream-mbit', values['upstream-mbit'] ?? String(rate)),
       mirrorMbit: positive('mirror-mbit', values['mirror-mbit'] ?? String(nodeMbit)),
     },
     out:
@@ -120,6 +126,8 @@ export interface RoundResult {
   upstreamLinkBytes: number;
   /** Every node holds every blob of the image, each file's sha256 equal to its name. */
   identical: boolean;
+  /** CPU over the pulls: processes by command, the machine's busy fraction (bench/cpu-account.ts). */
+  cpu: RoundCpu;
   /** lastNodeSeconds ÷ the single-node direct time of the same run. */
   slowestVsSingleNode?: number;
   notes: Record<string, unknown>;
@@ -169,6 +177,7 @@ async function round(ctx: Ctx, mode: BenchMode, n: number, links: LinkPlan): Pro
     const mark = ctx.upstream.accessLog().length;
     const linkBefore = (await ctx.upstreamHost.tbfStats('up'))?.sentBytes ?? 0;
     progress(`${mode.name}: ${n} node(s) pull ${(ctx.imageBlobBytes / MB).toFixed(0)} MB at once`);
+    const cpuMark = await markCpu();
     const start = performance.now();
     const nodeSeconds = await Promise.all(
       nodes.map(async (node, i) => {
@@ -178,6 +187,8 @@ async function round(ctx: Ctx, mode: BenchMode, n: number, links: LinkPlan): Pro
       }),
     );
     const lastNodeSeconds = Math.max(...nodeSeconds);
+    // Read while the mode's servers still run: their time is in /proc only while they live.
+    const cpu = await cpuSince(cpuMark);
     await settleAccessLog(ctx);
     const linkAfter = (await ctx.upstreamHost.tbfStats('up'))?.sentBytes ?? 0;
     const gets = ctx.upstream
@@ -203,11 +214,13 @@ async function round(ctx: Ctx, mode: BenchMode, n: number, links: LinkPlan): Pro
       maxGetsOfOneBlob: Math.max(0, ...perBlob.values()),
       upstreamLinkBytes: linkAfter - linkBefore,
       identical,
+      cpu,
       notes: { ...running.notes, links },
     };
     progress(
       `${mode.name} ×${n}: last node ${lastNodeSeconds.toFixed(1)} s, upstream ${r.upstreamCopies.toFixed(2)} copies, ` +
-        `identical ${identical}`,
+        `identical ${identical}, processes ${cpu.processSeconds.toFixed(1)} CPU s, ` +
+        `machine busy ${(cpu.machineBusyFraction * 100).toFixed(0)}%`,
     );
     return r;
   } finally {
@@ -338,9 +351,16 @@ function renderTable(reference: RoundResult, rounds: RoundResult[]): string {
       r.upstreamCopies.toFixed(2).padStart(7),
       (r.slowestVsSingleNode ?? 1).toFixed(2).padStart(9),
       String(r.identical).padStart(9),
+      r.cpu.processSeconds.toFixed(1).padStart(9),
+      `${(r.cpu.machineBusyFraction * 100).toFixed(0)}%`.padStart(6),
     ].join(' '),
   );
-  return ['mode    nodes   last s  upstream MB  copies  vs 1 node  identical', ...rows].join('\n');
+  return [
+    'mode    nodes   last s  upstream MB  copies  vs 1 node  identical  CPU s   busy',
+    ...rows,
+    `(CPU s: user+system seconds of every mirror, registry and client process during the pulls;`,
+    ` busy: the machine's busy share of its ${cpus().length} cores over the same time)`,
+  ].join('\n');
 }
 
 main().catch((err: unknown) => {

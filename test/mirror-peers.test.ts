@@ -35,7 +35,12 @@ after(async () => {
 async function startCluster(
   t: TestContext,
   n: number,
-  opts: { holdAfterBytes?: number; selfUrl?: (i: number, port: number) => Promise<string> } = {},
+  opts: {
+    holdAfterBytes?: number;
+    selfUrl?: (i: number, port: number) => Promise<string>;
+    /** More of the `peers` configuration (e.g. the slow-peer floor). */
+    peers?: Record<string, unknown>;
+  } = {},
 ): Promise<Cluster | undefined> {
   if (!requirePeers(t, 'docker-registry')) return undefined;
   const registry = await startRegistry();
@@ -57,7 +62,7 @@ async function startCluster(
           defaultUpstream: 'reg',
           file: {
             listen: `127.0.0.1:${port}`,
-            peers: { self: urls[i], urls, token: TOKEN, stallSeconds: 2 },
+            peers: { self: urls[i], urls, token: TOKEN, stallSeconds: 2, ...opts.peers },
           },
         },
       ),
@@ -168,6 +173,10 @@ test('the fetcher killed mid-transfer: the receiving node goes on from the byte 
     resumed || fromPeer > received,
     'the rest came as a ranged read, from the next peer or the upstream',
   );
+  assert.ok(
+    (await asker.metric('hoist_mirror_peer_switches_total', { reason: 'broken' })) >= 1,
+    'counted as a switch because the body broke',
+  );
 });
 
 test('a peer that flips a byte: the digest catches it, nothing is stored, the peer is avoided and the retry is verified', async (t) => {
@@ -219,6 +228,119 @@ test('a peer that flips a byte: the digest catches it, nothing is stored, the pe
     await fetch(`${victim.url}/peer/v1/status`, { headers: { authorization: `Bearer ${TOKEN}` } })
   ).json()) as { members: Array<{ url: string; state: string }> };
   assert.equal(status.members.find((m) => m.url === c.urls[0])?.state, 'quarantined');
+});
+
+/** A random blob of `size` (+ up to 63 bytes) whose fetcher among `urls` is `urls[want]`. */
+function blobFetchedBy(urls: string[], want: number, size: number): { data: Buffer; digest: string } {
+  for (let i = 0; i < 256; i++) {
+    const data = randomBytes(size + (i % 64));
+    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    if (fetcherFor(digest, urls) === urls[want]) return { data, digest };
+  }
+  throw new Error('no blob found for that fetcher');
+}
+
+// Small windows and floors so that the rule acts within a test; the rates are outcomes asserted
+// through counters, never timings.
+const SLOW = { minBytesPerSecond: 1024 * 1024, slowWindowSeconds: 0.4 };
+
+test('a peer that holds the whole blob but sends too slowly is left for the next source, from the byte reached; the client sees one verified body', async (t) => {
+  const fronts: FaultProxy[] = [];
+  const c = await startCluster(t, 2, {
+    peers: SLOW,
+    selfUrl: async (i, port) => {
+      // Node 0 is reached by its peers through a proxy that will send slowly.
+      if (i !== 0) return `http://127.0.0.1:${port}`;
+      const front = await startFaultProxy(`http://127.0.0.1:${port}`);
+      cleanups.push(() => front.close());
+      fronts.push(front);
+      return front.url;
+    },
+  });
+  if (!c) return;
+  const [holder, asker] = c.nodes as [MirrorHandle, MirrorHandle];
+  const front = fronts[0] as FaultProxy;
+  const { data, digest } = blobFetchedBy(c.urls, 0, 3 * MiB);
+  await pushBlob(c.registry, REPO, data);
+  assert.equal((await getBlob(holder, digest)).sha, digest, 'the holder stores the blob');
+  front.inject({ pathIncludes: '/peer/v1/blobs/' }, { kind: 'throttle', bytesPerSecond: 64 * 1024 });
+  const r = await getBlob(asker, digest);
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.body, data, 'one continuous body with every byte right');
+  assert.equal(await asker.metric('hoist_mirror_peer_switches_total', { reason: 'slow' }), 1);
+  assert.equal(
+    await asker.metric('hoist_mirror_peer_errors_total', { peer: c.urls[0] as string, reason: 'slow' }),
+    1,
+  );
+  // It went on from the byte it had: the rest was a ranged read, here from the upstream (the
+  // only other source), and the two parts add up to the blob.
+  const fromPeer = await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'peer' });
+  const fromUpstream = await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' });
+  assert.ok(fromPeer > 0 && fromPeer < data.length, `${fromPeer} bytes from the slow peer`);
+  assert.equal(fromPeer + fromUpstream, data.length);
+  assert.ok(
+    c.proxy.blobGets.some((g) => g.range === `bytes=${fromPeer}-`),
+    `a ranged upstream read from ${fromPeer}: ${JSON.stringify(c.proxy.blobGets)}`,
+  );
+  // The slow peer is avoided for a while, for every blob, and the view says why.
+  const view = asker.mirror.peers?.status();
+  const member = view?.members.find((m) => m.url === c.urls[0]);
+  assert.equal(member?.state, 'slow');
+  assert.match(member?.reason ?? '', /held the whole blob but sent \d+ B\/s/);
+  assert.equal((await getBlob(asker, digest)).sha, digest, 'a later read is served from the store');
+});
+
+test('a slow peer beats none: with the upstream failing, the download goes back to the peer it left for slowness', async (t) => {
+  const fronts: FaultProxy[] = [];
+  const c = await startCluster(t, 2, {
+    peers: SLOW,
+    selfUrl: async (i, port) => {
+      if (i !== 0) return `http://127.0.0.1:${port}`;
+      const front = await startFaultProxy(`http://127.0.0.1:${port}`);
+      cleanups.push(() => front.close());
+      fronts.push(front);
+      return front.url;
+    },
+  });
+  if (!c) return;
+  const [holder, asker] = c.nodes as [MirrorHandle, MirrorHandle];
+  const front = fronts[0] as FaultProxy;
+  const { data, digest } = blobFetchedBy(c.urls, 0, 2 * MiB);
+  await pushBlob(c.registry, REPO, data);
+  assert.equal((await getBlob(holder, digest)).sha, digest);
+  // The holder's first answer is slow; then the upstream fails every blob read.
+  front.inject({ pathIncludes: '/peer/v1/blobs/' }, { kind: 'throttle', bytesPerSecond: 64 * 1024 });
+  c.proxy.inject('blob', { kind: 'status', status: 503 }, 50);
+  const r = await getBlob(asker, digest);
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.body, data);
+  assert.equal(await asker.metric('hoist_mirror_peer_switches_total', { reason: 'slow' }), 1);
+  assert.ok(
+    c.proxy.requests.some((q) => q.fault === 'status'),
+    'the upstream was tried and failed',
+  );
+  assert.equal(await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'peer' }), data.length);
+  assert.equal(front.requests.filter((q) => q.path.includes('/peer/v1/blobs/')).length, 2);
+});
+
+test('a relay that is slow only because its own source is slow is kept: the upstream sends the blob once', async (t) => {
+  const c = await startCluster(t, 2, { peers: SLOW });
+  if (!c) return;
+  const [fetcher, asker] = c.nodes as [MirrorHandle, MirrorHandle];
+  const { data, digest } = blobFetchedBy(c.urls, 0, 2 * MiB);
+  await pushBlob(c.registry, REPO, data);
+  // The upstream sends at a quarter of the floor: so does the fetcher relaying its download.
+  c.proxy.inject('blob', { kind: 'throttle', bytesPerSecond: 256 * 1024 });
+  const r = await getBlob(asker, digest);
+  assert.equal(r.status, 200);
+  assert.deepEqual(r.body, data);
+  await c.registry.waitForAccess((e) => e.method === 'GET' && e.path.endsWith(`/blobs/${digest}`));
+  assert.equal(upstreamBlobGets(c, digest).length, 1, 'the asker did not leave for the upstream');
+  assert.equal(c.proxy.blobGets.length, 1);
+  assert.equal(await asker.metric('hoist_mirror_peer_switches_total'), 0);
+  assert.equal(await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'peer' }), data.length);
+  assert.equal(await fetcher.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' }), data.length);
+  assert.equal(asker.mirror.peers?.status().members.find((m) => m.url === c.urls[0])?.state, 'up');
 });
 
 test('a dead peer costs a refused connection, not a timeout; a peer that left is not asked', async (t) => {

@@ -6,14 +6,21 @@
 // peer killed mid-transfer costs the others nothing but a resume.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
 import { fetcherFor } from '../src/peers/index.js';
 import { buildImage, fileDigest, pushImage, skopeoCopyToDir, type BuiltImage } from './helpers/images.js';
+import { startFaultProxyOn } from './helpers/fault-proxy.js';
 import { startContainerd, writeHostsToml, type ContainerdPeer } from './helpers/containerd.js';
 import { startMirrorProcess, type MirrorProcess } from './helpers/mirror.js';
-import { createTopology, requireNetns, type NetnsHost, type Topology } from './helpers/netns.js';
+import {
+  createTopology,
+  requireNetns,
+  type HostPlacement,
+  type NetnsHost,
+  type Topology,
+} from './helpers/netns.js';
 import { removeTempDir, requirePeers, tempDir } from './helpers/peers.js';
 import { startRegistry, type AccessLogEntry, type RegistryPeer } from './helpers/registry.js';
 
@@ -22,6 +29,16 @@ const MBIT = 200;
 const REPO = 'team/model';
 const TAG = 'v1';
 const MB = 1_000_000;
+/** Pulls one client makes before a test gives up on it (kubelet retries an aborted pull too). */
+const MAX_TRIES = 4;
+/**
+ * Upstream GETs of one layer allowed in the byte-flipping round: the fetcher's one, plus takeovers.
+ * A node below the liar in a relay chain sees its relay abort and resumes from another source, so
+ * its failed digest has two senders and it quarantines both, an honest one too (the digest proves
+ * only the whole); its retry then asks the next usable peer in the ranking, which fetches the layer
+ * itself if it does not hold it. With one liar, those next peers are the second and third ranked.
+ */
+const UPSTREAM_BOUND = 3;
 
 let topology: Topology | undefined;
 let upstream: RegistryPeer | undefined;
@@ -62,12 +79,20 @@ async function setUp(
   return { topology, upstream, image };
 }
 
-/** One mirror per node, each knowing every other: the cluster-wide cache. */
-async function startPeers(nodes: readonly NetnsHost[], up: RegistryPeer): Promise<MirrorProcess[]> {
+/**
+ * One mirror per node, each knowing every other: the cluster-wide cache. `places` fixes where each
+ * mirror listens; `advertise` gives, by node index, the peer URL the others reach that node by
+ * (something in front of its peer port), which is also its own --peer-self.
+ */
+async function startPeers(
+  nodes: readonly NetnsHost[],
+  up: RegistryPeer,
+  opts: { places?: HostPlacement[]; advertise?: ReadonlyMap<number, string>; token?: string } = {},
+): Promise<MirrorProcess[]> {
   const tokenFile = join(work, `token-${Date.now()}`);
-  await writeFile(tokenFile, randomBytes(24).toString('hex'), { mode: 0o600 });
-  const places = nodes.map((n) => n.placement());
-  const urls = places.map((p) => `http://${p.address}:${p.port}`);
+  await writeFile(tokenFile, opts.token ?? randomBytes(24).toString('hex'), { mode: 0o600 });
+  const places = opts.places ?? nodes.map((n) => n.placement());
+  const urls = places.map((p, i) => opts.advertise?.get(i) ?? `http://${p.address}:${p.port}`);
   const mirrors: MirrorProcess[] = [];
   for (const [i, placement] of places.entries()) {
     mirrors.push(
@@ -209,6 +234,121 @@ test('a peer killed mid-transfer: every other node still ends with verified byte
   }
 });
 
+test('a peer flipping a byte of what it sends: every other node still ends with verified bytes, the liar is quarantined, nothing unverified is stored', async (t) => {
+  const env = await setUp(t);
+  if (!env) return;
+  const nodes = env.topology.hosts.filter((h) => h.name.startsWith('node'));
+  const m = env.image.manifests[0];
+  assert.ok(m);
+  const big = m.layers.reduce((a, b) => (b.size > a.size ? b : a));
+  // The liar is node1: its peers reach it through a proxy in its own namespace, in front of its
+  // mirror's port, that flips one byte of every whole blob body it passes on. Its proxy port is
+  // chosen so that the liar is the fetcher of the largest layer: everyone asks it first for that.
+  const places = nodes.map((n) => n.placement());
+  const liar = 0;
+  const liarHost = nodes[liar] as NetnsHost;
+  const direct = places.map((p) => `http://${p.address}:${p.port}`);
+  let liarUrl = '';
+  for (let port = 7000; port < 7400 && !liarUrl; port++) {
+    const candidate = `http://${liarHost.address}:${port}`;
+    if (
+      fetcherFor(
+        big.digest,
+        direct.map((u, i) => (i === liar ? candidate : u)),
+      ) === candidate
+    )
+      liarUrl = candidate;
+  }
+  assert.ok(liarUrl, 'a proxy port that makes node1 the fetcher of the largest layer');
+  const flipAt = 1 * MB + 5;
+  const proxy = await startFaultProxyOn(
+    liarHost,
+    direct[liar] as string,
+    { host: liarHost.address, port: Number(new URL(liarUrl).port) },
+    { corruptBlobByteAt: flipAt },
+  );
+  const token = randomBytes(24).toString('hex');
+  const mirrors = await startPeers(nodes, env.upstream, {
+    places,
+    advertise: new Map([[liar, liarUrl]]),
+    token,
+  });
+  try {
+    await settle(env.topology.host('upstream'), env.upstream, 'mark=g');
+    const from = env.upstream.accessLog().length;
+    const dirs = nodes.map((n) => join(work, `round5-${n.name}`));
+    // A client that got an aborted body tries again, as kubelet does (skopeo itself is told not to).
+    const tries = nodes.map(() => 0);
+    await Promise.all(
+      nodes.map(async (n, i) => {
+        for (;;) {
+          tries[i] = (tries[i] ?? 0) + 1;
+          try {
+            await rm(dirs[i] as string, { recursive: true, force: true });
+            await skopeoCopyToDir(
+              `docker://${(mirrors[i] as MirrorProcess).host}/${REPO}:${TAG}`,
+              dirs[i] as string,
+              {
+                command: n.command,
+                timeoutMs: 300_000,
+              },
+            );
+            return;
+          } catch (err) {
+            if ((tries[i] ?? 0) >= MAX_TRIES) throw err;
+          }
+        }
+      }),
+    );
+    for (const [i, d] of dirs.entries())
+      assert.ok(await verifiedCopy(d, env.image), `${nodes[i]?.name} holds verified bytes`);
+    // The liar really lied: some node's download from it failed its digest, and it was then
+    // quarantined there (metrics, log, the node's view).
+    const others = nodes.map((n, i) => ({ n, i })).filter(({ i }) => i !== liar);
+    let digestErrors = 0;
+    let quarantinedBy = 0;
+    for (const { n, i } of others) {
+      const mirror = mirrors[i] as MirrorProcess;
+      const { stdout } = await n.run('curl', ['-s', `${mirror.url}/metrics`]);
+      digestErrors += sumSamples(stdout, 'hoist_mirror_peer_errors_total', {
+        peer: liarUrl,
+        reason: 'digest',
+      });
+      const view = await n.run('curl', [
+        '-s',
+        '-H',
+        `authorization: Bearer ${token}`,
+        `${mirror.url}/peer/v1/status`,
+      ]);
+      const status = JSON.parse(view.stdout) as { members: Array<{ url: string; state: string }> };
+      if (status.members.find((x) => x.url === liarUrl)?.state === 'quarantined') {
+        quarantinedBy++;
+        assert.match(mirror.stderr(), /peer sent bytes that failed the digest/);
+      }
+    }
+    assert.ok(digestErrors >= 1, `digest failures blamed on the liar: ${digestErrors}`);
+    assert.ok(quarantinedBy >= 1, 'at least one node quarantined the liar');
+    // Nothing unverified is stored: every file under a store's blobs/ holds the bytes it is named by.
+    for (const [i, mirror] of mirrors.entries()) {
+      const stored = await storedBlobs(mirror.storage);
+      for (const [name, actual] of stored) assert.equal(actual, name, `${nodes[i]?.name} stores ${name}`);
+      for (const l of m.layers) assert.ok(stored.has(l.digest), `${nodes[i]?.name} stores ${l.digest}`);
+    }
+    await settle(env.topology.host('upstream'), env.upstream, 'mark=h');
+    const gets = blobGets(env.upstream.accessLog().slice(from));
+    t.diagnostic(
+      `upstream GETs per blob: ${JSON.stringify(Object.fromEntries(gets))}; client tries: ${tries.join(',')}`,
+    );
+    for (const l of m.layers) {
+      const n = gets.get(l.digest) ?? 0;
+      assert.ok(n >= 1 && n <= UPSTREAM_BOUND, `${l.digest} left the upstream ${n} times`);
+    }
+  } finally {
+    await Promise.all(mirrors.map((x) => x.stop()));
+    await proxy.stop();
+  }
+});
+
 test("containerd on two nodes pulls through its own node's mirror (hosts.toml) and gets the layers the other node fetched from that peer", async (t) => {
   const env = await setUp(t);
   if (!env || !requirePeers(t, 'containerd', 'ctr')) return;
@@ -327,6 +467,26 @@ test('a partition from the upstream: the nodes still get what the cluster holds,
     await Promise.all(mirrors.map((x) => x.stop()));
   }
 });
+
+/** The sum of a metric's samples whose labels include `labels`. */
+function sumSamples(text: string, name: string, labels: Record<string, string>): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    const m = /^([a-z_]+)\{(.*)\} (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = new Map([...(m[2] as string).matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) total += Number(m[3]);
+  }
+  return total;
+}
+
+/** Each file under a mirror's blobs/sha256, by its name, with the digest of what it holds. */
+async function storedBlobs(storage: string): Promise<Map<string, string>> {
+  const dir = join(storage, 'blobs', 'sha256');
+  const out = new Map<string, string>();
+  for (const hex of await readdir(dir)) out.set(`sha256:${hex}`, await fileDigest(join(dir, hex)));
+  return out;
+}
 
 function sample(text: string, series: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));

@@ -47,6 +47,10 @@ export function registerMirror(program: Command): void {
     )
     .option('--peer-self <url>', "this mirror's own peer URL (default http://$POD_IP:<listen port>)")
     .option('--peer-token-file <file>', 'the cluster token every peer mirror shares (required with peers)')
+    .option(
+      '--peer-min-bytes-per-second <n>',
+      'leave a peer that holds the whole blob but sends slower than this (default 1000000; 0: never)',
+    )
     .addHelpText(
       'after',
       `

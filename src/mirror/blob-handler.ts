@@ -77,6 +77,8 @@ export class BlobHandler {
    * `opts.peer`: the request comes from a peer mirror (peer-endpoint.ts), which checked its own
    * client's access; as a `relay` this node serves only what it holds or is receiving.
    * `opts.source`: where a miss is read from (peers in front of `client`); `client` by default.
+   * `opts.onStored`: told, before the answer starts, that it comes whole from the store (a peer
+   * marks such answers: their rate is this node's own, not a download's).
    */
   async serve(
     req: IncomingMessage,
@@ -84,7 +86,7 @@ export class BlobHandler {
     route: BlobRoute,
     client: RegistryClient,
     info: RequestInfo,
-    opts: { peer?: 'fetcher' | 'relay'; source?: BlobSource } = {},
+    opts: { peer?: 'fetcher' | 'relay'; source?: BlobSource; onStored?: (res: ServerResponse) => void } = {},
   ): Promise<void> {
     const source = opts.source ?? client;
     const head = req.method === 'HEAD';
@@ -128,6 +130,7 @@ export class BlobHandler {
       if (!present) await this.access.recordMember(route.upstream, route.repo, route.digest.value);
       if (lookup.kind === 'stored') {
         info.cache = 'hit';
+        opts.onStored?.(res);
         return await this.serveStored(req, res, route.digest, lookup.size, baseHeaders, info);
       }
       info.cache = 'miss';

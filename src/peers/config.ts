@@ -12,6 +12,16 @@ export const PEER_DEFAULTS = {
   downSeconds: 5,
   /** A peer that has not accepted a connection by then is down: a miss costs milliseconds. */
   connectTimeoutMs: 500,
+  /**
+   * A peer that says it holds the whole blob yet sends slower than this over `slowWindowSeconds`
+   * is left for the next source (0: never). 1 MB/s (8 Mbit/s) is far below any node link, so only
+   * a peer in real trouble (a saturated or broken uplink, a dying disk) falls under it.
+   */
+  minBytesPerSecond: 1_000_000,
+  /** The window the rate of a peer is measured over; long enough that one TCP hiccup does not decide. */
+  slowWindowSeconds: 5,
+  /** A peer left for being slow is not asked again for this long (for every blob). */
+  slowAvoidSeconds: 30,
   dnsIntervalSeconds: 30,
 } as const;
 
@@ -48,6 +58,9 @@ export const peersConfigSchema = z
     quarantineSeconds: z.number().nonnegative().default(PEER_DEFAULTS.quarantineSeconds),
     downSeconds: z.number().nonnegative().default(PEER_DEFAULTS.downSeconds),
     connectTimeoutMs: z.number().int().positive().default(PEER_DEFAULTS.connectTimeoutMs),
+    minBytesPerSecond: z.number().int().nonnegative().default(PEER_DEFAULTS.minBytesPerSecond),
+    slowWindowSeconds: z.number().positive().default(PEER_DEFAULTS.slowWindowSeconds),
+    slowAvoidSeconds: z.number().nonnegative().default(PEER_DEFAULTS.slowAvoidSeconds),
     dnsIntervalSeconds: z.number().positive().default(PEER_DEFAULTS.dnsIntervalSeconds),
   })
   .strict()
@@ -69,5 +82,8 @@ export interface PeersConfig {
   quarantineSeconds: number;
   downSeconds: number;
   connectTimeoutMs: number;
+  minBytesPerSecond: number;
+  slowWindowSeconds: number;
+  slowAvoidSeconds: number;
   dnsIntervalSeconds: number;
 }

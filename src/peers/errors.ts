@@ -1,6 +1,6 @@
 /** Failures talking to a peer. None reaches a client: the next source is tried instead. */
 export type PeerErrorCode =
-  'PEER_UNREACHABLE' | 'PEER_TIMEOUT' | 'PEER_BAD_RESPONSE' | 'PEER_STALLED' | 'PEER_REFUSED';
+  'PEER_UNREACHABLE' | 'PEER_TIMEOUT' | 'PEER_BAD_RESPONSE' | 'PEER_STALLED' | 'PEER_SLOW' | 'PEER_REFUSED';
 
 export class PeerError extends Error {
   constructor(

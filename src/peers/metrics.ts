@@ -10,6 +10,7 @@ export class PeerMetrics {
   readonly peers: Gauge;
   readonly relayDepth: Histogram;
   readonly servedToPeers: Counter<'kind'>;
+  readonly switches: Counter<'reason'>;
 
   constructor(registry: Registry) {
     this.peerBytes = new Counter({
@@ -33,6 +34,12 @@ export class PeerMetrics {
       name: 'hoist_mirror_relay_depth',
       help: 'Depth in the relay tree at which this node was placed for a blob (1: served by the fetcher)',
       buckets: [1, 2, 3, 4, 6, 8, 12, 16, 32],
+      registers: [registry],
+    });
+    this.switches = new Counter({
+      name: 'hoist_mirror_peer_switches_total',
+      help: 'Downloads that left a peer mid-body for the next source, by why: stalled (sent nothing), slow (held the whole blob but sent below peers.minBytesPerSecond), broken (the body ended early or failed)',
+      labelNames: ['reason'] as const,
       registers: [registry],
     });
     this.servedToPeers = new Counter({

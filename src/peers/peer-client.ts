@@ -15,6 +15,12 @@ export const PEER_HEADERS = {
   depth: 'x-hoist-relay-depth',
   /** On a 403: the peer refused this node's token (not an upstream's answer about a repository). */
   refused: 'x-hoist-peer-refused',
+  /**
+   * On a blob answer: "1" when the peer serves it from its store, whole and verified, so only its
+   * own link or disk limits the rate; absent when it relays a download still arriving, which can go
+   * only as fast as its own source (docs/peers.md, "a slow peer").
+   */
+  complete: 'x-hoist-complete',
 } as const;
 
 export const PEER_PATH_PREFIX = '/peer/v1';
@@ -39,6 +45,8 @@ export type PeerAnswer =
       offset: number;
       totalSize: number | undefined;
       contentLength: number | undefined;
+      /** The peer holds the whole blob (PEER_HEADERS.complete): its rate is its own. */
+      complete: boolean;
       body: Readable;
     }
   | { kind: 'relay'; peer: string; relay: string; depth: number }
@@ -112,6 +120,7 @@ export class PeerClient {
         offset: range?.start ?? 0,
         totalSize: status === 200 ? length : range?.total,
         contentLength: length,
+        complete: res.headers[PEER_HEADERS.complete] === '1',
         body: res,
       };
     }

@@ -8,10 +8,12 @@
 export interface PeerHealthOptions {
   downMs: number;
   quarantineMs: number;
+  /** How long a peer left for being slow is avoided. */
+  slowMs: number;
   now?: () => number;
 }
 
-export type PeerProblem = 'down' | 'quarantined';
+export type PeerProblem = 'down' | 'slow' | 'quarantined';
 
 export class PeerHealth {
   private readonly until = new Map<string, { problem: PeerProblem; until: number; reason: string }>();
@@ -23,11 +25,20 @@ export class PeerHealth {
 
   /** Could not reach it (refused, reset before an answer, connect timeout). */
   markDown(peer: string, reason: string): void {
+    this.mark(peer, 'down', this.options.downMs, reason);
+  }
+
+  /** Held the whole blob yet sent it too slowly (docs/peers.md, "a slow peer"): avoided a while. */
+  demote(peer: string, reason: string): void {
+    this.mark(peer, 'slow', this.options.slowMs, reason);
+  }
+
+  private mark(peer: string, problem: 'down' | 'slow', ms: number, reason: string): void {
     const current = this.until.get(peer);
-    const until = this.now() + this.options.downMs;
-    // A quarantine is not shortened by a later, milder problem.
-    if (current?.problem === 'quarantined' && current.until > until) return;
-    this.until.set(peer, { problem: 'down', until, reason });
+    const until = this.now() + ms;
+    // A longer problem is not shortened by a later, milder one.
+    if (current && current.problem !== 'down' && current.until > until) return;
+    this.until.set(peer, { problem, until, reason });
   }
 
   /** Sent bytes that failed their digest, or stopped sending: avoided for every blob. */

@@ -49,6 +49,7 @@ export class PeerNetwork {
     this.health = new PeerHealth({
       downMs: config.downSeconds * 1000,
       quarantineMs: config.quarantineSeconds * 1000,
+      slowMs: config.slowAvoidSeconds * 1000,
       ...(options.now ? { now: options.now } : {}),
     });
     this.board = new RelayBoard({
@@ -115,7 +116,12 @@ export class PeerNetwork {
    * download keeps the source it started with (resumes and `settled` reach the same one).
    */
   source(upstreamName: string, upstream: BlobSourceLike): PeerSource {
-    const stallMs = this.options.config.stallSeconds * 1000;
+    const { config } = this.options;
+    const stallMs = config.stallSeconds * 1000;
+    const slow =
+      config.minBytesPerSecond > 0
+        ? { minBytesPerSecond: config.minBytesPerSecond, windowMs: config.slowWindowSeconds * 1000 }
+        : undefined;
     const source = new PeerSource(upstreamName, upstream, {
       membership: this.membership,
       health: this.health,
@@ -124,11 +130,19 @@ export class PeerNetwork {
       stallMs,
       maxPeersPerRead: MAX_PEERS_PER_READ,
       maxRelaysPerRead: MAX_RELAYS_PER_READ,
-      guard: (body, peer, onBytes, onStall) => guardStall(body, peer, stallMs, onBytes, onStall),
+      guard: (body, peer, hooks) =>
+        guardStall(body, peer, {
+          stallMs,
+          slow: hooks.judgeRate ? slow : undefined,
+          onBytes: hooks.onBytes,
+          onStall: hooks.onStall,
+          onSlow: hooks.onSlow,
+        }),
       events: {
         bytes: (peer, n) => this.metrics.peerBytes.inc({ peer }, n),
         peerError: (peer, reason) => this.metrics.peerErrors.inc({ peer, reason }),
         relayDepth: (depth) => this.metrics.relayDepth.observe(depth),
+        switched: (reason) => this.metrics.switches.inc({ reason }),
       },
     });
     return source;
@@ -172,7 +186,12 @@ export class PeerNetwork {
 export interface PeerStatus {
   self: string;
   fanout: number;
-  members: Array<{ url: string; state: 'up' | 'down' | 'quarantined'; reason?: string; untilMs?: number }>;
+  members: Array<{
+    url: string;
+    state: 'up' | 'down' | 'slow' | 'quarantined';
+    reason?: string;
+    untilMs?: number;
+  }>;
   relayTrees: number;
   digest?: string;
   ranking?: string[];

@@ -21,6 +21,19 @@ export interface PeerSourceEvents {
   bytes(peer: string, n: number): void;
   peerError(peer: string, reason: string): void;
   relayDepth(depth: number): void;
+  /** A download left a peer mid-body for the next source. */
+  switched(reason: SwitchReason): void;
+}
+
+export type SwitchReason = 'stalled' | 'slow' | 'broken';
+
+/** What the progress guard needs from the source for one body (stall-guard.ts). */
+export interface GuardHooks {
+  /** Judge the rate too: the peer said it holds the whole blob, so its rate is its own. */
+  judgeRate: boolean;
+  onBytes: (n: number) => void;
+  onStall: () => void;
+  onSlow: (bytesPerSecond: number) => void;
 }
 
 export interface PeerSourceOptions {
@@ -35,7 +48,7 @@ export interface PeerSourceOptions {
   maxPeersPerRead: number;
   /** Relays tried per fetcher before asking the fetcher to serve directly. */
   maxRelaysPerRead: number;
-  guard: (body: Readable, peer: string, onBytes: (n: number) => void, onStall: () => void) => Readable;
+  guard: (body: Readable, peer: string, hooks: GuardHooks) => Readable;
 }
 
 /** Where the current attempt of one download gets its bytes, so that a resume moves on. */
@@ -50,6 +63,12 @@ interface Attempt {
   failedRelay: string | undefined;
   /** Every peer that sent bytes of this download (quarantined if the digest fails). */
   contributors: Set<string>;
+  /** Why the body now streaming was left, when the guard knows (else: it broke). */
+  leftFor: SwitchReason | undefined;
+  /** Peers this download left for being slow: asked again, rate unjudged, if the upstream fails. */
+  slow: Set<string>;
+  /** Set once the download went back to a slow peer: its rate is not judged again. */
+  tolerateSlow: boolean;
 }
 
 /**
@@ -90,21 +109,61 @@ export class PeerSource implements BlobSourceLike {
         failed: new Set(),
         failedRelay: undefined,
         contributors: new Set(),
+        leftFor: undefined,
+        slow: new Set(),
+        tolerateSlow: false,
       };
       // A ranged read that is not a resume (lazy pulling far ahead) is its own short-lived attempt.
       if (!opts.range || opts.background) this.attempts.set(digest, attempt);
     } else if (attempt.relay !== undefined) {
+      this.options.events.switched(attempt.leftFor ?? 'broken');
       attempt.failedRelay = attempt.relay;
       attempt.relay = undefined;
     } else if (attempt.peer !== undefined) {
+      this.options.events.switched(attempt.leftFor ?? 'broken');
       attempt.failed.add(attempt.peer);
       attempt.peer = undefined;
     }
+    attempt.leftFor = undefined;
     const fromPeer = await this.tryPeers(repo, digest, opts, attempt);
     if (fromPeer) return fromPeer;
     attempt.peer = undefined;
     attempt.relay = undefined;
-    return this.upstream.getBlob(repo, digest, opts);
+    try {
+      return await this.upstream.getBlob(repo, digest, opts);
+    } catch (err) {
+      // A slow peer beats none: with the upstream failing (a partition), go back to a peer this
+      // download left for being slow, and let it finish at its own pace.
+      const back = opts.signal?.aborted ? undefined : await this.backToSlow(repo, digest, opts, attempt);
+      if (back) return back;
+      throw err;
+    }
+  }
+
+  private async backToSlow(
+    repo: string,
+    digest: string,
+    opts: RequestOptions & { range?: { start: number; end?: number } },
+    attempt: Attempt,
+  ): Promise<BlobResponse | undefined> {
+    for (const peer of attempt.slow) {
+      attempt.slow.delete(peer);
+      // As a relay: it serves only what it holds, which it said was the whole blob.
+      const answer = await this.ask({
+        peer,
+        digest,
+        upstream: this.upstreamName,
+        repo,
+        range: opts.range,
+        relay: true,
+        signal: opts.signal,
+      });
+      if (answer?.kind !== 'body') continue;
+      attempt.tolerateSlow = true;
+      this.options.logger.info({ peer, digest }, 'upstream failed; going back to a slow peer');
+      return this.accept(answer, attempt, peer, undefined);
+    }
+    return undefined;
   }
 
   /**
@@ -215,15 +274,23 @@ export class PeerSource implements BlobSourceLike {
     attempt.peer = fetcher;
     attempt.relay = relay;
     attempt.contributors.add(from);
-    const body = this.options.guard(
-      answer.body,
-      from,
-      (n) => this.options.events.bytes(from, n),
-      () => {
+    const body = this.options.guard(answer.body, from, {
+      judgeRate: answer.complete && !attempt.tolerateSlow,
+      onBytes: (n) => this.options.events.bytes(from, n),
+      onStall: () => {
+        attempt.leftFor = 'stalled';
         this.options.health.quarantine(from, 'stopped sending');
         this.options.events.peerError(from, 'stalled');
       },
-    );
+      onSlow: (bytesPerSecond) => {
+        attempt.leftFor = 'slow';
+        attempt.slow.add(from);
+        const reason = `held the whole blob but sent ${Math.round(bytesPerSecond)} B/s`;
+        this.options.health.demote(from, reason);
+        this.options.events.peerError(from, 'slow');
+        this.options.logger.info({ peer: from, bytesPerSecond }, 'peer too slow; switching source');
+      },
+    });
     return {
       status: answer.status,
       contentLength: answer.contentLength,

@@ -10,6 +10,8 @@ export interface PeerFlags {
   peerService?: string;
   peerSelf?: string;
   peerTokenFile?: string;
+  /** Bytes per second, a whole number (0: never leave a peer for being slow). */
+  peerMinBytesPerSecond?: string;
 }
 
 export class PeerConfigError extends Error {
@@ -29,6 +31,14 @@ export async function resolvePeersConfig(
   read: (path: string, enc: 'utf8') => Promise<string>,
 ): Promise<PeersConfig | undefined> {
   const urls = [...(file?.urls ?? []), ...(flags.peer ?? [])];
+  let minRate: number | undefined;
+  if (flags.peerMinBytesPerSecond !== undefined) {
+    if (!/^\d{1,15}$/.test(flags.peerMinBytesPerSecond))
+      throw new PeerConfigError(
+        `--peer-min-bytes-per-second "${flags.peerMinBytesPerSecond}" must be a whole number of bytes per second (0 turns slow-peer switching off)`,
+      );
+    minRate = Number(flags.peerMinBytesPerSecond);
+  }
   const dns = flags.peerDns ?? file?.dns;
   let kubernetes = file?.kubernetes;
   if (flags.peerService !== undefined) {
@@ -90,6 +100,9 @@ export async function resolvePeersConfig(
     quarantineSeconds: file?.quarantineSeconds ?? PEER_DEFAULTS.quarantineSeconds,
     downSeconds: file?.downSeconds ?? PEER_DEFAULTS.downSeconds,
     connectTimeoutMs: file?.connectTimeoutMs ?? PEER_DEFAULTS.connectTimeoutMs,
+    minBytesPerSecond: minRate ?? file?.minBytesPerSecond ?? PEER_DEFAULTS.minBytesPerSecond,
+    slowWindowSeconds: file?.slowWindowSeconds ?? PEER_DEFAULTS.slowWindowSeconds,
+    slowAvoidSeconds: file?.slowAvoidSeconds ?? PEER_DEFAULTS.slowAvoidSeconds,
     dnsIntervalSeconds: file?.dnsIntervalSeconds ?? PEER_DEFAULTS.dnsIntervalSeconds,
   };
 }

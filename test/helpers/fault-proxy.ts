@@ -1,16 +1,21 @@
 // A small misbehaving HTTP front for a real upstream registry. It forwards every request to the
 // registry, and can, for chosen requests: hold a blob body after N bytes until released, flip a
-// byte, cut the connection after N bytes, stall (stop sending, keep the connection open), or
+// byte, cut the connection after N bytes, stall (stop sending, keep the connection open), send
+// slowly (throttle to a rate), or
 // answer with a status of its own (429, 503...) without forwarding. Fault tests put it between
 // the mirror and Debian's docker-registry.
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { NetnsHost } from './netns.js';
 
 export interface FaultProxyOptions {
   /** Whole-blob GETs (no Range) send this many bytes, then wait for release(). */
   holdBlobAfterBytes?: number;
   /** Whole-blob GETs have the byte at this offset flipped. */
   corruptBlobByteAt?: number;
+  /** Where to listen; default 127.0.0.1 on a free port. */
+  listen?: { host: string; port: number };
 }
 
 /** A fault for the next matching request (queued with inject()). */
@@ -18,7 +23,9 @@ export type Fault =
   | { kind: 'status'; status: number; headers?: Record<string, string> }
   | { kind: 'cut'; afterBytes: number }
   | { kind: 'stall'; afterBytes: number }
-  | { kind: 'corrupt'; at: number };
+  | { kind: 'corrupt'; at: number }
+  /** Sends the body at about this rate, in small pieces, until it ends or the client leaves. */
+  | { kind: 'throttle'; bytesPerSecond: number };
 
 /** 'blob' / 'manifest' / 'any', or `{ pathIncludes }`: a request whose path contains that text. */
 export type FaultTarget = 'blob' | 'manifest' | 'any' | { pathIncludes: string };
@@ -125,7 +132,23 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
     let holding = f.hold !== undefined;
     const flip = f.fault?.kind === 'corrupt' ? f.fault.at : f.corrupt;
     const stopAt = f.fault?.kind === 'cut' || f.fault?.kind === 'stall' ? f.fault.afterBytes : undefined;
+    const throttle = f.fault?.kind === 'throttle' ? f.fault.bytesPerSecond : undefined;
     for await (const raw of up) {
+      if (throttle !== undefined) {
+        // Pieces of 1/20 s each; a wall-clock pace is the point of this fault.
+        const piece = Math.max(1024, Math.floor(throttle / 20));
+        for (let i = 0; i < raw.byteLength && !res.destroyed; i += piece) {
+          const part = (raw as Buffer).subarray(i, i + piece);
+          res.write(part);
+          await new Promise((r) => setTimeout(r, (part.byteLength * 1000) / throttle));
+        }
+        if (res.destroyed) {
+          up.destroy();
+          return;
+        }
+        offset += raw.byteLength;
+        continue;
+      }
       let chunk = raw as Buffer;
       if (flip !== undefined && flip >= offset && flip < offset + chunk.byteLength) {
         chunk = Buffer.from(chunk);
@@ -157,11 +180,12 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
     res.end();
   }
 
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const bind = opts.listen ?? { host: '127.0.0.1', port: 0 };
+  await new Promise<void>((r) => server.listen(bind.port, bind.host, r));
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`,
-    host: `127.0.0.1:${port}`,
+    url: `http://${bind.host}:${port}`,
+    host: `${bind.host}:${port}`,
     blobGets,
     requests,
     inject: (t, fault, count = 1) => {
@@ -176,4 +200,40 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
       await new Promise((r) => server.close(r));
     },
   };
+}
+
+/** A fault proxy running as its own process on another host (a network namespace). */
+export interface RemoteFaultProxy {
+  url: string;
+  /** Its log so far (stdout and stderr). */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the fault proxy on `host` (test/helpers/netns.ts), listening on `listen`, in front of
+ * `target`: the same proxy as startFaultProxy, for faults on hosts the test process cannot
+ * listen on. Only the options that are fixed at start (not inject/hold) make sense there.
+ */
+export async function startFaultProxyOn(
+  host: { startDaemon: NetnsHost['startDaemon'] },
+  target: string,
+  listen: { host: string; port: number },
+  opts: Pick<FaultProxyOptions, 'corruptBlobByteAt'> = {},
+): Promise<RemoteFaultProxy> {
+  const main = fileURLToPath(new URL('./fault-proxy-main.ts', import.meta.url));
+  const args = ['--import', 'tsx', main, target, `${listen.host}:${listen.port}`];
+  if (opts.corruptBlobByteAt !== undefined)
+    args.push('--corrupt-blob-byte-at', String(opts.corruptBlobByteAt));
+  const daemon = host.startDaemon(process.execPath, args);
+  const url = await new Promise<string>((resolve, reject) => {
+    daemon.onStdoutLine((line) => {
+      const m = /^listening on (\S+)$/.exec(line);
+      if (m) resolve(m[1] as string);
+    });
+    void daemon.exited.then(({ code, signal }) =>
+      reject(new Error(`fault proxy exited (${code ?? signal}) before listening: ${daemon.output()}`)),
+    );
+  });
+  return { url, output: () => daemon.output(), stop: () => daemon.stop(2000) };
 }
