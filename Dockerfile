@@ -47,5 +47,6 @@ COPY bin ./bin
 COPY proto ./proto
 COPY --from=build /app/dist ./dist
 USER 65532:65532
-ENTRYPOINT ["/nodejs/bin/node", "/app/bin/hoist.js"]
+# Node flags from src/mirror/node-flags.ts (a smaller heap under load; test/node-flags.test.ts checks they match).
+ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=4", "--heap-growing-percent=20", "/app/bin/hoist.js"]
 CMD ["--help"]

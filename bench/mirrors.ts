@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { freePort, removeTempDir, tempDir } from '../test/helpers/peers.js';
 import type { RegistryPeer } from '../test/helpers/registry.js';
 import { startRegistry } from '../test/helpers/registry.js';
+import { MIRROR_NODE_FLAGS } from '../src/mirror/node-flags.js';
 import { findPid } from './proc-stats.js';
 
 export type MirrorName = 'hoist' | 'docker-registry';
@@ -63,7 +64,10 @@ export async function startHoist(opts: HoistOptions): Promise<MirrorUnderTest> {
   const child = spawn(
     process.execPath,
     [
-      ...(opts.nodeArgs ?? []),
+      // As the image runs it (Dockerfile ENTRYPOINT).
+      ...MIRROR_NODE_FLAGS,
+      // Extra flags for a look inside (--cpu-prof, --trace-gc): options, or $HOIST_NODE_ARGS.
+      ...(opts.nodeArgs ?? (process.env.HOIST_NODE_ARGS ?? '').split(' ').filter(Boolean)),
       HOIST_BIN,
       'mirror',
       '--listen',
@@ -87,6 +91,7 @@ export async function startHoist(opts: HoistOptions): Promise<MirrorUnderTest> {
     );
     child.stdout.on('data', (chunk: string) => {
       stdout += chunk;
+      log.write(chunk); // beside the JSON log: what node flags such as --trace-gc print
       const m = /listening on (http:\/\/\S+)/.exec(stdout);
       if (m?.[1] !== undefined) {
         clearTimeout(timer);

@@ -140,6 +140,9 @@ describe('many clients on a cached blob', () => {
         assert.deepEqual(r, { status: 200, complete: true, ...want }, `client ${i}`);
       }
 
+      // Their connections arrived at once: sending paused while they waited to be accepted.
+      assert.ok((await metric(url, 'hoist_mirror_accept_hold_seconds_total')) > 0, 'accept holds counted');
+
       // The readers finished while every stuck client was still connected and still holding a
       // buffer with a write its socket did not take.
       assert.equal(stuck.filter((s) => s.ended()).length, 0);

@@ -45,7 +45,7 @@ export const DEFAULTS = {
    * Memory for response send buffers, shared by all responses (send-budget.ts): what the mirror
    * holds to send blobs stays within it whatever the number of connections.
    */
-  sendBufferBytes: 32 * 1024 * 1024,
+  sendBufferBytes: 16 * 1024 * 1024,
   /** A client that reads nothing of a blob body for this long is disconnected (its buffers freed). */
   sendStallTimeoutSeconds: 60,
   logLevel: 'info',

@@ -146,6 +146,19 @@ export class MirrorMetrics {
     registers: [this.registry],
   });
 
+  readonly acceptHolds = new Counter({
+    name: 'hoist_mirror_accept_holds_total',
+    help: 'Times sending paused while connections waited to be accepted, by whether the hold hit its limit (capped)',
+    labelNames: ['capped'] as const,
+    registers: [this.registry],
+  });
+
+  readonly acceptHoldSeconds = new Counter({
+    name: 'hoist_mirror_accept_hold_seconds_total',
+    help: 'Time sending was paused while connections waited to be accepted',
+    registers: [this.registry],
+  });
+
   observeSendBudget(stats: () => SendBudgetStats): void {
     this.sendBudgetStats = stats;
   }

@@ -147,4 +147,32 @@ describe('SendBudget', () => {
     for (const l of [a, b, c]) l.release(false);
     assert.equal(budget.stats().cachedBytes, 0);
   });
+
+  it('grants nothing while held, then serves the waiters in arrival order', async () => {
+    const budget = new SendBudget({
+      totalBytes: 1024 * KiB,
+      minChunkBytes: 32 * KiB,
+      maxChunkBytes: 64 * KiB,
+    });
+    const release = budget.hold();
+    const again = budget.hold();
+    const order: number[] = [];
+    const waiting = [0, 1, 2].map((i) =>
+      budget.acquire().then((lease) => {
+        order.push(i);
+        return lease;
+      }),
+    );
+    await settle();
+    assert.deepEqual(order, [], 'no lease while held, although the budget has room');
+    assert.equal(budget.stats().waiting, 3);
+    release();
+    release(); // a second call does nothing: the other hold still stands
+    await settle();
+    assert.deepEqual(order, [], 'holds nest: one still stands');
+    again();
+    const leases = await Promise.all(waiting);
+    assert.deepEqual(order, [0, 1, 2]);
+    for (const l of leases) l.release(true);
+  });
 });

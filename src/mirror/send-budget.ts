@@ -77,6 +77,7 @@ export class SendBudget {
   private readonly free = new Map<number, Buffer[]>();
   private readonly queue: Waiter[] = [];
   private senders = 0;
+  private holds = 0;
 
   constructor(options: SendBudgetOptions) {
     this.totalBytes = options.totalBytes;
@@ -129,6 +130,22 @@ export class SendBudget {
     });
   }
 
+  /**
+   * Grants no lease (new acquires wait in the queue, in order) until the returned function is
+   * called; holds nest. Leases already out are unaffected. Used to keep event-loop turns short
+   * while connections wait to be accepted (accept-gate.ts).
+   */
+  hold(): () => void {
+    this.holds += 1;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.holds -= 1;
+      this.pump();
+    };
+  }
+
   stats(): SendBudgetStats {
     return {
       totalBytes: this.totalBytes,
@@ -148,6 +165,7 @@ export class SendBudget {
   }
 
   private tryLease(): SendLease | undefined {
+    if (this.holds > 0) return undefined;
     const room = this.totalBytes - this.leased;
     if (room < this.minChunkBytes) return undefined;
     const size = Math.min(this.chunkBytes(), floorPow2(room));

@@ -18,6 +18,7 @@ import { ManifestStore } from './manifest-store.js';
 import { ManifestService, type ResolvedManifest } from './manifests.js';
 import { MirrorMetrics } from './metrics.js';
 import { routeRequest, type Route, type RoutingTable } from './routing.js';
+import { AcceptGate } from './accept-gate.js';
 import { SendBudget } from './send-budget.js';
 import type { PeerEndpoint } from './peer-endpoint.js';
 import type { PeerNetwork } from '../peers/index.js';
@@ -54,6 +55,8 @@ export class Mirror {
   private readonly clients = new Map<string, RegistryClient>();
   private readonly table: RoutingTable;
   private server: Server | undefined;
+  private readonly sendBudget: SendBudget;
+  private acceptGate: AcceptGate | undefined;
   private ready = false;
   private unlock: (() => Promise<void>) | undefined;
   private closing = false;
@@ -126,6 +129,7 @@ export class Mirror {
       makeClient: (base, creds) => makeClient(base.name, base.baseUrl, creds),
     });
     const sendBudget = new SendBudget({ totalBytes: this.config.sendBufferBytes });
+    this.sendBudget = sendBudget;
     this.metrics.observeSendBudget(() => sendBudget.stats());
     this.blobHandler = new BlobHandler({
       blobs: this.blobs,
@@ -171,9 +175,17 @@ export class Mirror {
       this.logger.info({ status: answer.status, code: answer.code, cause, route: 'malformed' }, 'request');
     });
     this.server = server;
+    this.acceptGate = new AcceptGate(server, this.sendBudget, {
+      onHold: (ms, capped) => {
+        this.metrics.acceptHolds.inc({ capped: String(capped) });
+        this.metrics.acceptHoldSeconds.inc(ms / 1000);
+      },
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.config.listen.port, this.config.listen.host, () => {
+      // A backlog like Go's (net.core.somaxconn, 4096 on current kernels) rather than Node's 511:
+      // a rollout opens a connection per pod at once, and overflowing SYNs wait seconds to retry.
+      server.listen({ port: this.config.listen.port, host: this.config.listen.host, backlog: 4096 }, () => {
         server.off('error', reject);
         resolve();
       });
@@ -215,6 +227,7 @@ export class Mirror {
     const server = this.server;
     if (!server) return;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    this.acceptGate?.close();
     server.closeIdleConnections();
     const timer = setTimeout(() => {
       this.logger.warn({ graceMs }, 'shutdown grace period over: aborting what is still running');
