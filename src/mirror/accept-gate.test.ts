@@ -92,6 +92,18 @@ describe('AcceptGate', () => {
     assert.ok((rec.holds[0]?.to ?? 0) < 50, 'the capped hold ended before the burst was accepted');
   });
 
+  it('after any hold, sends for minServeMs before holding again', async (t) => {
+    const { rec, port } = await setUp({ minServeMs: 60_000 });
+    const [first] = await burst(port, 1);
+    t.after(() => first?.destroy());
+    while (rec.ended.length === 0) await new Promise((r) => setImmediate(r));
+    const [second] = await burst(port, 1);
+    t.after(() => second?.destroy());
+    while (rec.accepted < 2) await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(rec.holds, [{ from: 1, to: 1 }], 'no second hold inside the serving window');
+  });
+
   it('releases its hold on close', async () => {
     const { rec, port, gate } = await setUp({ maxHoldMs: 60_000 });
     const c = connect({ port, host: '127.0.0.1' });

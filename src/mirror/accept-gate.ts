@@ -4,8 +4,9 @@ import { performance } from 'node:perf_hooks';
 /**
  * Accepting waiting connections before sending more bytes on the ones already accepted.
  *
- * Node 20's libuv accepts one connection per event-loop turn (seen with strace: one `accept4`
- * after each `epoll_pwait`, never repeated until EAGAIN). A turn in which a thousand responses
+ * Node 20's libuv accepts one connection per event-loop turn (libuv 1.45+, "don't accept()
+ * connections in a loop", libuv PR #3696; seen with strace: one `accept4` after each
+ * `epoll_pwait`, never repeated until EAGAIN). A turn in which a thousand responses
  * send takes tens of milliseconds, so a burst of new connections (a rollout: every pod's
  * containerd at once; `wrk -c1000`) left the kernel's accept queue at about 40 a second:
  * connections waited 10–20 s before their first request was even read, while the ones already
@@ -15,14 +16,15 @@ import { performance } from 'node:perf_hooks';
  * So when a turn accepts a connection (another is probably waiting), the send budget grants no new
  * buffer until a turn accepts none. Such turns do little (writes already under way complete;
  * new requests are parsed and queue for a buffer, in order), take microseconds, and the accept
- * queue drains at thousands a second. A hold lasts at most `maxHoldMs` and is then followed by at
- * least `minServeMs` of sending, so a steady flood of new connections slows responses down but
- * cannot stop them.
+ * queue drains at thousands a second. A hold lasts at most `maxHoldMs`, and every hold is followed
+ * by at least as long again of sending (never less than `minServeMs`), so a steady flood of new
+ * connections (a reconnect loop, a port scan) at worst halves the time spent sending: it slows
+ * responses down but cannot stop them.
  */
 export interface AcceptGateOptions {
   /** Longest a hold may last (default 250 ms). */
   maxHoldMs?: number;
-  /** After a hold cut short by maxHoldMs, sending goes on at least this long (default 50 ms). */
+  /** After a hold, sending goes on at least this long, or as long as the hold if longer (default 50 ms). */
   minServeMs?: number;
   /** Called when a hold ends, with its length and whether maxHoldMs cut it short. */
   onHold?: (ms: number, capped: boolean) => void;
@@ -43,7 +45,7 @@ export class AcceptGate {
   private seen = 0;
   private release: (() => void) | undefined;
   private heldSince = 0;
-  /** Until when a new hold may not start (set after a capped hold). */
+  /** Until when a new hold may not start (set when a hold ends). */
   private servingUntil = 0;
   private timer: NodeJS.Immediate | undefined;
   private stopped = false;
@@ -91,7 +93,7 @@ export class AcceptGate {
       this.timer = setImmediate(this.check);
       return;
     }
-    if (accepted) this.servingUntil = performance.now() + this.minServeMs;
+    this.servingUntil = performance.now() + Math.max(this.minServeMs, held);
     this.end(accepted);
   };
 
