@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { ConfigPathCheck, FileResult, PullReport } from '../src/node/index.js';
-import { startCriNode, runHoist, runHoistJson } from './helpers/cri.js';
+import { runHoist, runHoistJson } from './helpers/cri.js';
 import { buildImage, pushImage } from './helpers/images.js';
-import { startMirror } from './helpers/mirror.js';
+import { startMirroredCriNode } from './helpers/mirrored-node.js';
 import { requirePeers, requireRoot, testTempDir } from './helpers/peers.js';
 import { waitUntil } from './helpers/process.js';
 import { startRegistry } from './helpers/registry.js';
@@ -36,22 +36,15 @@ describe('hoist node configure + pull through containerd CRI', () => {
     });
     await pushImage(other.dir, 'v1', `${registry.host}/team/other:v1`);
 
-    const mirror = await startMirror({ [registry.host]: registry.url });
-    t.after(() => mirror.close());
-    const { ctd, cri, endpoint } = await startCriNode(t, { criStatsCollectPeriodSeconds: 1 });
+    const { mirror, ctd, cri, endpoint, mirrorFlags } = await startMirroredCriNode(t, registry, {
+      criStatsCollectPeriodSeconds: 1,
+    });
 
     // configure: the test containerd's config_path is its hosts dir, so the check passes.
     const configured = await runHoistJson<{ files: FileResult[]; containerdConfig: ConfigPathCheck }>([
       'node',
       'configure',
-      '--mirror',
-      mirror.url,
-      '--registries',
-      `${registry.host}=${registry.url}`,
-      '--certs-dir',
-      ctd.hostsDir,
-      '--containerd-config',
-      ctd.configPath,
+      ...mirrorFlags,
     ]);
     assert.equal(configured.code, 0, configured.stderr);
     assert.equal(configured.json.containerdConfig.status, 'ok', configured.json.containerdConfig.message);
