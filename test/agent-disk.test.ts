@@ -68,7 +68,7 @@ describe('disk high-water mark with size estimates', () => {
     const layer = (name: string) => built[name]!.manifests[0]!.layers[0]!;
     const estimate = (name: string) => layer(name).size * UNPACK_FACTOR;
 
-    const { mirror, ctd, cri, endpoint, mirrorFlags } = await startMirroredCriNode(t, registry, {
+    const { mirror, ctd, cri, endpoint, mirrorFlags, nodeFlags } = await startMirroredCriNode(t, registry, {
       criStatsCollectPeriodSeconds: 1,
     });
     const configured = await runHoist(['node', 'configure', ...mirrorFlags]);
@@ -160,10 +160,7 @@ describe('disk high-water mark with size estimates', () => {
     const refused = await runHoistJson<{ images: PullReport[] }>([
       'node',
       'pull',
-      '--runtime-endpoint',
-      endpoint,
-      '--certs-dir',
-      ctd.hostsDir,
+      ...nodeFlags,
       '--disk-high-water',
       String(tight),
       ref('large'),
@@ -180,10 +177,7 @@ describe('disk high-water mark with size estimates', () => {
     const pulled = await runHoistJson<{ images: PullReport[] }>([
       'node',
       'pull',
-      '--runtime-endpoint',
-      endpoint,
-      '--certs-dir',
-      ctd.hostsDir,
+      ...nodeFlags,
       '--disk-high-water',
       String(tight + 1),
       ref('large'),

@@ -45,7 +45,7 @@ for (const flavor of ['1.6', '2.x'] as const) {
       await pushImage(other.dir, 'v1', otherRef, { creds });
       const pushed = registry.accessLog().length;
 
-      const { mirror, ctd, cri, endpoint } = await startMirroredCriNode(t, registry, { flavor });
+      const { mirror, ctd, cri, nodeFlags } = await startMirroredCriNode(t, registry, { flavor });
       await writeHostsToml(ctd.hostsDir, registry.host, registry.url, [mirror.url]);
 
       // The kubelet's PullImageRequest: AuthConfig with username and password, ServerAddress empty.
@@ -95,17 +95,7 @@ for (const flavor of ['1.6', '2.x'] as const) {
       const auth = Buffer.from(creds).toString('base64');
       await writeFile(authfile, JSON.stringify({ auths: { [registry.host]: { auth } } }));
       const before = mirror.logs().length;
-      const pulled = await runHoist([
-        'node',
-        'pull',
-        '--runtime-endpoint',
-        endpoint,
-        '--certs-dir',
-        ctd.hostsDir,
-        '--authfile',
-        authfile,
-        otherRef,
-      ]);
+      const pulled = await runHoist(['node', 'pull', ...nodeFlags, '--authfile', authfile, otherRef]);
       assert.equal(pulled.code, 0, pulled.stderr);
       const otherLayer = other.manifests[0]?.layers[0];
       assert.ok(otherLayer);

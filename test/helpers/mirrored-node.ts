@@ -36,6 +36,8 @@ export interface MirroredCriNode {
   endpoint: string;
   /** mirrorFlags() for this mirror, upstream and node. */
   mirrorFlags: string[];
+  /** `--runtime-endpoint` and `--certs-dir` of this node, for `hoist node pull`. */
+  nodeFlags: string[];
 }
 
 /**
@@ -51,5 +53,10 @@ export async function startMirroredCriNode(
   const mirror = await startMirror({ [upstream.host]: upstream.url }, mirrorOptions);
   t.after(() => mirror.close());
   const node = await startCriNode(t, opts);
-  return { mirror, ...node, mirrorFlags: mirrorFlags(mirror.url, upstream, node.ctd) };
+  return {
+    mirror,
+    ...node,
+    mirrorFlags: mirrorFlags(mirror.url, upstream, node.ctd),
+    nodeFlags: ['--runtime-endpoint', node.endpoint, '--certs-dir', node.ctd.hostsDir],
+  };
 }
