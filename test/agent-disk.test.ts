@@ -9,9 +9,9 @@ import { describe, it } from 'node:test';
 import type { ImageStatus } from '../src/agent/index.js';
 import type { CriClient } from '../src/cri/index.js';
 import { UNPACK_FACTOR, type PullReport } from '../src/node/index.js';
-import { startCriNode, runHoist, runHoistJson, startHoist } from './helpers/cri.js';
+import { runHoist, runHoistJson, startHoist } from './helpers/cri.js';
 import { buildImage, pushImage } from './helpers/images.js';
-import { startMirror } from './helpers/mirror.js';
+import { startMirroredCriNode } from './helpers/mirrored-node.js';
 import { freePort, requirePeers, requireRoot, testTempDir } from './helpers/peers.js';
 import { waitUntil } from './helpers/process.js';
 import { startRegistry } from './helpers/registry.js';
@@ -68,21 +68,10 @@ describe('disk high-water mark with size estimates', () => {
     const layer = (name: string) => built[name]!.manifests[0]!.layers[0]!;
     const estimate = (name: string) => layer(name).size * UNPACK_FACTOR;
 
-    const mirror = await startMirror({ [registry.host]: registry.url });
-    t.after(() => mirror.close());
-    const { ctd, cri, endpoint } = await startCriNode(t, { criStatsCollectPeriodSeconds: 1 });
-    const configured = await runHoist([
-      'node',
-      'configure',
-      '--mirror',
-      mirror.url,
-      '--registries',
-      `${registry.host}=${registry.url}`,
-      '--certs-dir',
-      ctd.hostsDir,
-      '--containerd-config',
-      ctd.configPath,
-    ]);
+    const { mirror, ctd, cri, endpoint, mirrorFlags, nodeFlags } = await startMirroredCriNode(t, registry, {
+      criStatsCollectPeriodSeconds: 1,
+    });
+    const configured = await runHoist(['node', 'configure', ...mirrorFlags]);
     assert.equal(configured.code, 0, configured.stderr);
 
     // Some images on the node first, so the mark sits above a real, non-zero usage.
@@ -171,10 +160,7 @@ describe('disk high-water mark with size estimates', () => {
     const refused = await runHoistJson<{ images: PullReport[] }>([
       'node',
       'pull',
-      '--runtime-endpoint',
-      endpoint,
-      '--certs-dir',
-      ctd.hostsDir,
+      ...nodeFlags,
       '--disk-high-water',
       String(tight),
       ref('large'),
@@ -191,10 +177,7 @@ describe('disk high-water mark with size estimates', () => {
     const pulled = await runHoistJson<{ images: PullReport[] }>([
       'node',
       'pull',
-      '--runtime-endpoint',
-      endpoint,
-      '--certs-dir',
-      ctd.hostsDir,
+      ...nodeFlags,
       '--disk-high-water',
       String(tight + 1),
       ref('large'),

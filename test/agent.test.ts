@@ -6,9 +6,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { ImageStatus } from '../src/agent/index.js';
-import { startCriNode, startHoist } from './helpers/cri.js';
+import { startHoist } from './helpers/cri.js';
 import { buildImage, pushImage } from './helpers/images.js';
-import { startMirror } from './helpers/mirror.js';
+import { startMirroredCriNode } from './helpers/mirrored-node.js';
 import { requirePeers, requireRoot, testTempDir } from './helpers/peers.js';
 import { waitUntil } from './helpers/process.js';
 import { startRegistry } from './helpers/registry.js';
@@ -56,9 +56,9 @@ describe('hoist agent', () => {
         await pushImage(img.dir, 'v1', `${registry.host}/team/${name}:v1`);
         refs[name] = `${registry.host}/team/${name}:v1`;
       }
-      const mirror = await startMirror({ [registry.host]: registry.url });
-      t.after(() => mirror.close());
-      const { ctd, cri } = await startCriNode(t, { criStatsCollectPeriodSeconds: 1 });
+      const { mirror, ctd, cri, mirrorFlags } = await startMirroredCriNode(t, registry, {
+        criStatsCollectPeriodSeconds: 1,
+      });
 
       const common = [
         '--runtime-endpoint',
@@ -71,14 +71,7 @@ describe('hoist agent', () => {
       const agent = startHoist([
         'agent',
         ...common,
-        '--mirror',
-        mirror.url,
-        '--registries',
-        `${registry.host}=${registry.url}`,
-        '--certs-dir',
-        ctd.hostsDir,
-        '--containerd-config',
-        ctd.configPath,
+        ...mirrorFlags,
         '--disk-high-water',
         'none',
         '--concurrency',

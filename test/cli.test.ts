@@ -8,31 +8,13 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { before, describe, it } from 'node:test';
+import { runHoist } from './helpers/cri.js';
 import { testTempDir } from './helpers/peers.js';
 
 const BIN = fileURLToPath(new URL('../bin/hoist.js', import.meta.url));
 const TIMEOUT = { timeout: 60_000 };
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function hoist(args: string[], opts: { cwd?: string } = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: opts.cwd,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const hoist = (args: string[], opts: { cwd?: string } = {}) => runHoist(args, opts);
 
 /** Starts `hoist mirror`, resolves with its URL once it printed the listening line. */
 function startCli(args: string[], cwd?: string) {

@@ -12,12 +12,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { KubeClient, loadKubeConfig } from '../src/kube/index.js';
 import {
-  CONTROLLER_CLUSTER_RULES,
-  CONTROLLER_NAMESPACE_RULES,
   ControllerMetrics,
   DigestResolver,
   PrePullController,
@@ -32,16 +29,22 @@ import { requireGoPeer } from './helpers/go-peers.js';
 import { MEDIA_TYPES, buildImage, pushImage } from './helpers/images.js';
 import { shareKubeApiServer, type KubeApiServer } from './helpers/kube.js';
 import { removeTempDir, requirePeers, tempDir } from './helpers/peers.js';
+import {
+  eventually as eventuallyShared,
+  makeNode,
+  nodePulls as nodePullsOf,
+  ok,
+  prepareCluster,
+  SYSTEM,
+  TEAM,
+  testControllerOptions,
+} from './helpers/prepull-cluster.js';
 import { fetchManifest, startRegistry, type RegistryPeer } from './helpers/registry.js';
 
 const TIMEOUT = { timeout: 300_000 };
-const CRDS = fileURLToPath(new URL('../deploy/crds/', import.meta.url));
-const SYSTEM = 'hoist-system';
-const TEAM = 'team';
 const USER = 'puller';
 const PASSWORD = 'pre-pull:s3cret!';
 const PREPULLS = `/apis/prepull.hoist.dev/v1alpha1/namespaces/${TEAM}/prepulls`;
-const NODEPULLS = '/apis/prepull.hoist.dev/v1alpha1/nodepulls';
 const ALL_MANIFESTS = [
   MEDIA_TYPES.ociIndex,
   MEDIA_TYPES.ociManifest,
@@ -62,29 +65,14 @@ interface Fixture {
 /** The controllers' log lines (pino JSON), for failure messages and the no-secrets check. */
 const logLines: string[] = [];
 
-/** Polls `probe` until it returns a value (not undefined); fails with the last thing it saw. */
-async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (true) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `${what}: not after ${timeoutMs} ms; last: ${last instanceof Error ? last.message : JSON.stringify(last)}\n` +
-          `controller log (last lines):\n${logLines.slice(-40).join('\n')}`,
-      );
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** `eventually` that adds the controllers' last log lines to its failure. */
+const eventually = <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs?: number) =>
+  eventuallyShared(
+    what,
+    probe,
+    timeoutMs,
+    () => `controller log (last lines):\n${logLines.slice(-40).join('\n')}`,
+  );
 
 /** Equal as JSON (key order aside). */
 function deepEqualJson(a: unknown, b: unknown): boolean {
@@ -94,11 +82,6 @@ function deepEqualJson(a: unknown, b: unknown): boolean {
   } catch {
     return false;
   }
-}
-
-async function ok(res: Promise<{ status: number; body: string }>, what: string): Promise<void> {
-  const r = await res;
-  assert.ok(r.status >= 200 && r.status < 300, `${what}: ${r.status} ${r.body}`);
 }
 
 describe('PrePull controller against kube-apiserver', TIMEOUT, () => {
@@ -125,14 +108,10 @@ describe('PrePull controller against kube-apiserver', TIMEOUT, () => {
     });
     const controller = new PrePullController({
       client,
-      namespace: SYSTEM,
-      leaseName: 'hoist-controller',
-      identity,
-      resyncSeconds: 20,
+      ...testControllerOptions(identity),
       logger: pino({ level: 'debug', base: { identity } }, sink),
       metrics,
       resolver: new DigestResolver(),
-      lease: { leaseDurationSeconds: 4, renewDeadlineSeconds: 3, retryPeriodSeconds: 1 },
     });
     const stop = new AbortController();
     const done = controller.run(stop.signal);
@@ -151,32 +130,10 @@ describe('PrePull controller against kube-apiserver', TIMEOUT, () => {
     const r = await api().request('GET', path);
     return r.status === 200 ? (r.json as T) : undefined;
   };
-  const nodePulls = async () =>
-    ((await get<{ items: NodePull[] }>(NODEPULLS))?.items ?? []).sort((a, b) =>
-      a.metadata.name.localeCompare(b.metadata.name),
-    );
+  const nodePulls = () => nodePullsOf(api());
   const prePull = (name: string) => get<PrePull>(`${PREPULLS}/${name}`);
-  /**
-   * A Node as a Ready kubelet leaves it: the API server taints a new Node not-ready:NoSchedule
-   * (TaintNodesByCondition) and no node controller runs here to clear it, so set the taints.
-   */
-  const node = async (name: string, labels: Record<string, string>, taints: unknown[] = []) => {
-    await ok(
-      api().request('POST', '/api/v1/nodes', {
-        body: { apiVersion: 'v1', kind: 'Node', metadata: { name, labels } },
-      }),
-      `node ${name}`,
-    );
-    const r = await api().kubectl([
-      'patch',
-      'node',
-      name,
-      '--type=merge',
-      '-p',
-      JSON.stringify({ spec: { taints } }),
-    ]);
-    assert.equal(r.code, 0, r.stderr);
-  };
+  const node = (name: string, labels: Record<string, string>, taints: unknown[] = []) =>
+    makeNode(api(), name, labels, taints);
 
   /** The agent's part: a status for each spec image of a NodePull. */
   async function report(
@@ -243,63 +200,7 @@ describe('PrePull controller against kube-apiserver', TIMEOUT, () => {
     const multiHead = await fetchManifest(registry, 'test/multi', 'v1', ALL_MANIFESTS, login);
     assert.equal(multiHead.contentType, MEDIA_TYPES.ociIndex);
 
-    const apply = await api().kubectl([
-      'apply',
-      '-f',
-      join(CRDS, 'prepull.hoist.dev_prepulls.yaml'),
-      '-f',
-      join(CRDS, 'prepull.hoist.dev_nodepulls.yaml'),
-    ]);
-    assert.equal(apply.code, 0, apply.stderr);
-    const wait = await api().kubectl([
-      'wait',
-      '--for=condition=Established',
-      '--timeout=60s',
-      'crd/prepulls.prepull.hoist.dev',
-      'crd/nodepulls.prepull.hoist.dev',
-    ]);
-    assert.equal(wait.code, 0, wait.stderr);
-
-    // The controller's identity and exactly the rules of src/prepull/rbac.ts.
-    const saKubeconfig = await api().serviceAccountKubeconfig(SYSTEM, 'hoist-controller');
-    const subject = [{ kind: 'ServiceAccount', name: 'hoist-controller', namespace: SYSTEM }];
-    const rbac = '/apis/rbac.authorization.k8s.io/v1';
-    await ok(
-      api().request('POST', `${rbac}/clusterroles`, {
-        body: { metadata: { name: 'hoist-controller' }, rules: CONTROLLER_CLUSTER_RULES },
-      }),
-      'ClusterRole',
-    );
-    await ok(
-      api().request('POST', `${rbac}/clusterrolebindings`, {
-        body: {
-          metadata: { name: 'hoist-controller' },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'hoist-controller' },
-          subjects: subject,
-        },
-      }),
-      'ClusterRoleBinding',
-    );
-    await ok(
-      api().request('POST', `${rbac}/namespaces/${SYSTEM}/roles`, {
-        body: { metadata: { name: 'hoist-controller' }, rules: CONTROLLER_NAMESPACE_RULES },
-      }),
-      'Role',
-    );
-    await ok(
-      api().request('POST', `${rbac}/namespaces/${SYSTEM}/rolebindings`, {
-        body: {
-          metadata: { name: 'hoist-controller' },
-          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'hoist-controller' },
-          subjects: subject,
-        },
-      }),
-      'RoleBinding',
-    );
-    await ok(
-      api().request('POST', '/api/v1/namespaces', { body: { metadata: { name: TEAM } } }),
-      'namespace',
-    );
+    const saKubeconfig = await prepareCluster(api());
     const dockerconfig = {
       auths: { [registry.host]: { auth: Buffer.from(`${USER}:${PASSWORD}`).toString('base64') } },
     };

@@ -7,51 +7,32 @@
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { parse, parseAllDocuments } from 'yaml';
+import { parse } from 'yaml';
 import { resolveMirrorConfig } from '../src/mirror/index.js';
-import type { KubeObject } from '../src/install/index.js';
-import { runHoist, startHoist, type HoistResult } from './helpers/cri.js';
-import { goPeerBinary, requireGoPeer } from './helpers/go-peers.js';
+import { startHoist } from './helpers/cri.js';
+import { requireGoPeer } from './helpers/go-peers.js';
+import {
+  CHART,
+  docs,
+  find,
+  hoist,
+  keyOf,
+  NS,
+  renderInstall as render,
+  runHelm,
+  type Loose,
+} from './helpers/install.js';
 import { shareKubeApiServer } from './helpers/kube.js';
-import { run } from './helpers/process.js';
 import { freePort, removeTempDir, tempDir, testTempDir } from './helpers/peers.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CHART = join(ROOT, 'deploy/helm/hoist');
 const TIMEOUT = { timeout: 180_000 };
-const NS = 'hoist-system';
 const TOKEN = 'a-cluster-token-0123456789';
 const PEERS_VALUES = `mirror: { peers: { enabled: true, token: ${TOKEN}, fanout: 2 } }\n`;
 const SECRET_VALUES = 'mirror: { peers: { enabled: true, tokenSecret: my-peer-token } }\n';
 const GENERATED_VALUES = 'mirror: { peers: { enabled: true } }\n';
 
-// Rendered objects are checked field by field; typing every path would add nothing.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Loose = any;
-
-const hoist = (args: string[]) => runHoist(args, { fromSource: true });
-
-async function renderInstall(args: string[]): Promise<string> {
-  const res = await hoist(['render', 'install', '--skip-crds', ...args]);
-  assert.equal(res.code, 0, res.stderr);
-  return res.stdout;
-}
-
-function docs(yaml: string): KubeObject[] {
-  return parseAllDocuments(yaml)
-    .map((d) => d.toJS() as KubeObject | null)
-    .filter((o): o is KubeObject => o !== null);
-}
-
-const keyOf = (o: KubeObject) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
-
-function find(objects: KubeObject[], kind: string, name: string): Loose {
-  const o = objects.find((x) => x.kind === kind && x.metadata.name === name);
-  assert.ok(o, `${kind} ${name} is rendered`);
-  return o;
-}
+const renderInstall = (args: string[]) => render(['--skip-crds', ...args]);
 
 const flag = (args: string[], name: string) => {
   const i = args.indexOf(name);
@@ -185,20 +166,7 @@ describe('install: peer sharing (mirror.peers)', () => {
   });
 
   describe('helm', () => {
-    async function helm(args: string[]): Promise<HoistResult> {
-      const home = join(work, 'helm-home');
-      const env = {
-        ...process.env,
-        HOME: home,
-        HELM_CACHE_HOME: home,
-        HELM_CONFIG_HOME: home,
-        HELM_DATA_HOME: home,
-      };
-      return run(goPeerBinary('helm') ?? 'helm', args, { env, timeoutMs: 60_000 }).then(
-        (r) => ({ code: 0, ...r }),
-        (e: { exitCode: number | null; stdout: string; stderr: string }) => ({ code: e.exitCode, ...e }),
-      );
-    }
+    const helm = (args: string[]) => runHelm(join(work, 'helm-home'), args);
     const template = (file: string, extra: string[] = []) =>
       helm(['template', 'hoist', CHART, '--namespace', NS, '-f', file, ...extra]);
 

@@ -3,12 +3,10 @@
 // (server-side dry-run, with the CRDs applied for real) and the RBAC grants what each part needs
 // and nothing more; deploy/hoist.yaml is current; the Dockerfile has no analysis findings.
 import assert from 'node:assert/strict';
-import { runHoist, type HoistResult } from './helpers/cri.js';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { parse, parseAllDocuments } from 'yaml';
+import { parse } from 'yaml';
 import { resolveMirrorConfig } from '../src/mirror/index.js';
 import { parseRegistryList } from '../src/node/index.js';
 import {
@@ -18,47 +16,28 @@ import {
   valuesJsonSchema,
   type KubeObject,
 } from '../src/install/index.js';
-import { goPeerBinary, requireGoPeer } from './helpers/go-peers.js';
+import { requireGoPeer } from './helpers/go-peers.js';
+import {
+  CHART,
+  docs,
+  find,
+  hoist,
+  keyOf,
+  NS,
+  renderInstall,
+  ROOT,
+  runHelm,
+  type Loose,
+} from './helpers/install.js';
 import { shareKubeApiServer } from './helpers/kube.js';
-import { run } from './helpers/process.js';
 import { removeTempDir, tempDir, testTempDir } from './helpers/peers.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const CHART = join(ROOT, 'deploy/helm/hoist');
 const TIMEOUT = { timeout: 180_000 };
-const NS = 'hoist-system';
-
-/** `hoist ARGS` from the sources (tsx), as users run the built binary. */
-const hoist = (args: string[]) => runHoist(args, { fromSource: true });
-
-async function renderInstall(args: string[] = []): Promise<string> {
-  const res = await hoist(['render', 'install', ...args]);
-  assert.equal(res.code, 0, res.stderr);
-  return res.stdout;
-}
-
-function docs(yaml: string): KubeObject[] {
-  return parseAllDocuments(yaml)
-    .map((d) => d.toJS() as KubeObject | null)
-    .filter((o): o is KubeObject => o !== null);
-}
-
-const keyOf = (o: KubeObject) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
 
 function byKey(objects: KubeObject[]): Map<string, KubeObject> {
   const map = new Map(objects.map((o) => [keyOf(o), o]));
   assert.equal(map.size, objects.length, 'object keys are unique');
   return map;
-}
-
-// Rendered objects are checked field by field; typing every path would add nothing.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Loose = any;
-
-function find(objects: KubeObject[], kind: string, name: string): Loose {
-  const o = objects.find((x) => x.kind === kind && x.metadata.name === name);
-  assert.ok(o, `${kind} ${name} is rendered`);
-  return o;
 }
 
 // Zone mode with most knobs turned: a private upstream with a credentials Secret, a digest, a
@@ -269,20 +248,7 @@ describe('install: chart files and hoist render install', () => {
   });
 
   describe('helm', () => {
-    async function helm(args: string[]): Promise<HoistResult> {
-      const home = join(work, 'helm-home');
-      const env = {
-        ...process.env,
-        HOME: home,
-        HELM_CACHE_HOME: home,
-        HELM_CONFIG_HOME: home,
-        HELM_DATA_HOME: home,
-      };
-      return run(goPeerBinary('helm') ?? 'helm', args, { env, timeoutMs: 60_000 }).then(
-        (r) => ({ code: 0, ...r }),
-        (e: { exitCode: number | null; stdout: string; stderr: string }) => ({ code: e.exitCode, ...e }),
-      );
-    }
+    const helm = (args: string[]) => runHelm(join(work, 'helm-home'), args);
     const template = (values: string[]) =>
       helm([
         'template',

@@ -9,11 +9,12 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { writeHostsToml, type ContainerdPeer } from './helpers/containerd.js';
-import { startCriNode } from './helpers/cri.js';
+import type { startCriNode } from './helpers/cri.js';
 import { startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
 import { requireGoPeer } from './helpers/go-peers.js';
 import { buildImage, pushImage, type BuiltImage } from './helpers/images.js';
-import { startMirror, type MirrorHandle } from './helpers/mirror.js';
+import type { MirrorHandle } from './helpers/mirror.js';
+import { startMirroredCriNode } from './helpers/mirrored-node.js';
 import { requirePeers, requireRoot, testTempDir } from './helpers/peers.js';
 import { startRegistry, type RegistryPeer } from './helpers/registry.js';
 
@@ -47,9 +48,7 @@ async function setup(t: TestContext, flavor: Flavor, name: string): Promise<Setu
   });
   const ref = `${registry.host}/team/${name}:v1`;
   await pushImage(image.dir, 'v1', ref);
-  const mirror = await startMirror({ [registry.host]: registry.url });
-  t.after(() => mirror.close());
-  const { ctd, cri } = await startCriNode(t, { flavor });
+  const { mirror, ctd, cri } = await startMirroredCriNode(t, registry, { flavor });
   const layers = image.manifests[0]!.layers.map((l) => ({ digest: l.digest, size: l.size }));
   return { registry, image, ref, layers, mirror, ctd, cri };
 }

@@ -8,10 +8,10 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { writeHostsToml } from './helpers/containerd.js';
-import { runHoist, startCriNode } from './helpers/cri.js';
+import { runHoist } from './helpers/cri.js';
 import { requireGoPeer } from './helpers/go-peers.js';
 import { buildImage, pushImage } from './helpers/images.js';
-import { startMirror } from './helpers/mirror.js';
+import { startMirroredCriNode } from './helpers/mirrored-node.js';
 import { requirePeers, requireRoot, testTempDir } from './helpers/peers.js';
 import { startRegistry } from './helpers/registry.js';
 
@@ -45,9 +45,7 @@ for (const flavor of ['1.6', '2.x'] as const) {
       await pushImage(other.dir, 'v1', otherRef, { creds });
       const pushed = registry.accessLog().length;
 
-      const mirror = await startMirror({ [registry.host]: registry.url });
-      t.after(() => mirror.close());
-      const { ctd, cri, endpoint } = await startCriNode(t, { flavor });
+      const { mirror, ctd, cri, nodeFlags } = await startMirroredCriNode(t, registry, { flavor });
       await writeHostsToml(ctd.hostsDir, registry.host, registry.url, [mirror.url]);
 
       // The kubelet's PullImageRequest: AuthConfig with username and password, ServerAddress empty.
@@ -97,17 +95,7 @@ for (const flavor of ['1.6', '2.x'] as const) {
       const auth = Buffer.from(creds).toString('base64');
       await writeFile(authfile, JSON.stringify({ auths: { [registry.host]: { auth } } }));
       const before = mirror.logs().length;
-      const pulled = await runHoist([
-        'node',
-        'pull',
-        '--runtime-endpoint',
-        endpoint,
-        '--certs-dir',
-        ctd.hostsDir,
-        '--authfile',
-        authfile,
-        otherRef,
-      ]);
+      const pulled = await runHoist(['node', 'pull', ...nodeFlags, '--authfile', authfile, otherRef]);
       assert.equal(pulled.code, 0, pulled.stderr);
       const otherLayer = other.manifests[0]?.layers[0];
       assert.ok(otherLayer);

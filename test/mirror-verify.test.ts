@@ -3,29 +3,19 @@
 // checks themselves are unit-tested in src/mirror/verify.test.ts; the crash test runs it on a
 // storage a killed mirror left behind.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it, type TestContext } from 'node:test';
+import { runHoist } from './helpers/cri.js';
 import { testTempDir } from './helpers/peers.js';
 
 const BIN = fileURLToPath(new URL('../bin/hoist.js', import.meta.url));
 const TIMEOUT = { timeout: 60_000 };
 
-function hoist(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const hoist = (args: string[]) => runHoist(args);
 
 const hex = (data: string) => createHash('sha256').update(data).digest('hex');
 

@@ -11,11 +11,11 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { parse } from 'smol-toml';
-import { runHoist, startCriNode } from './helpers/cri.js';
+import { runHoist } from './helpers/cri.js';
 import type { ContainerdOptions } from './helpers/containerd.js';
 import { requireGoPeer } from './helpers/go-peers.js';
 import { buildImage, pushImage, type BuiltImage } from './helpers/images.js';
-import { startMirror } from './helpers/mirror.js';
+import { startMirroredCriNode } from './helpers/mirrored-node.js';
 import { requirePeers, requireRoot, testTempDir } from './helpers/peers.js';
 import { startRegistry, type AccessLogEntry, type RegistryPeer } from './helpers/registry.js';
 
@@ -115,24 +115,9 @@ async function configurePullRestore(t: TestContext, c: Case): Promise<void> {
   t.after(() => upstream.stop());
   const direct = c.trap ? await image(work, 'direct', upstream) : undefined;
   const mirrored = await image(work, 'mirrored', upstream);
-  const mirror = await startMirror({ [upstream.host]: upstream.url });
-  t.after(() => mirror.close());
-  const { ctd, cri, endpoint } = await startCriNode(t, c.containerd);
+  const { mirror, ctd, cri, endpoint, mirrorFlags } = await startMirroredCriNode(t, upstream, c.containerd);
   const before = await snapshot(ctd.hostsDir, ctd.configPath);
-  const configure = [
-    'node',
-    'configure',
-    '--mirror',
-    mirror.url,
-    '--registries',
-    `${upstream.host}=${upstream.url}`,
-    '--certs-dir',
-    ctd.hostsDir,
-    '--containerd-config',
-    ctd.configPath,
-    '--runtime-endpoint',
-    endpoint,
-  ];
+  const configure = ['node', 'configure', ...mirrorFlags, '--runtime-endpoint', endpoint];
 
   if (direct) {
     // Only the hosts.toml, config left as it is: configure says why containerd will not use it,

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { ConfigPathCheck, FileResult, PullReport } from '../src/node/index.js';
-import { startCriNode, runHoist, runHoistJson } from './helpers/cri.js';
+import { runHoist, runHoistJson } from './helpers/cri.js';
 import { buildImage, pushImage } from './helpers/images.js';
-import { startMirror } from './helpers/mirror.js';
+import { startMirroredCriNode } from './helpers/mirrored-node.js';
 import { requirePeers, requireRoot, testTempDir } from './helpers/peers.js';
 import { waitUntil } from './helpers/process.js';
 import { startRegistry } from './helpers/registry.js';
@@ -36,22 +36,15 @@ describe('hoist node configure + pull through containerd CRI', () => {
     });
     await pushImage(other.dir, 'v1', `${registry.host}/team/other:v1`);
 
-    const mirror = await startMirror({ [registry.host]: registry.url });
-    t.after(() => mirror.close());
-    const { ctd, cri, endpoint } = await startCriNode(t, { criStatsCollectPeriodSeconds: 1 });
+    const { mirror, ctd, cri, mirrorFlags, nodeFlags } = await startMirroredCriNode(t, registry, {
+      criStatsCollectPeriodSeconds: 1,
+    });
 
     // configure: the test containerd's config_path is its hosts dir, so the check passes.
     const configured = await runHoistJson<{ files: FileResult[]; containerdConfig: ConfigPathCheck }>([
       'node',
       'configure',
-      '--mirror',
-      mirror.url,
-      '--registries',
-      `${registry.host}=${registry.url}`,
-      '--certs-dir',
-      ctd.hostsDir,
-      '--containerd-config',
-      ctd.configPath,
+      ...mirrorFlags,
     ]);
     assert.equal(configured.code, 0, configured.stderr);
     assert.equal(configured.json.containerdConfig.status, 'ok', configured.json.containerdConfig.message);
@@ -79,15 +72,7 @@ describe('hoist node configure + pull through containerd CRI', () => {
     assert.match(wrong.stdout, /\[host\."http:\/\/127\.0\.0\.1:\d+"\]/, '--dry-run prints the file');
 
     const ref = `${registry.host}/team/app:v1`;
-    const pulled = await runHoistJson<{ images: PullReport[] }>([
-      'node',
-      'pull',
-      '--runtime-endpoint',
-      endpoint,
-      '--certs-dir',
-      ctd.hostsDir,
-      ref,
-    ]);
+    const pulled = await runHoistJson<{ images: PullReport[] }>(['node', 'pull', ...nodeFlags, ref]);
     assert.equal(pulled.code, 0, pulled.stderr);
     const report = pulled.json.images[0];
     assert.ok(report?.ok, JSON.stringify(report));
@@ -133,15 +118,7 @@ describe('hoist node configure + pull through containerd CRI', () => {
     // Second pull: present, so no pull and nothing asked of the mirror.
     const servedBefore = await mirror.metric('hoist_mirror_served_bytes_total');
     const requestsBefore = await mirror.metric('hoist_mirror_requests_total');
-    const again = await runHoist([
-      'node',
-      'pull',
-      '--runtime-endpoint',
-      endpoint,
-      '--certs-dir',
-      ctd.hostsDir,
-      ref,
-    ]);
+    const again = await runHoist(['node', 'pull', ...nodeFlags, ref]);
     assert.equal(again.code, 0, again.stderr);
     assert.match(
       again.stdout,
@@ -159,10 +136,7 @@ describe('hoist node configure + pull through containerd CRI', () => {
     const refused = await runHoistJson<{ images: PullReport[] }>([
       'node',
       'pull',
-      '--runtime-endpoint',
-      endpoint,
-      '--certs-dir',
-      ctd.hostsDir,
+      ...nodeFlags,
       '--disk-high-water',
       '1',
       otherRef,
@@ -180,17 +154,7 @@ describe('hoist node configure + pull through containerd CRI', () => {
     );
 
     // Under the mark it pulls.
-    const ok = await runHoist([
-      'node',
-      'pull',
-      '--runtime-endpoint',
-      endpoint,
-      '--certs-dir',
-      ctd.hostsDir,
-      '--disk-high-water',
-      '1TiB',
-      otherRef,
-    ]);
+    const ok = await runHoist(['node', 'pull', ...nodeFlags, '--disk-high-water', '1TiB', otherRef]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(
       ok.stdout,

@@ -17,6 +17,7 @@ import { requireGoPeer } from './helpers/go-peers.js';
 import { buildImage, pushImage, type BuiltImage } from './helpers/images.js';
 import { startKubeApiServer, type KubeApiServer } from './helpers/kube.js';
 import { startMirror } from './helpers/mirror.js';
+import { mirrorFlags } from './helpers/mirrored-node.js';
 import { requirePeers, requireRoot, testTempDir } from './helpers/peers.js';
 import { waitUntil } from './helpers/process.js';
 import { startRegistry } from './helpers/registry.js';
@@ -188,14 +189,7 @@ describe('PrePull end to end', () => {
           name,
           '--namespace',
           NAMESPACE,
-          '--mirror',
-          mirror.url,
-          '--registries',
-          `${registry.host}=${registry.url}`,
-          '--certs-dir',
-          ctd.hostsDir,
-          '--containerd-config',
-          ctd.configPath,
+          ...mirrorFlags(mirror.url, registry, ctd),
           '--disk-high-water',
           'none',
         ]);

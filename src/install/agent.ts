@@ -41,10 +41,14 @@ function agentMirrorUrl(ctx: InstallContext): string {
 
 /**
  * The agent's API listens on loopback only (it takes assignments without authentication), out of
- * the kubelet's reach, so the probes run `node` in the container (the image has no shell).
+ * the kubelet's reach, so the probes run `node` in the container (the image has no shell). They
+ * use node:http, not fetch(): fetch refuses the ports the WHATWG fetch standard blocks (§2.9 "bad
+ * port": 6000, 10080, ...), and any port is a valid listenPort. Success is a 2xx, as before with
+ * fetch's `ok`; the agent answers 200 or 503. The chart's `hoist.loopbackProbe` renders the same
+ * script.
  */
 function probe(path: string, port: number) {
-  const script = `fetch('http://127.0.0.1:${port}${path}').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))`;
+  const script = `require('node:http').get('http://127.0.0.1:${port}${path}', (r) => process.exit(r.statusCode >= 200 && r.statusCode < 300 ? 0 : 1)).on('error', () => process.exit(1))`;
   return { exec: { command: ['node', '-e', script] }, timeoutSeconds: 5 };
 }
 

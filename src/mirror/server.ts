@@ -20,6 +20,7 @@ import { MirrorMetrics } from './metrics.js';
 import { routeRequest, type Route, type RoutingTable } from './routing.js';
 import { AcceptGate } from './accept-gate.js';
 import { SendBudget } from './send-budget.js';
+import { mirrorTagsLink, upstreamTagsQuery } from './tags-list.js';
 import type { PeerEndpoint } from './peer-endpoint.js';
 import type { PeerNetwork } from '../peers/index.js';
 import type { ListWatchClient } from '../kube/index.js';
@@ -319,20 +320,15 @@ export class Mirror {
       case 'catalog':
         throw new MirrorError('UNSUPPORTED', 'a pull-through mirror has no catalog', { status: 404 });
       case 'tags': {
-        const query = new URLSearchParams();
-        for (const key of ['n', 'last']) {
-          const v = url.searchParams.get(key);
-          if (v !== null) query.set(key, v);
-        }
-        const q = query.size ? `?${query.toString()}` : '';
         const tags = await this.access.withSource(
           req.headers.authorization,
           route.upstream,
           route.repo,
           { kind: 'tags' },
-          (source) => source.listTags(route.repo, q),
+          (source) => source.listTags(route.repo, upstreamTagsQuery(url.searchParams)),
         );
-        return sendJson(req, res, 200, tags.body);
+        const link = tags.link === undefined ? undefined : mirrorTagsLink(tags.link, url);
+        return sendJson(req, res, 200, tags.body, link === undefined ? {} : { link });
       }
       case 'manifest':
         return this.serveManifest(req, res, route, info);

@@ -22,7 +22,8 @@ export interface ConfigFileResult {
 
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 
-async function readIfExists(path: string): Promise<{ data: Buffer; mode: number } | undefined> {
+/** A file's bytes and permission bits, or undefined when there is none. */
+export async function readIfExists(path: string): Promise<{ data: Buffer; mode: number } | undefined> {
   try {
     const [data, st] = await Promise.all([readFile(path), lstat(path)]);
     return { data, mode: st.mode & 0o7777 };

@@ -1,10 +1,11 @@
-import { lstat, mkdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { lstat, mkdir, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from './atomic-write.js';
 import { readState, writeState, type BackupState } from './backup-state.js';
 import {
   applyConfigWrite,
   planConfigWrite,
+  readIfExists,
   restoreConfig,
   type ConfigFileResult,
   type PlannedConfigWrite,
@@ -52,16 +53,6 @@ export interface FileResult {
 
 export function hostsTomlPath(certsDir: string, registry: string): string {
   return join(certsDir, registry, 'hosts.toml');
-}
-
-async function readIfExists(path: string): Promise<{ data: Buffer; mode: number } | undefined> {
-  try {
-    const [data, st] = await Promise.all([readFile(path), lstat(path)]);
-    return { data, mode: st.mode & 0o7777 };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
 }
 
 async function dirExists(path: string): Promise<boolean> {

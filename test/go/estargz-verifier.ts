@@ -1,13 +1,13 @@
 // Builds and runs test/go/estargz-verify (the stargz reference library, Debian's
 // golang-github-containerd-stargz-snapshotter-dev, in GOPATH mode), plus the small registry
 // reads the eStargz tests share.
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { goBinary } from '../helpers/go-peers.js';
+import { runHoist, type HoistResult } from '../helpers/cri.js';
 import { run } from '../helpers/process.js';
 
 const SOURCE = fileURLToPath(new URL('./estargz-verify/main.go', import.meta.url));
@@ -82,23 +82,11 @@ export async function verifyBlob(bin: string, blobPath: string, tocDigest: strin
   return JSON.parse(stdout) as VerifierReport;
 }
 
-export interface HoistResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type { HoistResult };
 
-/** Runs the built `hoist` binary (npm run build first). */
+/** Runs the built `hoist` binary (npm run build first), in `env` (default: the test's own). */
 export function hoist(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<HoistResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runHoist(args, env === process.env ? {} : { env });
 }
 
 const ACCEPT = [

@@ -20,9 +20,13 @@ const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface RunHoistOptions {
   /** Exactly this environment (PATH and HOME are kept unless given); default: the test's own. */
-  env?: Record<string, string>;
+  env?: NodeJS.ProcessEnv;
   /** Run src/cli/main.ts through tsx instead of the built bin/hoist.js (no dist/ needed). */
   fromSource?: boolean;
+  /** Working directory; default: the repository with fromSource (tsx resolves from it), else the test's. */
+  cwd?: string;
+  /** Written to hoist's stdin, which is then closed (at once without it). */
+  input?: string;
 }
 
 /** Runs `hoist ARGS...` to completion. */
@@ -42,10 +46,11 @@ export function runHoist(args: string[], opts: RunHoistOptions = {}): Promise<Ho
     ...opts.env,
   };
   return new Promise((resolve, reject) => {
+    const cwd = opts.cwd ?? (opts.fromSource ? REPO_ROOT : undefined);
     const child = spawn(process.execPath, argv, {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
       ...(env ? { env } : {}),
-      ...(opts.fromSource ? { cwd: REPO_ROOT } : {}),
+      ...(cwd !== undefined ? { cwd } : {}),
     });
     let stdout = '';
     let stderr = '';
@@ -53,6 +58,8 @@ export function runHoist(args: string[], opts: RunHoistOptions = {}): Promise<Ho
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+    // hoist may exit without reading its input; its exit status tells what happened.
+    child.stdin.on('error', () => {}).end(opts.input);
   });
 }
 

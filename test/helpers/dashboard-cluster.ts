@@ -5,132 +5,22 @@
 import assert from 'node:assert/strict';
 import { request, type IncomingMessage } from 'node:http';
 import type { Server } from 'node:http';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { Dashboard, type DashboardOptions } from '../../src/dashboard/index.js';
 import { KubeClient, loadKubeConfig } from '../../src/kube/index.js';
 import {
-  CONTROLLER_CLUSTER_RULES,
-  CONTROLLER_NAMESPACE_RULES,
   ControllerMetrics,
   createControllerServer,
   listen,
   PrePullController,
   summariseNodePullStatus,
-  type NodePull,
   type NodePullImageStatus,
 } from '../../src/prepull/index.js';
 import type { KubeApiServer } from './kube.js';
+import { nodePulls, ok, TEAM, testControllerOptions } from './prepull-cluster.js';
 
-const CRDS = fileURLToPath(new URL('../../deploy/crds/', import.meta.url));
-export const SYSTEM = 'hoist-system';
-export const TEAM = 'team';
-const NODEPULLS = '/apis/prepull.hoist.dev/v1alpha1/nodepulls';
-
-async function ok(res: Promise<{ status: number; body: string }>, what: string): Promise<void> {
-  const r = await res;
-  assert.ok(r.status >= 200 && r.status < 300, `${what}: ${r.status} ${r.body}`);
-}
-
-/** Polls `probe` until it returns a value (not undefined). */
-export async function eventually<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs = 60_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (true) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `${what}: not after ${timeoutMs} ms; last: ${last instanceof Error ? last.message : String(last)}`,
-      );
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-/** CRDs, the controller's RBAC, the team namespace; returns the service account's kubeconfig. */
-export async function prepareCluster(api: KubeApiServer): Promise<string> {
-  const apply = await api.kubectl([
-    'apply',
-    '-f',
-    join(CRDS, 'prepull.hoist.dev_prepulls.yaml'),
-    '-f',
-    join(CRDS, 'prepull.hoist.dev_nodepulls.yaml'),
-  ]);
-  assert.equal(apply.code, 0, apply.stderr);
-  const wait = await api.kubectl([
-    'wait',
-    '--for=condition=Established',
-    '--timeout=60s',
-    'crd/prepulls.prepull.hoist.dev',
-    'crd/nodepulls.prepull.hoist.dev',
-  ]);
-  assert.equal(wait.code, 0, wait.stderr);
-  const kubeconfig = await api.serviceAccountKubeconfig(SYSTEM, 'hoist-controller');
-  const subjects = [{ kind: 'ServiceAccount', name: 'hoist-controller', namespace: SYSTEM }];
-  const rbac = '/apis/rbac.authorization.k8s.io/v1';
-  const roleRef = (kind: string) => ({
-    apiGroup: 'rbac.authorization.k8s.io',
-    kind,
-    name: 'hoist-controller',
-  });
-  const metadata = { name: 'hoist-controller' };
-  await ok(
-    api.request('POST', `${rbac}/clusterroles`, { body: { metadata, rules: CONTROLLER_CLUSTER_RULES } }),
-    'ClusterRole',
-  );
-  await ok(
-    api.request('POST', `${rbac}/clusterrolebindings`, {
-      body: { metadata, roleRef: roleRef('ClusterRole'), subjects },
-    }),
-    'ClusterRoleBinding',
-  );
-  await ok(
-    api.request('POST', `${rbac}/namespaces/${SYSTEM}/roles`, {
-      body: { metadata, rules: CONTROLLER_NAMESPACE_RULES },
-    }),
-    'Role',
-  );
-  await ok(
-    api.request('POST', `${rbac}/namespaces/${SYSTEM}/rolebindings`, {
-      body: { metadata, roleRef: roleRef('Role'), subjects },
-    }),
-    'RoleBinding',
-  );
-  await ok(api.request('POST', '/api/v1/namespaces', { body: { metadata: { name: TEAM } } }), 'namespace');
-  return kubeconfig;
-}
-
-/** A Node as a Ready kubelet leaves it (no not-ready taint). */
-export async function makeNode(
-  api: KubeApiServer,
-  name: string,
-  labels: Record<string, string>,
-): Promise<void> {
-  await ok(
-    api.request('POST', '/api/v1/nodes', {
-      body: { apiVersion: 'v1', kind: 'Node', metadata: { name, labels } },
-    }),
-    `node ${name}`,
-  );
-  const r = await api.kubectl([
-    'patch',
-    'node',
-    name,
-    '--type=merge',
-    '-p',
-    JSON.stringify({ spec: { taints: [] } }),
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-}
+// The cluster setup is shared with test/controller.test.ts (test/helpers/prepull-cluster.ts).
+export { eventually, makeNode, nodePulls, prepareCluster, SYSTEM, TEAM } from './prepull-cluster.js';
 
 export interface ControllerReplica {
   url: string;
@@ -153,13 +43,9 @@ export async function startReplica(
   const metrics = new ControllerMetrics();
   const controller = new PrePullController({
     client,
-    namespace: SYSTEM,
-    leaseName: 'hoist-controller',
-    identity,
-    resyncSeconds: 20,
+    ...testControllerOptions(identity),
     logger,
     metrics,
-    lease: { leaseDurationSeconds: 4, renewDeadlineSeconds: 3, retryPeriodSeconds: 1 },
   });
   const dashboard = new Dashboard({
     client,
@@ -189,14 +75,6 @@ export async function startReplica(
       client.close();
     },
   };
-}
-
-export async function nodePulls(api: KubeApiServer): Promise<NodePull[]> {
-  const r = await api.request('GET', NODEPULLS);
-  assert.equal(r.status, 200, r.body);
-  return ((r.json as { items: NodePull[] }).items ?? []).sort((a, b) =>
-    a.metadata.name.localeCompare(b.metadata.name),
-  );
 }
 
 /** The agent's part: a status for each spec image of NodePull `name`. */

@@ -155,12 +155,13 @@ http://$({{ $env }}_SERVICE_HOST):$({{ $env }}_SERVICE_PORT)
 {{- .Values.controller.leaseName | default (include "hoist.componentName" (list . "controller")) -}}
 {{- end -}}
 
-{{/* An exec probe that fetches a loopback URL with node (the image has no shell): (list port path) */}}
+{{/* An exec probe that GETs a loopback URL with node (the image has no shell): (list port path).
+node:http, not fetch(): fetch refuses the WHATWG "bad ports" (6000, 10080, ...). Same as src/install/agent.ts. */}}
 {{- define "hoist.loopbackProbe" -}}
 exec:
   command:
     - node
     - -e
-    - {{ printf "fetch('http://127.0.0.1:%d%s').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))" (index . 0 | int) (index . 1) | quote }}
+    - {{ printf "require('node:http').get('http://127.0.0.1:%d%s', (r) => process.exit(r.statusCode >= 200 && r.statusCode < 300 ? 0 : 1)).on('error', () => process.exit(1))" (index . 0 | int) (index . 1) | quote }}
 timeoutSeconds: 5
 {{- end -}}
