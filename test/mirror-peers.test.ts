@@ -396,6 +396,34 @@ test('peer requests need the cluster token; the client API is unchanged', async 
   assert.equal((await getBlob(node, otherDigest)).status, 200);
 });
 
+test('X-Hoist-Complete marks a 200/206 served whole from the store, never an error answer', async (t) => {
+  const c = await startCluster(t, 2);
+  if (!c) return;
+  const data = randomBytes(1000);
+  const digest = await pushBlob(c.registry, REPO, data);
+  const node = c.nodes[0] as MirrorHandle;
+  assert.equal((await getBlob(node, digest)).status, 200, 'stored on the node');
+  const ask = (range: string, relay: boolean) =>
+    fetch(`${node.url}/peer/v1/blobs/${digest}?ns=reg&repo=${REPO}`, {
+      headers: {
+        authorization: `Bearer ${TOKEN}`,
+        'x-hoist-peer': c.urls[1] as string,
+        range,
+        ...(relay ? { 'x-hoist-relay': '1' } : {}),
+      },
+    });
+  for (const relay of [false, true]) {
+    const ranged = await ask('bytes=10-', relay);
+    assert.equal(ranged.status, 206);
+    assert.equal(ranged.headers.get('x-hoist-complete'), '1');
+    assert.deepEqual(Buffer.from(await ranged.arrayBuffer()), data.subarray(10));
+    const outside = await ask('bytes=5000-', relay);
+    assert.equal(outside.status, 416);
+    assert.equal(outside.headers.get('x-hoist-complete'), null, 'an error answer claims nothing');
+    await outside.arrayBuffer();
+  }
+});
+
 async function waitFor(cond: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await cond())) {
