@@ -40,6 +40,8 @@ async function startCluster(
     selfUrl?: (i: number, port: number) => Promise<string>;
     /** More of the `peers` configuration (e.g. the slow-peer floor). */
     peers?: Record<string, unknown>;
+    /** More of each mirror's configuration file (e.g. `rangeAheadBytes`). */
+    file?: Record<string, unknown>;
   } = {},
 ): Promise<Cluster | undefined> {
   if (!requirePeers(t, 'docker-registry')) return undefined;
@@ -61,6 +63,7 @@ async function startCluster(
         {
           defaultUpstream: 'reg',
           file: {
+            ...opts.file,
             listen: `127.0.0.1:${port}`,
             peers: { self: urls[i], urls, token: TOKEN, stallSeconds: 2, ...opts.peers },
           },
@@ -288,6 +291,44 @@ test('a peer that holds the whole blob but sends too slowly is left for the next
   assert.equal(member?.state, 'slow');
   assert.match(member?.reason ?? '', /held the whole blob but sent \d+ B\/s/);
   assert.equal((await getBlob(asker, digest)).sha, digest, 'a later read is served from the store');
+});
+
+test('a lazy-pull range read far ahead, from a slow holder, is not judged: it has no resume, so the client gets its bytes', async (t) => {
+  const fronts: FaultProxy[] = [];
+  const c = await startCluster(t, 2, {
+    peers: SLOW,
+    file: { rangeAheadBytes: 64 * 1024 },
+    selfUrl: async (i, port) => {
+      if (i !== 0) return `http://127.0.0.1:${port}`;
+      const front = await startFaultProxy(`http://127.0.0.1:${port}`);
+      cleanups.push(() => front.close());
+      fronts.push(front);
+      return front.url;
+    },
+  });
+  if (!c) return;
+  const [holder, asker] = c.nodes as [MirrorHandle, MirrorHandle];
+  const front = fronts[0] as FaultProxy;
+  const { data, digest } = blobFetchedBy(c.urls, 0, 2 * MiB);
+  await pushBlob(c.registry, REPO, data);
+  assert.equal((await getBlob(holder, digest)).sha, digest);
+  // Both peer reads are slow: the asker's download of the whole blob, and the range it reads
+  // ahead of that download for its lazy-pulling client.
+  front.inject({ pathIncludes: '/peer/v1/blobs/' }, { kind: 'throttle', bytesPerSecond: 64 * 1024 }, 2);
+  const start = data.length - 96 * 1024;
+  const res = await fetch(`${asker.url}/v2/${REPO}/blobs/${digest}`, {
+    headers: { range: `bytes=${start}-` },
+  });
+  assert.equal(res.status, 206);
+  assert.deepEqual(Buffer.from(await res.arrayBuffer()), data.subarray(start), 'the range arrived whole');
+  assert.ok(
+    front.requests.some((q) => q.path.includes('/peer/v1/blobs/') && q.range.startsWith(`bytes=${start}-`)),
+    `the range was read from the slow holder: ${JSON.stringify(front.requests)}`,
+  );
+  // Only the download, which can resume, was left for being slow.
+  assert.equal(await asker.metric('hoist_mirror_peer_switches_total', { reason: 'slow' }), 1);
+  assert.equal(await asker.metric('hoist_mirror_peer_errors_total', { reason: 'slow' }), 1);
+  assert.equal((await getBlob(asker, digest)).sha, digest, 'the download finished verified');
 });
 
 test('a slow peer beats none: with the upstream failing, the download goes back to the peer it left for slowness', async (t) => {

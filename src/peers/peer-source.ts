@@ -69,6 +69,12 @@ interface Attempt {
   slow: Set<string>;
   /** Set once the download went back to a slow peer: its rate is not judged again. */
   tolerateSlow: boolean;
+  /**
+   * A body of this attempt that fails can be resumed from the next source (a download, not a
+   * lazy-pull range read on its own): only then is a peer's rate judged, since leaving a slow
+   * body that cannot resume fails the client's answer instead of speeding it up.
+   */
+  resumable: boolean;
 }
 
 /**
@@ -112,9 +118,11 @@ export class PeerSource implements BlobSourceLike {
         leftFor: undefined,
         slow: new Set(),
         tolerateSlow: false,
+        // A ranged read that is not a resume (lazy pulling far ahead) is its own short-lived
+        // attempt, with nothing to resume it: blob-handler.ts serveUpstreamRange.
+        resumable: !opts.range || opts.background === true,
       };
-      // A ranged read that is not a resume (lazy pulling far ahead) is its own short-lived attempt.
-      if (!opts.range || opts.background) this.attempts.set(digest, attempt);
+      if (attempt.resumable) this.attempts.set(digest, attempt);
     } else if (attempt.relay !== undefined) {
       this.options.events.switched(attempt.leftFor ?? 'broken');
       attempt.failedRelay = attempt.relay;
@@ -275,7 +283,7 @@ export class PeerSource implements BlobSourceLike {
     attempt.relay = relay;
     attempt.contributors.add(from);
     const body = this.options.guard(answer.body, from, {
-      judgeRate: answer.complete && !attempt.tolerateSlow,
+      judgeRate: answer.complete && attempt.resumable && !attempt.tolerateSlow,
       onBytes: (n) => this.options.events.bytes(from, n),
       onStall: () => {
         attempt.leftFor = 'stalled';
