@@ -293,6 +293,64 @@ test('a peer that holds the whole blob but sends too slowly is left for the next
   assert.equal((await getBlob(asker, digest)).sha, digest, 'a later read is served from the store');
 });
 
+/** A random blob of about `size` whose ranking among `urls` is exactly `order` (indexes into urls). */
+function blobRanked(urls: string[], order: number[], size: number): { data: Buffer; digest: string } {
+  const want = order.map((i) => urls[i]);
+  for (let i = 0; i < 1024; i++) {
+    const data = randomBytes(size + (i % 64));
+    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    if (JSON.stringify(rankPeers(digest, urls)) === JSON.stringify(want)) return { data, digest };
+  }
+  throw new Error('no blob found for that ranking');
+}
+
+test('after a slow holder, the other peers are asked only as relays, and the verdict holds for that blob alone', async (t) => {
+  const fronts: FaultProxy[] = [];
+  const c = await startCluster(t, 3, {
+    peers: SLOW,
+    selfUrl: async (i, port) => {
+      if (i !== 0) return `http://127.0.0.1:${port}`;
+      const front = await startFaultProxy(`http://127.0.0.1:${port}`);
+      cleanups.push(() => front.close());
+      fronts.push(front);
+      return front.url;
+    },
+  });
+  if (!c) return;
+  const [holder, other, asker] = c.nodes as [MirrorHandle, MirrorHandle, MirrorHandle];
+  const front = fronts[0] as FaultProxy;
+  // Both blobs rank the holder first and the other node above the asker, so a fetcher-style ask
+  // after the holder would go to the other node.
+  const slowBlob = blobRanked(c.urls, [0, 1, 2], 2 * MiB);
+  const nextBlob = blobRanked(c.urls, [0, 1, 2], MiB);
+  await pushBlob(c.registry, REPO, slowBlob.data);
+  await pushBlob(c.registry, REPO, nextBlob.data);
+  assert.equal((await getBlob(holder, slowBlob.digest)).sha, slowBlob.digest);
+  front.inject({ pathIncludes: '/peer/v1/blobs/' }, { kind: 'throttle', bytesPerSecond: 64 * 1024 });
+  const r = await getBlob(asker, slowBlob.digest);
+  assert.equal(r.sha, slowBlob.digest, 'one continuous verified body');
+  assert.equal(await asker.metric('hoist_mirror_peer_switches_total', { reason: 'slow' }), 1);
+  // The other node does not hold it: asked as a relay, it said so, and fetched nothing. The rest
+  // came from the upstream as one ranged read.
+  assert.equal(await other.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' }), 0);
+  const fromPeer = await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'peer' });
+  const gets = c.proxy.blobGets.filter((g) => g.path.endsWith(slowBlob.digest));
+  assert.deepEqual(
+    gets.map((g) => g.range),
+    ['', `bytes=${fromPeer}-`],
+    "the holder's own GET, then the asker's ranged GET of the rest",
+  );
+  // Another blob whose fetcher is the same peer still goes to it: the verdict was about one body.
+  assert.equal((await getBlob(asker, nextBlob.digest)).sha, nextBlob.digest);
+  assert.equal(await other.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' }), 0);
+  assert.equal(
+    await holder.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' }),
+    slowBlob.data.length + nextBlob.data.length,
+    'the holder fetched the next blob, as its fetcher',
+  );
+  assert.equal(c.proxy.blobGets.filter((g) => g.path.endsWith(nextBlob.digest)).length, 1);
+});
+
 test('a lazy-pull range read far ahead, from a slow holder, is not judged: it has no resume, so the client gets its bytes', async (t) => {
   const fronts: FaultProxy[] = [];
   const c = await startCluster(t, 2, {
