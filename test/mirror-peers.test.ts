@@ -389,6 +389,38 @@ test('a lazy-pull range read far ahead, from a slow holder, is not judged: it ha
   assert.equal((await getBlob(asker, digest)).sha, digest, 'the download finished verified');
 });
 
+test('two holders equally slow at once: the common factor is this node, so neither is left', async (t) => {
+  const fronts = new Map<number, FaultProxy>();
+  const c = await startCluster(t, 3, {
+    peers: SLOW,
+    selfUrl: async (i, port) => {
+      // Nodes 0 and 1 are reached by their peers through proxies that will send slowly.
+      if (i === 2) return `http://127.0.0.1:${port}`;
+      const front = await startFaultProxy(`http://127.0.0.1:${port}`);
+      cleanups.push(() => front.close());
+      fronts.set(i, front);
+      return front.url;
+    },
+  });
+  if (!c) return;
+  const asker = c.nodes[2] as MirrorHandle;
+  const blobs = [blobFetchedBy(c.urls, 0, 640 * 1024), blobFetchedBy(c.urls, 1, 640 * 1024)];
+  for (const [i, b] of blobs.entries()) {
+    await pushBlob(c.registry, REPO, b.data);
+    assert.equal((await getBlob(c.nodes[i] as MirrorHandle, b.digest)).sha, b.digest);
+    fronts
+      .get(i)
+      ?.inject({ pathIncludes: '/peer/v1/blobs/' }, { kind: 'throttle', bytesPerSecond: 256 * 1024 });
+  }
+  // Both layers at once, as a pull does: each body runs below the floor, and so does the other.
+  const results = await Promise.all(blobs.map((b) => getBlob(asker, b.digest)));
+  for (const [i, r] of results.entries()) assert.equal(r.sha, blobs[i]?.digest);
+  assert.equal(await asker.metric('hoist_mirror_peer_switches_total'), 0, 'neither was left');
+  const total = blobs.reduce((n, b) => n + b.data.length, 0);
+  assert.equal(await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'peer' }), total);
+  assert.equal(await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' }), 0);
+});
+
 test('a slow peer beats none: with the upstream failing, the download goes back to the peer it left for slowness', async (t) => {
   const fronts: FaultProxy[] = [];
   const c = await startCluster(t, 2, {
