@@ -392,7 +392,8 @@ test('a lazy-pull range read far ahead, from a slow holder, is not judged: it ha
 test('two holders equally slow at once: the common factor is this node, so neither is left', async (t) => {
   const fronts = new Map<number, FaultProxy>();
   const c = await startCluster(t, 3, {
-    peers: SLOW,
+    // A longer window than SLOW's: the two bodies must both be running when the first is judged.
+    peers: { ...SLOW, slowWindowSeconds: 1 },
     selfUrl: async (i, port) => {
       // Nodes 0 and 1 are reached by their peers through proxies that will send slowly.
       if (i === 2) return `http://127.0.0.1:${port}`;
