@@ -40,6 +40,8 @@ async function startCluster(
     selfUrl?: (i: number, port: number) => Promise<string>;
     /** More of the `peers` configuration (e.g. the slow-peer floor). */
     peers?: Record<string, unknown>;
+    /** More of each mirror's configuration file (e.g. `rangeAheadBytes`). */
+    file?: Record<string, unknown>;
   } = {},
 ): Promise<Cluster | undefined> {
   if (!requirePeers(t, 'docker-registry')) return undefined;
@@ -61,6 +63,7 @@ async function startCluster(
         {
           defaultUpstream: 'reg',
           file: {
+            ...opts.file,
             listen: `127.0.0.1:${port}`,
             peers: { self: urls[i], urls, token: TOKEN, stallSeconds: 2, ...opts.peers },
           },
@@ -290,6 +293,135 @@ test('a peer that holds the whole blob but sends too slowly is left for the next
   assert.equal((await getBlob(asker, digest)).sha, digest, 'a later read is served from the store');
 });
 
+/** A random blob of about `size` whose ranking among `urls` is exactly `order` (indexes into urls). */
+function blobRanked(urls: string[], order: number[], size: number): { data: Buffer; digest: string } {
+  const want = order.map((i) => urls[i]);
+  for (let i = 0; i < 1024; i++) {
+    const data = randomBytes(size + (i % 64));
+    const digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    if (JSON.stringify(rankPeers(digest, urls)) === JSON.stringify(want)) return { data, digest };
+  }
+  throw new Error('no blob found for that ranking');
+}
+
+test('after a slow holder, the other peers are asked only as relays, and the verdict holds for that blob alone', async (t) => {
+  const fronts: FaultProxy[] = [];
+  const c = await startCluster(t, 3, {
+    peers: SLOW,
+    selfUrl: async (i, port) => {
+      if (i !== 0) return `http://127.0.0.1:${port}`;
+      const front = await startFaultProxy(`http://127.0.0.1:${port}`);
+      cleanups.push(() => front.close());
+      fronts.push(front);
+      return front.url;
+    },
+  });
+  if (!c) return;
+  const [holder, other, asker] = c.nodes as [MirrorHandle, MirrorHandle, MirrorHandle];
+  const front = fronts[0] as FaultProxy;
+  // Both blobs rank the holder first and the other node above the asker, so a fetcher-style ask
+  // after the holder would go to the other node.
+  const slowBlob = blobRanked(c.urls, [0, 1, 2], 2 * MiB);
+  const nextBlob = blobRanked(c.urls, [0, 1, 2], MiB);
+  await pushBlob(c.registry, REPO, slowBlob.data);
+  await pushBlob(c.registry, REPO, nextBlob.data);
+  assert.equal((await getBlob(holder, slowBlob.digest)).sha, slowBlob.digest);
+  front.inject({ pathIncludes: '/peer/v1/blobs/' }, { kind: 'throttle', bytesPerSecond: 64 * 1024 });
+  const r = await getBlob(asker, slowBlob.digest);
+  assert.equal(r.sha, slowBlob.digest, 'one continuous verified body');
+  assert.equal(await asker.metric('hoist_mirror_peer_switches_total', { reason: 'slow' }), 1);
+  // The other node does not hold it: asked as a relay, it said so, and fetched nothing. The rest
+  // came from the upstream as one ranged read.
+  assert.equal(await other.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' }), 0);
+  const fromPeer = await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'peer' });
+  const gets = c.proxy.blobGets.filter((g) => g.path.endsWith(slowBlob.digest));
+  assert.deepEqual(
+    gets.map((g) => g.range),
+    ['', `bytes=${fromPeer}-`],
+    "the holder's own GET, then the asker's ranged GET of the rest",
+  );
+  // Another blob whose fetcher is the same peer still goes to it: the verdict was about one body.
+  assert.equal((await getBlob(asker, nextBlob.digest)).sha, nextBlob.digest);
+  assert.equal(await other.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' }), 0);
+  assert.equal(
+    await holder.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' }),
+    slowBlob.data.length + nextBlob.data.length,
+    'the holder fetched the next blob, as its fetcher',
+  );
+  assert.equal(c.proxy.blobGets.filter((g) => g.path.endsWith(nextBlob.digest)).length, 1);
+});
+
+test('a lazy-pull range read far ahead, from a slow holder, is not judged: it has no resume, so the client gets its bytes', async (t) => {
+  const fronts: FaultProxy[] = [];
+  const c = await startCluster(t, 2, {
+    peers: SLOW,
+    file: { rangeAheadBytes: 64 * 1024 },
+    selfUrl: async (i, port) => {
+      if (i !== 0) return `http://127.0.0.1:${port}`;
+      const front = await startFaultProxy(`http://127.0.0.1:${port}`);
+      cleanups.push(() => front.close());
+      fronts.push(front);
+      return front.url;
+    },
+  });
+  if (!c) return;
+  const [holder, asker] = c.nodes as [MirrorHandle, MirrorHandle];
+  const front = fronts[0] as FaultProxy;
+  const { data, digest } = blobFetchedBy(c.urls, 0, 2 * MiB);
+  await pushBlob(c.registry, REPO, data);
+  assert.equal((await getBlob(holder, digest)).sha, digest);
+  // Both peer reads are slow: the asker's download of the whole blob, and the range it reads
+  // ahead of that download for its lazy-pulling client.
+  front.inject({ pathIncludes: '/peer/v1/blobs/' }, { kind: 'throttle', bytesPerSecond: 64 * 1024 }, 2);
+  const start = data.length - 96 * 1024;
+  const res = await fetch(`${asker.url}/v2/${REPO}/blobs/${digest}`, {
+    headers: { range: `bytes=${start}-` },
+  });
+  assert.equal(res.status, 206);
+  assert.deepEqual(Buffer.from(await res.arrayBuffer()), data.subarray(start), 'the range arrived whole');
+  assert.ok(
+    front.requests.some((q) => q.path.includes('/peer/v1/blobs/') && q.range.startsWith(`bytes=${start}-`)),
+    `the range was read from the slow holder: ${JSON.stringify(front.requests)}`,
+  );
+  // Only the download, which can resume, was left for being slow.
+  assert.equal(await asker.metric('hoist_mirror_peer_switches_total', { reason: 'slow' }), 1);
+  assert.equal(await asker.metric('hoist_mirror_peer_errors_total', { reason: 'slow' }), 1);
+  assert.equal((await getBlob(asker, digest)).sha, digest, 'the download finished verified');
+});
+
+test('two holders equally slow at once: the common factor is this node, so neither is left', async (t) => {
+  const fronts = new Map<number, FaultProxy>();
+  const c = await startCluster(t, 3, {
+    // A longer window than SLOW's: the two bodies must both be running when the first is judged.
+    peers: { ...SLOW, slowWindowSeconds: 1 },
+    selfUrl: async (i, port) => {
+      // Nodes 0 and 1 are reached by their peers through proxies that will send slowly.
+      if (i === 2) return `http://127.0.0.1:${port}`;
+      const front = await startFaultProxy(`http://127.0.0.1:${port}`);
+      cleanups.push(() => front.close());
+      fronts.set(i, front);
+      return front.url;
+    },
+  });
+  if (!c) return;
+  const asker = c.nodes[2] as MirrorHandle;
+  const blobs = [blobFetchedBy(c.urls, 0, 640 * 1024), blobFetchedBy(c.urls, 1, 640 * 1024)];
+  for (const [i, b] of blobs.entries()) {
+    await pushBlob(c.registry, REPO, b.data);
+    assert.equal((await getBlob(c.nodes[i] as MirrorHandle, b.digest)).sha, b.digest);
+    fronts
+      .get(i)
+      ?.inject({ pathIncludes: '/peer/v1/blobs/' }, { kind: 'throttle', bytesPerSecond: 256 * 1024 });
+  }
+  // Both layers at once, as a pull does: each body runs below the floor, and so does the other.
+  const results = await Promise.all(blobs.map((b) => getBlob(asker, b.digest)));
+  for (const [i, r] of results.entries()) assert.equal(r.sha, blobs[i]?.digest);
+  assert.equal(await asker.metric('hoist_mirror_peer_switches_total'), 0, 'neither was left');
+  const total = blobs.reduce((n, b) => n + b.data.length, 0);
+  assert.equal(await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'peer' }), total);
+  assert.equal(await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' }), 0);
+});
+
 test('a slow peer beats none: with the upstream failing, the download goes back to the peer it left for slowness', async (t) => {
   const fronts: FaultProxy[] = [];
   const c = await startCluster(t, 2, {
@@ -394,6 +526,34 @@ test('peer requests need the cluster token; the client API is unchanged', async 
   assert.equal(relay.status, 404);
   assert.equal(upstreamBlobGets(c, otherDigest).length, 0);
   assert.equal((await getBlob(node, otherDigest)).status, 200);
+});
+
+test('X-Hoist-Complete marks a 200/206 served whole from the store, never an error answer', async (t) => {
+  const c = await startCluster(t, 2);
+  if (!c) return;
+  const data = randomBytes(1000);
+  const digest = await pushBlob(c.registry, REPO, data);
+  const node = c.nodes[0] as MirrorHandle;
+  assert.equal((await getBlob(node, digest)).status, 200, 'stored on the node');
+  const ask = (range: string, relay: boolean) =>
+    fetch(`${node.url}/peer/v1/blobs/${digest}?ns=reg&repo=${REPO}`, {
+      headers: {
+        authorization: `Bearer ${TOKEN}`,
+        'x-hoist-peer': c.urls[1] as string,
+        range,
+        ...(relay ? { 'x-hoist-relay': '1' } : {}),
+      },
+    });
+  for (const relay of [false, true]) {
+    const ranged = await ask('bytes=10-', relay);
+    assert.equal(ranged.status, 206);
+    assert.equal(ranged.headers.get('x-hoist-complete'), '1');
+    assert.deepEqual(Buffer.from(await ranged.arrayBuffer()), data.subarray(10));
+    const outside = await ask('bytes=5000-', relay);
+    assert.equal(outside.status, 416);
+    assert.equal(outside.headers.get('x-hoist-complete'), null, 'an error answer claims nothing');
+    await outside.arrayBuffer();
+  }
 });
 
 async function waitFor(cond: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {

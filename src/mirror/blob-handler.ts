@@ -77,8 +77,9 @@ export class BlobHandler {
    * `opts.peer`: the request comes from a peer mirror (peer-endpoint.ts), which checked its own
    * client's access; as a `relay` this node serves only what it holds or is receiving.
    * `opts.source`: where a miss is read from (peers in front of `client`); `client` by default.
-   * `opts.onStored`: told, before the answer starts, that it comes whole from the store (a peer
-   * marks such answers: their rate is this node's own, not a download's).
+   * `opts.storedHeaders`: added to a 200/206 answer served whole from the store, and to no other
+   * (a peer marks such answers: their rate is this node's own, not a download's; an error answer
+   * must not claim it).
    */
   async serve(
     req: IncomingMessage,
@@ -86,7 +87,7 @@ export class BlobHandler {
     route: BlobRoute,
     client: RegistryClient,
     info: RequestInfo,
-    opts: { peer?: 'fetcher' | 'relay'; source?: BlobSource; onStored?: (res: ServerResponse) => void } = {},
+    opts: { peer?: 'fetcher' | 'relay'; source?: BlobSource; storedHeaders?: Record<string, string> } = {},
   ): Promise<void> {
     const source = opts.source ?? client;
     const head = req.method === 'HEAD';
@@ -130,11 +131,27 @@ export class BlobHandler {
       if (!present) await this.access.recordMember(route.upstream, route.repo, route.digest.value);
       if (lookup.kind === 'stored') {
         info.cache = 'hit';
-        opts.onStored?.(res);
-        return await this.serveStored(req, res, route.digest, lookup.size, baseHeaders, info);
+        return await this.serveStored(
+          req,
+          res,
+          route.digest,
+          lookup.size,
+          baseHeaders,
+          info,
+          opts.storedHeaders,
+        );
       }
       info.cache = 'miss';
-      return await this.serveInflight(req, res, route, source, lookup.blob, baseHeaders, info);
+      return await this.serveInflight(
+        req,
+        res,
+        route,
+        source,
+        lookup.blob,
+        baseHeaders,
+        info,
+        opts.storedHeaders,
+      );
     } finally {
       unpin();
     }
@@ -147,6 +164,7 @@ export class BlobHandler {
     size: number,
     baseHeaders: Record<string, string>,
     info: RequestInfo,
+    storedHeaders: Record<string, string> = {},
   ): Promise<void> {
     const range = parseRange(req.headers.range, size);
     if (range.kind === 'unsatisfiable') {
@@ -158,7 +176,11 @@ export class BlobHandler {
     const handle = await this.blobs.openHandle(digest);
     if (!handle) throw new MirrorError('BLOB_UNKNOWN', `blob ${digest.value} is not stored`);
     try {
-      const headers: Record<string, string | number> = { ...baseHeaders, 'content-length': end - start + 1 };
+      const headers: Record<string, string | number> = {
+        ...baseHeaders,
+        ...storedHeaders,
+        'content-length': end - start + 1,
+      };
       if (range.kind === 'range') headers['content-range'] = `bytes ${start}-${end}/${size}`;
       res.writeHead(range.kind === 'range' ? 206 : 200, headers);
       if (req.method === 'HEAD' || end < start) {
@@ -186,6 +208,7 @@ export class BlobHandler {
     blob: InflightBlob,
     baseHeaders: Record<string, string>,
     info: RequestInfo,
+    storedHeaders: Record<string, string> | undefined,
   ): Promise<void> {
     const size = blob.size;
     const range = parseRange(req.headers.range, size);
@@ -239,7 +262,7 @@ export class BlobHandler {
       }
       if (stored === undefined)
         throw new MirrorError('BLOB_UNKNOWN', `blob ${route.digest.value} is not stored`);
-      return this.serveStored(req, res, route.digest, stored, baseHeaders, info);
+      return this.serveStored(req, res, route.digest, stored, baseHeaders, info, storedHeaders);
     }
     res.writeHead(range.kind === 'range' ? 206 : 200, headers);
     const served = this.metrics.servedBytes.labels({ source: 'inflight' });

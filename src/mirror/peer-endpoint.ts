@@ -62,7 +62,7 @@ export class PeerEndpoint {
     if (relayOnly) {
       info.cache = 'peer-relay';
       this.network.metrics.servedToPeers.inc({ kind: 'served' });
-      return this.blobs.serve(req, res, route, client, info, { peer: 'relay', onStored: markComplete });
+      return this.blobs.serve(req, res, route, client, info, { peer: 'relay', storedHeaders: COMPLETE });
     }
     const failedRelay = peerHeader(req, PEER_HEADERS.relayFailed);
     const assignment = this.network.board.assign(digest.value, asker, failedRelay);
@@ -83,14 +83,15 @@ export class PeerEndpoint {
     this.network.metrics.servedToPeers.inc({ kind: 'served' });
     // The slot frees when this answer ends, whichever way.
     res.once('close', () => this.network.board.release(digest.value, asker));
-    return this.blobs.serve(req, res, route, client, info, { peer: 'fetcher', onStored: markComplete });
+    return this.blobs.serve(req, res, route, client, info, { peer: 'fetcher', storedHeaders: COMPLETE });
   }
 }
 
-/** Served whole from the store: the asker may judge this node's rate (docs/peers.md, "a slow peer"). */
-function markComplete(res: ServerResponse): void {
-  res.setHeader(PEER_HEADERS.complete, '1');
-}
+/**
+ * On a 200/206 served whole from the store, and no other answer: the asker may judge this node's
+ * rate (docs/peers.md, "a slow peer").
+ */
+const COMPLETE = { [PEER_HEADERS.complete]: '1' };
 
 function peerHeader(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];

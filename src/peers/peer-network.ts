@@ -11,6 +11,7 @@ import { PeerHealth } from './peer-health.js';
 import { PeerSource, type BlobSourceLike } from './peer-source.js';
 import { RelayBoard } from './relay-board.js';
 import { rankPeers } from './rendezvous.js';
+import { IncomingRates } from './incoming-rates.js';
 import { guardStall } from './stall-guard.js';
 
 export interface PeerNetworkOptions {
@@ -41,6 +42,8 @@ export class PeerNetwork {
   private readonly log: Logger;
   private readonly tokenHash: Buffer;
   private readonly stop = new AbortController();
+  /** Every peer body this node receives, for telling a slow peer from a slow self. */
+  private readonly incoming: IncomingRates | undefined;
 
   constructor(private readonly options: PeerNetworkOptions) {
     const { config } = options;
@@ -67,6 +70,8 @@ export class PeerNetwork {
       headersTimeoutMs: 30_000,
     });
     this.tokenHash = createHash('sha256').update(config.token).digest();
+    this.incoming =
+      config.minBytesPerSecond > 0 ? new IncomingRates(config.slowWindowSeconds * 1000) : undefined;
     this.membership.onChange((members) => {
       this.metrics.peers.set(members.length);
       this.health.retain(new Set(members));
@@ -134,6 +139,7 @@ export class PeerNetwork {
         guardStall(body, peer, {
           stallMs,
           slow: hooks.judgeRate ? slow : undefined,
+          incoming: this.incoming,
           onBytes: hooks.onBytes,
           onStall: hooks.onStall,
           onSlow: hooks.onSlow,

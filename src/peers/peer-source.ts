@@ -69,6 +69,12 @@ interface Attempt {
   slow: Set<string>;
   /** Set once the download went back to a slow peer: its rate is not judged again. */
   tolerateSlow: boolean;
+  /**
+   * A body of this attempt that fails can be resumed from the next source (a download, not a
+   * lazy-pull range read on its own): only then is a peer's rate judged, since leaving a slow
+   * body that cannot resume fails the client's answer instead of speeding it up.
+   */
+  resumable: boolean;
 }
 
 /**
@@ -112,9 +118,11 @@ export class PeerSource implements BlobSourceLike {
         leftFor: undefined,
         slow: new Set(),
         tolerateSlow: false,
+        // A ranged read that is not a resume (lazy pulling far ahead) is its own short-lived
+        // attempt, with nothing to resume it: blob-handler.ts serveUpstreamRange.
+        resumable: !opts.range || opts.background === true,
       };
-      // A ranged read that is not a resume (lazy pulling far ahead) is its own short-lived attempt.
-      if (!opts.range || opts.background) this.attempts.set(digest, attempt);
+      if (attempt.resumable) this.attempts.set(digest, attempt);
     } else if (attempt.relay !== undefined) {
       this.options.events.switched(attempt.leftFor ?? 'broken');
       attempt.failedRelay = attempt.relay;
@@ -161,7 +169,7 @@ export class PeerSource implements BlobSourceLike {
       if (answer?.kind !== 'body') continue;
       attempt.tolerateSlow = true;
       this.options.logger.info({ peer, digest }, 'upstream failed; going back to a slow peer');
-      return this.accept(answer, attempt, peer, undefined);
+      return this.accept(answer, attempt, digest, peer, undefined);
     }
     return undefined;
   }
@@ -189,6 +197,12 @@ export class PeerSource implements BlobSourceLike {
   ): Promise<BlobResponse | undefined> {
     const { membership, health } = this.options;
     if (membership.members().length === 0) return undefined;
+    // A peer already left for being slow on this blob held it whole: after that, the others are
+    // asked only as relays (whoever holds or is receiving it serves; no one fetches it anew on
+    // our behalf), and else the upstream sends the rest (docs/peers.md, "a slow peer").
+    const slow = health.slowFor(digest);
+    for (const peer of attempt.slow) slow.add(peer);
+    if (slow.size > 0) return this.tryHolders(repo, digest, opts, attempt, slow);
     let asked = 0;
     for (const peer of rankPeers(digest, membership.everyone())) {
       // Ranked below ourselves: we are the fetcher among the peers still standing.
@@ -197,6 +211,34 @@ export class PeerSource implements BlobSourceLike {
       if (asked++ >= this.options.maxPeersPerRead) return undefined;
       const res = await this.askFetcher(peer, repo, digest, opts, attempt);
       if (res) return res;
+      attempt.failed.add(peer);
+    }
+    return undefined;
+  }
+
+  /** Asks peers, best ranked first, only for what they hold or are receiving. */
+  private async tryHolders(
+    repo: string,
+    digest: string,
+    opts: RequestOptions & { range?: { start: number; end?: number } },
+    attempt: Attempt,
+    slow: ReadonlySet<string>,
+  ): Promise<BlobResponse | undefined> {
+    const { membership, health } = this.options;
+    let asked = 0;
+    for (const peer of rankPeers(digest, membership.members())) {
+      if (slow.has(peer) || attempt.failed.has(peer) || !health.usable(peer)) continue;
+      if (asked++ >= this.options.maxPeersPerRead) return undefined;
+      const answer = await this.ask({
+        peer,
+        digest,
+        upstream: this.upstreamName,
+        repo,
+        range: opts.range,
+        relay: true,
+        signal: opts.signal,
+      });
+      if (answer?.kind === 'body') return this.accept(answer, attempt, digest, peer, undefined);
       attempt.failed.add(peer);
     }
     return undefined;
@@ -221,7 +263,7 @@ export class PeerSource implements BlobSourceLike {
         signal: opts.signal,
       });
       if (!answer) return undefined;
-      if (answer.kind === 'body') return this.accept(answer, attempt, peer, undefined);
+      if (answer.kind === 'body') return this.accept(answer, attempt, digest, peer, undefined);
       if (answer.kind === 'miss') return undefined;
       this.options.events.relayDepth(answer.depth);
       if (relays === this.options.maxRelaysPerRead || !this.options.health.usable(answer.relay)) {
@@ -237,7 +279,7 @@ export class PeerSource implements BlobSourceLike {
         relay: true,
         signal: opts.signal,
       });
-      if (relayed?.kind === 'body') return this.accept(relayed, attempt, peer, answer.relay);
+      if (relayed?.kind === 'body') return this.accept(relayed, attempt, digest, peer, answer.relay);
       // The relay does not hold it (finished and evicted, restarted) or is gone: ask again.
       attempt.failedRelay = answer.relay;
     }
@@ -267,6 +309,7 @@ export class PeerSource implements BlobSourceLike {
   private accept(
     answer: Extract<PeerAnswer, { kind: 'body' }>,
     attempt: Attempt,
+    digest: string,
     fetcher: string,
     relay: string | undefined,
   ): BlobResponse {
@@ -275,7 +318,7 @@ export class PeerSource implements BlobSourceLike {
     attempt.relay = relay;
     attempt.contributors.add(from);
     const body = this.options.guard(answer.body, from, {
-      judgeRate: answer.complete && !attempt.tolerateSlow,
+      judgeRate: answer.complete && attempt.resumable && !attempt.tolerateSlow,
       onBytes: (n) => this.options.events.bytes(from, n),
       onStall: () => {
         attempt.leftFor = 'stalled';
@@ -286,9 +329,9 @@ export class PeerSource implements BlobSourceLike {
         attempt.leftFor = 'slow';
         attempt.slow.add(from);
         const reason = `held the whole blob but sent ${Math.round(bytesPerSecond)} B/s`;
-        this.options.health.demote(from, reason);
+        this.options.health.demote(from, digest, reason);
         this.options.events.peerError(from, 'slow');
-        this.options.logger.info({ peer: from, bytesPerSecond }, 'peer too slow; switching source');
+        this.options.logger.info({ peer: from, digest, bytesPerSecond }, 'peer too slow; switching source');
       },
     });
     return {

@@ -1,5 +1,6 @@
 import { PassThrough, type Readable } from 'node:stream';
 import { PeerError } from './errors.js';
+import type { IncomingRates } from './incoming-rates.js';
 import { RateWindow } from './rate-window.js';
 
 export interface ProgressGuardOptions {
@@ -10,6 +11,11 @@ export interface ProgressGuardOptions {
    * below `minBytesPerSecond` over `windowMs` and the body fails (PEER_SLOW). Absent: never.
    */
   slow?: { minBytesPerSecond: number; windowMs: number } | undefined;
+  /**
+   * This node's concurrent peer bodies (incoming-rates.ts): this body is counted there, judged or
+   * not, and a slow verdict on it waits while every other peer's body is as slow.
+   */
+  incoming?: IncomingRates | undefined;
   onBytes: (n: number) => void;
   onStall: () => void;
   onSlow: (bytesPerSecond: number) => void;
@@ -26,10 +32,14 @@ export function guardStall(body: Readable, peer: string, options: ProgressGuardO
   const { stallMs, slow } = options;
   const now = options.now ?? (() => performance.now());
   const out = new PassThrough({ highWaterMark: 1024 * 1024 });
-  const rate = slow ? new RateWindow(slow.windowMs, now()) : undefined;
+  const tracked = options.incoming?.track(peer, now());
+  // Judged over this node's record of the body when there is one (it restarts when the link's
+  // sharing changes), else over a window of its own.
+  const rate = slow ? (tracked ?? new RateWindow(slow.windowMs, now())) : undefined;
   let timer: NodeJS.Timeout | undefined;
   const fail = (err: PeerError) => {
     clearTimeout(timer);
+    tracked?.close(now());
     body.destroy(err);
     out.destroy(err);
   };
@@ -44,11 +54,15 @@ export function guardStall(body: Readable, peer: string, options: ProgressGuardO
   body.on('data', (chunk: Buffer) => {
     options.onBytes(chunk.length);
     arm();
+    const t = now();
+    (tracked ?? rate)?.add(chunk.length, t);
     if (rate && slow) {
-      const t = now();
-      rate.add(chunk.length, t);
       const bps = rate.bytesPerSecond(t);
-      if (bps !== undefined && bps < slow.minBytesPerSecond) {
+      if (
+        bps !== undefined &&
+        bps < slow.minBytesPerSecond &&
+        !(tracked && options.incoming?.contended(tracked, slow.minBytesPerSecond, t))
+      ) {
         options.onSlow(bps);
         fail(
           new PeerError(
@@ -65,7 +79,7 @@ export function guardStall(body: Readable, peer: string, options: ProgressGuardO
       clearTimeout(timer);
       body.pause();
       out.once('drain', () => {
-        rate?.restart(now());
+        (tracked ?? rate)?.restart(now());
         arm();
         body.resume();
       });
@@ -73,20 +87,24 @@ export function guardStall(body: Readable, peer: string, options: ProgressGuardO
   });
   body.once('end', () => {
     clearTimeout(timer);
+    tracked?.close(now());
     out.end();
   });
   body.once('error', (err) => {
     clearTimeout(timer);
+    tracked?.close(now());
     out.destroy(err);
   });
   body.once('close', () => {
     clearTimeout(timer);
+    tracked?.close(now());
     // A body closed without 'end' (the socket died) must not end cleanly downstream.
     if (!body.readableEnded && !out.destroyed)
       out.destroy(new PeerError('PEER_UNREACHABLE', peer, `${peer} closed the connection mid-body`));
   });
   out.once('close', () => {
     clearTimeout(timer);
+    tracked?.close(now());
     if (!body.destroyed) body.destroy();
   });
   return out;
