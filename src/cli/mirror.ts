@@ -1,3 +1,4 @@
+import type { Server } from 'node:http';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import {
@@ -5,6 +6,7 @@ import {
   loadMirrorConfig,
   Mirror,
   MIRROR_DEFAULTS,
+  serveMetricsSocket,
   StorageLockedError,
   verifyStorage,
   VerifyError,
@@ -47,6 +49,10 @@ export function registerMirror(program: Command): void {
     )
     .option('--peer-self <url>', "this mirror's own peer URL (default http://$POD_IP:<listen port>)")
     .option('--peer-token-file <file>', 'the cluster token every peer mirror shares (required with peers)')
+    .option(
+      '--metrics-socket <path>',
+      "also serve GET /metrics (only that) on this unix socket, for the node agent's NodePull status",
+    )
     .addHelpText(
       'after',
       `
@@ -54,7 +60,7 @@ With no upstream configured it mirrors docker.io, ghcr.io, quay.io, registry.k8s
 nvcr.io and public.ecr.aws. Logs are JSON lines on stderr; stdout gets one line,
 "listening on http://HOST:PORT", once requests are accepted.`,
     )
-    .action(async (opts: MirrorFlags) => {
+    .action(async (opts: MirrorFlags & { metricsSocket?: string }) => {
       let config;
       try {
         config = await loadMirrorConfig(opts);
@@ -78,10 +84,24 @@ nvcr.io and public.ecr.aws. Logs are JSON lines on stderr; stdout gets one line,
         if (err instanceof StorageLockedError) throw new UsageError(err.message, { cause: err });
         throw listenFailure(err, `${config.listen.host}:${config.listen.port}`);
       }
+      let metricsSocket: Server | undefined;
+      if (opts.metricsSocket !== undefined) {
+        try {
+          metricsSocket = await serveMetricsSocket(opts.metricsSocket, mirror.metrics, logger);
+        } catch (err) {
+          await mirror.close();
+          const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+          throw new UsageError(
+            `cannot serve --metrics-socket ${opts.metricsSocket}: ${code}; name a path in an existing directory this user may write`,
+            { cause: err },
+          );
+        }
+      }
       printListening(address);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           logger.info({ signal }, 'shutting down');
+          metricsSocket?.close();
           mirror.close().then(resolve, resolve);
         };
         process.once('SIGTERM', () => stop('SIGTERM'));
