@@ -62,6 +62,8 @@ export interface CacheRow {
   peerBytes?: number;
   scrapedAt: string;
   error?: string;
+  /** Who read the figures: the controller from the mirror, or the node agent (NodePull status). */
+  source?: 'mirror' | 'agent';
 }
 
 export interface DashboardState {
@@ -141,6 +143,7 @@ function cacheRows(cache: readonly NodeCache[]): CacheRow[] {
       ...(c.peerBytes !== undefined ? { peerBytes: c.peerBytes } : {}),
       scrapedAt: c.scrapedAt,
       ...(c.error ? { error: c.error } : {}),
+      ...(c.source ? { source: c.source } : {}),
     }));
 }
 
