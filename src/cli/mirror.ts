@@ -1,4 +1,6 @@
+import { access, constants } from 'node:fs/promises';
 import type { Server } from 'node:http';
+import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import {
@@ -77,6 +79,21 @@ nvcr.io and public.ecr.aws. Logs are JSON lines on stderr; stdout gets one line,
           return new KubeClient(await loadKubeConfig({}));
         },
       });
+      // The socket's directory is checked before the mirror starts, so that a bad path is one line
+      // of bad usage; the socket itself comes after the storage lock (a second mirror on the same
+      // storage must not take over the first one's socket).
+      const socketFailure = (err: unknown) => {
+        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        return new UsageError(
+          `cannot serve --metrics-socket ${opts.metricsSocket}: ${code}; name a path in an existing directory this user may write`,
+          { cause: err },
+        );
+      };
+      if (opts.metricsSocket !== undefined) {
+        await access(dirname(opts.metricsSocket), constants.W_OK).catch((err: unknown) => {
+          throw socketFailure(err);
+        });
+      }
       let address;
       try {
         address = await mirror.listen();
@@ -90,11 +107,7 @@ nvcr.io and public.ecr.aws. Logs are JSON lines on stderr; stdout gets one line,
           metricsSocket = await serveMetricsSocket(opts.metricsSocket, mirror.metrics, logger);
         } catch (err) {
           await mirror.close();
-          const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-          throw new UsageError(
-            `cannot serve --metrics-socket ${opts.metricsSocket}: ${code}; name a path in an existing directory this user may write`,
-            { cause: err },
-          );
+          throw socketFailure(err);
         }
       }
       printListening(address);
