@@ -77,4 +77,25 @@ describe('per-node cache figures: scraped and agent-reported', () => {
     );
     assert.deepEqual(state.bytes, { upstream: 20, cache: 99 + 30 - 20 });
   });
+
+  it('bounds the cache rows as the matrix is bounded: the filter, then at most maxNodes, and says how many matched', () => {
+    const cache = ['gpu-1', 'gpu-2', 'gpu-3', 'cpu-1'].map((n) => scraped(n));
+    const input = {
+      prePulls: [],
+      nodePulls: [],
+      identity: 'x',
+      leader: true,
+      synced: true,
+      now: new Date(0),
+      cache,
+    };
+    const s = buildState({ ...input, nodeFilter: 'GPU', limits: { maxNodes: 2 } });
+    assert.deepEqual(
+      s.cache?.map((c) => c.node),
+      ['gpu-1', 'gpu-2'],
+    );
+    assert.equal(s.cacheMatching, 3);
+    assert.equal(s.bytes?.upstream, 40, 'totals over every node, not only the rows shown');
+    assert.equal(buildState(input).cacheMatching, 4);
+  });
 });
