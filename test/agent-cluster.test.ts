@@ -405,6 +405,23 @@ describe('hoist agent cluster mode', () => {
   });
 });
 
+describe('hoist mirror --metrics-socket', () => {
+  it('a socket path it cannot listen on is bad usage: exit 2, one line', TIMEOUT, async (t) => {
+    const res = await runHoist([
+      'mirror',
+      '--listen',
+      '127.0.0.1:0',
+      '--storage',
+      await testTempDir(t, 'hoist-mirror-socket-'),
+      '--metrics-socket',
+      '/nonexistent/dir/metrics.sock',
+    ]);
+    assert.equal(res.code, 2, res.stderr);
+    assert.match(res.stderr, /cannot serve --metrics-socket \/nonexistent\/dir\/metrics.sock: ENOENT/);
+    assert.equal(res.stderr.trim().split('\n').length, 1, res.stderr);
+  });
+});
+
 describe('hoist agent cluster flags', () => {
   it('cluster flags that do not fit together are bad usage: exit 2, one line', TIMEOUT, async (t) => {
     const saved = process.env.NODE_NAME;
@@ -420,7 +437,19 @@ describe('hoist agent cluster flags', () => {
       ],
       [
         ['--node-name', 'node-a'],
-        /--node-name, --namespace and --context need --kubeconfig FILE or --in-cluster/,
+        /--node-name, --namespace, --context and --mirror-metrics need --kubeconfig FILE or --in-cluster/,
+      ],
+      [
+        ['--mirror-metrics', 'unix:///run/hoist/mirror/metrics.sock'],
+        /--mirror-metrics need --kubeconfig FILE or --in-cluster/,
+      ],
+      [
+        ['--kubeconfig', 'k', '--node-name', 'n', '--mirror-metrics', 'unix://metrics.sock'],
+        /--mirror-metrics "unix:\/\/metrics.sock" must name an absolute path/,
+      ],
+      [
+        ['--kubeconfig', 'k', '--node-name', 'n', '--mirror-metrics-interval-seconds', '0'],
+        /--mirror-metrics-interval-seconds must be a whole number from 1 to 86400/,
       ],
       [['--kubeconfig', 'k', '--in-cluster', '--node-name', 'n'], /either --kubeconfig or --in-cluster/],
       [['--pin-budget-bytes', '10%'], /--pin-budget-bytes "10%" is not a size/],

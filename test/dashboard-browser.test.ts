@@ -2,14 +2,17 @@
 // controller replica against the real kube-apiserver. It renders the nodes × images matrix from
 // the NodePulls the controller wrote; when the test (playing the agent) changes a NodePull's
 // status, the page redraws without a reload; a hostile status message shows as text; no console
-// or page errors; no page-level horizontal scroll at 1280 px nor at 375 px. Screenshots go to
-// test-artifacts/ (git-ignored).
+// or page errors; no page-level horizontal scroll at 1280 px nor at 375 px. A node mirror on
+// 127.0.0.1 that the controller cannot read shows its real figures as a real agent reports them
+// (NodePull status.mirror). Screenshots go to test-artifacts/ (git-ignored).
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { CacheSource, PullRecord, PullSummary, PullTelemetrySource } from '../src/dashboard/index.js';
+import { parseMirrorCacheFigures } from '../src/node/index.js';
 import {
   createPrePull,
   digestImage,
@@ -18,12 +21,14 @@ import {
   nodePulls,
   prepareCluster,
   report,
+  startMirroredNode,
   startReplica,
   type ControllerReplica,
 } from './helpers/dashboard-cluster.js';
 import { requireGoPeer } from './helpers/go-peers.js';
+import { skopeoCopyToDir } from './helpers/images.js';
 import { shareKubeApiServer } from './helpers/kube.js';
-import { requirePeers } from './helpers/peers.js';
+import { requirePeers, requireRoot, testTempDir } from './helpers/peers.js';
 
 const TIMEOUT = { timeout: 240_000 };
 const CHROMIUM = '/usr/bin/chromium';
@@ -82,6 +87,31 @@ async function sectionsVisible(page: Page): Promise<void> {
   }
 }
 
+/** The page's number formats (page-script.ts bytes() and pct()). */
+function bytesText(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i === 0 ? String(n) : n.toFixed(1)}\u00a0${units[i]}`;
+}
+const pctText = (n: number) => `${(n * 100).toFixed(1)}\u00a0%`;
+
+function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+    ],
+  });
+}
+
 const cellPhases = (page: Page, node: string) =>
   page
     .locator(`tr[data-node="${node}"] td.cell`)
@@ -121,16 +151,7 @@ describe('dashboard in headless Chromium', TIMEOUT, () => {
     await createPrePull(api, 'gpu', [digestImage('ml/model', 'a'), digestImage('ml/tools', 'b')], 'gpu');
     await eventually('three NodePulls', async () => ((await nodePulls(api)).length === 3 ? true : undefined));
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--no-first-run',
-        '--disable-background-networking',
-      ],
-    });
+    browser ??= await launchChromium();
     const errors: string[] = [];
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     page.on('console', (m) => {
@@ -219,6 +240,64 @@ describe('dashboard in headless Chromium', TIMEOUT, () => {
     await page.locator('tr[data-node="gpu-1"]').waitFor({ state: 'detached', timeout: 30_000 });
     assert.equal(await page.locator('table.matrix tbody tr').count(), 1);
     assert.equal(await page.locator('table.matrix tbody tr').getAttribute('data-node'), 'gpu-3');
+    assert.deepEqual(errors, []);
+  });
+  it("shows a loopback mirror's real figures as its agent reports them", TIMEOUT, async (t) => {
+    if (!requireGoPeer(t, 'kube-apiserver', 'etcd', 'kubectl') || kubeconfig === undefined) return;
+    if (!requirePeers(t, 'chromium', 'docker-registry', 'skopeo', 'containerd')) return;
+    if (!requireRoot(t, 'containerd mounts snapshots')) return;
+    const api = kube();
+    await makeNode(api, 'cache-1', { pool: 'cache' });
+    const node = await startMirroredNode(t, api, 'cache-1');
+    // No cache source: the controller cannot read a mirror on a node's 127.0.0.1.
+    const replica = await startReplica(kubeconfig, 'replica-b', { events: { heartbeatMs: 600_000 } });
+    replicas.push(replica);
+    browser ??= await launchChromium();
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    t.after(() => page.close());
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(`page: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error') errors.push(`console: ${m.text()}`);
+    });
+    await page.goto(`${replica.url}/`);
+    await page.locator('#live.on').waitFor();
+
+    // The agent pulls through the mirror (a miss), then a second pull of the same image hits.
+    await createPrePull(api, 'cached', [node.image.ref], 'cache');
+    await page
+      .locator('tr[data-node="cache-1"] td.cell[data-phase="Succeeded"]')
+      .waitFor({ timeout: 180_000 })
+      .catch((err: Error) => {
+        throw new Error(`${err.message}\nagent log:\n${node.agent.stderr()}`);
+      });
+    const copy = await testTempDir(t, 'hoist-dashboard-copy-');
+    await skopeoCopyToDir(
+      `docker://${node.mirror.host}/${node.image.repo}@${node.image.digest}`,
+      join(copy, 'out'),
+    );
+    const own = parseMirrorCacheFigures(await (await fetch(`${node.mirror.url}/metrics`)).text());
+    assert.ok(own.blobHits > 0 && own.servedBytes > 0, JSON.stringify(own));
+
+    // The cache table, redrawn live, carries the mirror's own figures, read by the node agent.
+    const expected = [
+      'cache-1',
+      bytesText(own.storeBytes),
+      pctText(own.blobHits / own.blobLookups),
+      bytesText(own.servedBytes),
+      bytesText(own.upstreamBytes),
+    ];
+    const row = page.locator('#cache tbody tr', { hasText: 'cache-1' });
+    await page
+      .locator('#cache tbody tr', { hasText: bytesText(own.servedBytes) })
+      .filter({ hasText: pctText(own.blobHits / own.blobLookups) })
+      .waitFor({ timeout: 60_000 });
+    const cells = await row.locator('td').allTextContents();
+    assert.deepEqual(cells.slice(0, 5), expected);
+    assert.equal(cells.at(-1), 'node agent');
+    assert.notEqual(await page.locator('#bytes .bar-row').count(), 0, 'bytes by source drawn');
+    await mkdir(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: `${ARTIFACTS}dashboard-agent-cache.png`, fullPage: true });
     assert.deepEqual(errors, []);
   });
 });

@@ -1,11 +1,16 @@
 // The controller's dashboard against the real kube-apiserver: a PrePull targets three nodes, the
 // controller writes their NodePulls, the test plays the agents; GET /api/v1/state shows the
 // nodes × images matrix as the API server holds it, the SSE stream delivers each change without a
-// new request, a standby replica serves the same state, and every non-GET method is refused.
+// new request, a standby replica serves the same state, and every non-GET method is refused. Node
+// caches come from mirrors the controller reads (EndpointSlices) or, for a mirror on the node's
+// 127.0.0.1 that it cannot read, from a real agent's NodePull status.mirror.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { join } from 'node:path';
 import { startMirrorCache, type DashboardState } from '../src/dashboard/index.js';
 import { KubeClient, loadKubeConfig } from '../src/kube/index.js';
+import { parseMirrorCacheFigures } from '../src/node/index.js';
+import type { NodePull } from '../src/prepull/index.js';
 import {
   SYSTEM,
   createPrePull,
@@ -16,12 +21,15 @@ import {
   prepareCluster,
   report,
   SseClient,
+  startMirroredNode,
   startReplica,
   type ControllerReplica,
 } from './helpers/dashboard-cluster.js';
 import { requireGoPeer } from './helpers/go-peers.js';
+import { skopeoCopyToDir } from './helpers/images.js';
 import { shareKubeApiServer } from './helpers/kube.js';
 import { startMirror } from './helpers/mirror.js';
+import { requirePeers, requireRoot, testTempDir } from './helpers/peers.js';
 
 const TIMEOUT = { timeout: 240_000 };
 
@@ -195,6 +203,106 @@ describe('dashboard against kube-apiserver', TIMEOUT, () => {
       assert.equal(s.cache![0]!.error, undefined);
       assert.equal(s.cache![0]!.storeBytes, 0);
       assert.deepEqual(s.bytes, { upstream: 0, cache: 0 });
+    },
+  );
+
+  it(
+    "shows a loopback mirror's cache through its agent's NodePull status (no scrape source)",
+    TIMEOUT,
+    async (t) => {
+      if (!requireGoPeer(t, 'kube-apiserver', 'etcd', 'kubectl') || kubeconfig === undefined) return;
+      if (!requirePeers(t, 'docker-registry', 'skopeo', 'containerd')) return;
+      if (!requireRoot(t, 'containerd mounts snapshots')) return;
+      const api = kube();
+      await makeNode(api, 'cache-1', { pool: 'cache' });
+      // The chart's default node: the mirror on 127.0.0.1, read by the agent over its socket only.
+      const node = await startMirroredNode(t, api, 'cache-1');
+      // No cache source: the controller reads no mirror itself, as with a loopback node mirror.
+      const replica = await startReplica(kubeconfig, 'replica-d');
+      replicas.push(replica);
+      await createPrePull(api, 'cached', [node.image.ref], 'cache');
+      await eventually(
+        'the agent pulled the image through the mirror',
+        async () => {
+          const np = (await nodePulls(api)).find((n) => n.metadata.name === 'cache-1');
+          const phase = np?.status?.images?.[0]?.phase;
+          if (phase === 'Failed') throw new Error(`pull failed: ${JSON.stringify(np?.status)}`);
+          return phase === 'Succeeded' ? true : undefined;
+        },
+        180_000,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}\nagent log:\n${node.agent.stderr()}`);
+      });
+      // A second pull of the same image through the mirror: every blob a hit.
+      const copy = await testTempDir(t, 'hoist-dashboard-copy-');
+      await skopeoCopyToDir(
+        `docker://${node.mirror.host}/${node.image.repo}@${node.image.digest}`,
+        join(copy, 'out'),
+      );
+
+      // The mirror's own figures, now that it is quiet; the dashboard must come to show exactly these.
+      const own = parseMirrorCacheFigures(await (await fetch(`${node.mirror.url}/metrics`)).text());
+      assert.ok(
+        own.blobHits >= 2 && own.servedBytes > 400_000 && own.upstreamBytes > 400_000,
+        JSON.stringify(own),
+      );
+      const row = await eventually('the cache table shows the agent-read figures', async () => {
+        const st = await state(replica.url);
+        const r = st.cache?.find((c) => c.node === 'cache-1');
+        return r && r.servedBytes === own.servedBytes && r.hitRatio === own.blobHits / own.blobLookups
+          ? { st, r }
+          : undefined;
+      }).catch(async (err: Error) => {
+        throw new Error(`${err.message}; last state: ${JSON.stringify((await state(replica.url)).cache)}`);
+      });
+      assert.deepEqual(
+        {
+          source: row.r.source,
+          storeBytes: row.r.storeBytes,
+          servedBytes: row.r.servedBytes,
+          upstreamBytes: row.r.upstreamBytes,
+          hitRatio: row.r.hitRatio,
+        },
+        {
+          source: 'agent',
+          storeBytes: own.storeBytes,
+          servedBytes: own.servedBytes,
+          upstreamBytes: own.upstreamBytes,
+          hitRatio: own.blobHits / own.blobLookups,
+        },
+      );
+      assert.ok(row.r.hitRatio! > 0, 'the second pull hit the cache');
+      assert.ok(row.st.bytes && row.st.bytes.cache > 0, 'bytes from cache show in the totals');
+
+      // The API server holds the field as the agent wrote it, within the CRD's schema...
+      const np = (await nodePulls(api)).find((n) => n.metadata.name === 'cache-1') as NodePull;
+      assert.equal(np.status?.mirror?.blobHits, own.blobHits);
+      assert.match(np.status?.mirror?.observedAt ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+      // ...and refuses figures that cannot be true.
+      for (const [bad, why] of [
+        [{ ...np.status!.mirror, blobHits: own.blobLookups + 1 }, /blobHits cannot exceed blobLookups/],
+        [{ ...np.status!.mirror, servedBytes: -1 }, /servedBytes.*greater than or equal to 0/],
+        [{ storeBytes: 1 }, /Required value/],
+      ] as const) {
+        const r = await api.kubectl([
+          'patch',
+          'nodepull',
+          'cache-1',
+          '--subresource=status',
+          // A JSON patch replaces the whole field (a merge patch would keep the fields left out).
+          '--type=json',
+          '-p',
+          JSON.stringify([{ op: 'replace', path: '/status/mirror', value: bad }]),
+        ]);
+        assert.notEqual(r.code, 0, `accepted ${JSON.stringify(bad)}`);
+        assert.match(r.stderr, why);
+      }
+      assert.match(node.agent.stderr(), /watching the NodePull/, 'the log is the one we think it is');
+      assert.doesNotMatch(
+        node.agent.stderr(),
+        /cannot read the node mirror/,
+        'the socket answered every time',
+      );
     },
   );
 

@@ -188,7 +188,18 @@ describe('install: chart files and hoist render install', () => {
         { path: '/etc/containerd', type: 'DirectoryOrCreate' },
         { path: '/etc/containerd/certs.d', type: 'DirectoryOrCreate' },
         undefined,
+        { path: '/run/hoist/mirror', type: 'DirectoryOrCreate' },
       ],
+    );
+    // The node mirror's figures reach the agent (pod network) through a socket in a node
+    // directory, mounted read-only, since the mirror listens on the node's 127.0.0.1.
+    const mirrorArgs: string[] = mirror.containers[0].args;
+    const socket = mirrorArgs[mirrorArgs.indexOf('--metrics-socket') + 1];
+    assert.equal(socket, '/run/hoist/mirror/metrics.sock');
+    assert.equal(flag('--mirror-metrics'), `unix://${socket}`);
+    assert.deepEqual(
+      container.volumeMounts.find((m: { name: string }) => m.name === 'mirror-metrics'),
+      { name: 'mirror-metrics', mountPath: '/run/hoist/mirror', readOnly: true },
     );
 
     const controller = find(objects, 'Deployment', 'hoist-controller').spec;
@@ -216,6 +227,10 @@ describe('install: chart files and hoist render install', () => {
   it('zone mode: a Deployment spread over zones behind a zone-local Service', TIMEOUT, async () => {
     const objects = docs(await renderInstall(['-f', zoneFile]));
     const deployment = find(objects, 'Deployment', 'hoist-mirror').spec;
+    // A zone mirror is not the node's: no metrics socket, and the controller reads it directly.
+    assert.ok(!deployment.template.spec.containers[0].args.includes('--metrics-socket'));
+    const zoneAgent = find(objects, 'DaemonSet', 'hoist-agent').spec.template.spec.containers[0];
+    assert.ok(!zoneAgent.args.includes('--mirror-metrics'));
     assert.equal(deployment.replicas, 4);
     assert.equal(
       deployment.template.spec.topologySpreadConstraints[0].topologyKey,

@@ -189,6 +189,15 @@ describe('kubectl hoist, through the real kubectl', TIMEOUT, () => {
         },
         { image: 'ghcr.io/org/model:v7', digest: DB, phase: 'Pulling', attempts: 2, startedAt: pullingSince },
       ],
+      // The node mirror's figures as the agent reports them (README "Dashboard").
+      mirror: {
+        storeBytes: 73_400_320,
+        blobHits: 3,
+        blobLookups: 4,
+        servedBytes: 146_800_640,
+        upstreamBytes: 73_400_320,
+        observedAt: '2026-01-01T00:01:00Z',
+      },
     });
     await apply(nodePull('node-b'));
     await patchStatus('nodepull', 'node-b', {
@@ -385,9 +394,28 @@ describe('kubectl hoist, through the real kubectl', TIMEOUT, () => {
         'PREPULL   NODE     IMAGE                          STATE       REASON        ATTEMPTS   DURATION',
         'nginx     node-a   docker.io/library/nginx:1.25   Succeeded   <none>        1          42s',
         'nginx     node-b   docker.io/library/nginx:1.25   Failed      RateLimited   6          10m',
-        '',
       ].join('\n'),
     );
+    // node-a's agent reports its mirror: hit ratio and bytes, from the NodePull list already made.
+    const caches = r.stdout.split('\n\n')[2] ?? '';
+    assert.deepEqual(cells(caches)[0], [
+      'NODE',
+      'CACHE USE',
+      'HIT RATIO',
+      'SERVED',
+      'FROM UPSTREAM',
+      'FROM PEERS',
+      'READ',
+    ]);
+    assert.deepEqual(cells(caches)[1]?.slice(0, 6), [
+      'node-a',
+      '70.0MiB',
+      '75.0%',
+      '140.0MiB',
+      '70.0MiB',
+      '<none>',
+    ]);
+    assert.equal(cells(caches).length, 2, 'node-b reports no mirror figures: no row');
     // --nodes is the same view.
     const same = await hoist(['status', 'nginx', '-n', 'web', '--nodes']);
     assert.equal(same.stdout.split('\n\n')[1], nodes);

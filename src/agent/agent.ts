@@ -15,6 +15,12 @@ import { parseImageReference } from '../oci/index.js';
 import { DiskGuard } from './disk-guard.js';
 import type { HighWaterMark } from './disk-mark.js';
 import { AgentMetrics } from './metrics.js';
+import {
+  MirrorReporter,
+  readMirrorMetrics,
+  MIRROR_REPORT_DEFAULTS,
+  type MirrorMetricsTarget,
+} from './mirror-report.js';
 import type { MirroredRegistriesMarker } from './node-annotation.js';
 import { NodePullSync, type NodePullApi, type PinPort } from './node-pull-sync.js';
 import { ProgressWatchdog } from './progress-watchdog.js';
@@ -37,6 +43,11 @@ export interface AgentClusterOptions {
    * controller's pull telemetry (README "Pull telemetry"); retried until it succeeds.
    */
   markMirrored?: MirroredRegistriesMarker;
+  /**
+   * The node's mirror, whose /metrics figures go into status.mirror (README "Dashboard"), read
+   * every `intervalMs` (default 30 s); undefined: no figures.
+   */
+  mirrorMetrics?: { target: MirrorMetricsTarget; intervalMs?: number };
 }
 
 export interface AgentNodeConfig {
@@ -76,6 +87,7 @@ export class Agent {
   readonly nodePulls: NodePullSync | undefined;
   private readonly pullSecrets: PullSecrets | undefined;
   private readonly watchdog: ProgressWatchdog;
+  private readonly mirrorReporter: MirrorReporter | undefined;
   private readonly watchAbort = new AbortController();
   private readonly server: Server;
   private readonly opts: AgentOptions;
@@ -132,6 +144,17 @@ export class Agent {
           logger: opts.logger.child({ module: 'nodepull', node: cluster.nodeName }),
         })
       : undefined;
+    const mirrorMetrics = cluster?.mirrorMetrics;
+    const sync = this.nodePulls;
+    this.mirrorReporter =
+      mirrorMetrics && sync
+        ? new MirrorReporter({
+            read: () => readMirrorMetrics(mirrorMetrics.target, MIRROR_REPORT_DEFAULTS),
+            onFigures: (status) => sync.setMirror(status),
+            intervalMs: mirrorMetrics.intervalMs ?? MIRROR_REPORT_DEFAULTS.intervalMs,
+            logger: opts.logger.child({ module: 'mirror-report' }),
+          })
+        : undefined;
     this.server = createAgentServer({
       queue: this.queue,
       metrics: this.metrics,
@@ -213,6 +236,7 @@ export class Agent {
           () => {
             if (this.ready !== 'shutting down') this.ready = undefined;
             logger.info({ node: cluster.nodeName }, 'watching the NodePull');
+            if (!this.watchAbort.signal.aborted) this.mirrorReporter?.start();
           },
           (err: unknown) => {
             if (!this.watchAbort.signal.aborted)
@@ -251,6 +275,7 @@ export class Agent {
   async close(): Promise<void> {
     this.ready = 'shutting down';
     this.watchAbort.abort(new Error('the agent is shutting down'));
+    this.mirrorReporter?.stop();
     // The last status first, then cancel pulls: a restart is not a failure of the images.
     await this.nodePulls?.close();
     this.queue.close();

@@ -38,6 +38,16 @@ export { PinBudget } from './pin-budget.js';
 export { PullSecrets, PullSecretError, secretCredentials, type KubeSecret } from './pull-secrets.js';
 export { StatusWriter, type StatusWriterOptions } from './status-writer.js';
 export {
+  MirrorReporter,
+  MIRROR_REPORT_DEFAULTS,
+  figuresChanged,
+  mirrorStatusOf,
+  parseMirrorMetricsTarget,
+  readMirrorMetrics,
+  type MirrorMetricsTarget,
+  type MirrorReporterOptions,
+} from './mirror-report.js';
+export {
   NODEPULL_GROUP,
   NODEPULL_PLURAL,
   NODEPULL_VERSION,
@@ -48,6 +58,7 @@ export {
   type NodePull,
   type NodePullImageSpec,
   type NodePullImageStatus,
+  type NodePullMirrorStatus,
   type NodePullPhase,
   type NodePullStatus,
   type NodePullSummary,

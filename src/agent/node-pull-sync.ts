@@ -13,6 +13,7 @@ import {
   summaryOf,
   wantedImages,
   type NodePull,
+  type NodePullMirrorStatus,
   type NodePullStatus,
   type PinState,
   type WantedImage,
@@ -97,6 +98,7 @@ export class NodePullSync {
   private heartbeat: { time: string; generation: number | undefined } | undefined;
   private heartbeatTimer: unknown;
   private present = false;
+  private mirror: NodePullMirrorStatus | undefined;
   private swept = false;
   private pinChain: Promise<void> = Promise.resolve();
   private readonly onQueueChange = (s: ImageStatus) => this.queueChanged(s);
@@ -169,6 +171,15 @@ export class NodePullSync {
     this.publish();
   }
 
+  /**
+   * The node mirror's figures for status.mirror (src/agent/mirror-report.ts hands on changed ones
+   * only, at most once per its interval). Kept across NodePulls: a re-created NodePull gets them.
+   */
+  setMirror(mirror: NodePullMirrorStatus): void {
+    this.mirror = mirror;
+    this.publish();
+  }
+
   /** Resolves once the pin steps queued so far are done (tests, shutdown). */
   pinsSettled(): Promise<void> {
     return this.pinChain;
@@ -233,6 +244,7 @@ export class NodePullSync {
       heartbeatTime: this.heartbeat!.time,
       summary,
       images,
+      ...(this.mirror ? { mirror: this.mirror } : {}),
     });
   }
 

@@ -4,12 +4,13 @@ import type { ImageStatus, PullSpec } from './pull-queue.js';
 import {
   summariseNodePullStatus,
   type NodePullImageStatus,
+  type NodePullMirrorStatus,
   type NodePullStatus,
   type NodePullSummary,
   type PullPhase,
 } from '../prepull/index.js';
 
-export type { NodePullImageStatus, NodePullStatus, NodePullSummary };
+export type { NodePullImageStatus, NodePullMirrorStatus, NodePullStatus, NodePullSummary };
 export type NodePullPhase = PullPhase;
 
 /**

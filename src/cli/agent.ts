@@ -5,6 +5,9 @@ import {
   Agent,
   kubeMirroredRegistriesMarker,
   kubeNodePullApi,
+  MIRROR_REPORT_DEFAULTS,
+  parseMirrorMetricsTarget,
+  type MirrorMetricsTarget,
   parseHighWaterMark,
   parseImagesFile,
   type AgentClusterOptions,
@@ -50,6 +53,8 @@ interface AgentFlags extends AuthfileFlags {
   inCluster?: boolean;
   namespace?: string;
   pinBudgetBytes: string;
+  mirrorMetrics?: string;
+  mirrorMetricsIntervalSeconds: string;
 }
 
 /** The namespace of mirrored pull secrets when --namespace is not given (docs/prepull.md). */
@@ -73,6 +78,7 @@ function parsePinBudget(value: string): number | undefined {
 
 interface ClusterFlags {
   nodeName: string;
+  mirrorMetrics?: { target: MirrorMetricsTarget; intervalMs: number };
   kubeconfig?: string;
   context?: string;
   inCluster: boolean;
@@ -87,9 +93,17 @@ function parseClusterFlags(opts: AgentFlags, env: NodeJS.ProcessEnv): ClusterFla
     throw new UsageError('pass either --kubeconfig or --in-cluster, not both');
   }
   const nodeName = opts.nodeName ?? env.NODE_NAME;
+  const mirrorMetrics = parseMirrorMetricsFlags(opts);
   if (opts.kubeconfig === undefined && !opts.inCluster) {
-    if (opts.nodeName !== undefined || opts.namespace !== undefined || opts.context !== undefined) {
-      throw new UsageError('--node-name, --namespace and --context need --kubeconfig FILE or --in-cluster');
+    if (
+      opts.nodeName !== undefined ||
+      opts.namespace !== undefined ||
+      opts.context !== undefined ||
+      mirrorMetrics !== undefined
+    ) {
+      throw new UsageError(
+        '--node-name, --namespace, --context and --mirror-metrics need --kubeconfig FILE or --in-cluster',
+      );
     }
     return undefined;
   }
@@ -108,7 +122,26 @@ function parseClusterFlags(opts: AgentFlags, env: NodeJS.ProcessEnv): ClusterFla
     ...(opts.context !== undefined ? { context: opts.context } : {}),
     ...(opts.namespace !== undefined ? { namespace: opts.namespace } : {}),
     ...(pinBudgetBytes !== undefined ? { pinBudgetBytes } : {}),
+    ...(mirrorMetrics ? { mirrorMetrics } : {}),
   };
+}
+
+/** `--mirror-metrics` and its interval; undefined when no mirror is named (or "none"). */
+function parseMirrorMetricsFlags(opts: AgentFlags): ClusterFlags['mirrorMetrics'] {
+  const seconds = Number(opts.mirrorMetricsIntervalSeconds);
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 86_400) {
+    throw new UsageError(
+      `--mirror-metrics-interval-seconds must be a whole number from 1 to 86400, not "${opts.mirrorMetricsIntervalSeconds}"`,
+    );
+  }
+  if (opts.mirrorMetrics === undefined) return undefined;
+  let target;
+  try {
+    target = parseMirrorMetricsTarget(opts.mirrorMetrics);
+  } catch (err) {
+    throw new UsageError(`--mirror-metrics ${(err as Error).message}`);
+  }
+  return target ? { target, intervalMs: seconds * 1000 } : undefined;
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -179,6 +212,15 @@ export function registerAgent(program: Command): void {
       '--pin-budget-bytes <size>',
       'most bytes of images Hoist pins on this node (50GiB, 1e10); images past it are not pinned',
       'unlimited',
+    )
+    .option(
+      '--mirror-metrics <url>',
+      "cluster mode: the node mirror whose /metrics figures go into the NodePull status (http://HOST:PORT, or unix:///PATH for the mirror's --metrics-socket)",
+    )
+    .option(
+      '--mirror-metrics-interval-seconds <n>',
+      'how often the mirror figures are read; status changes only when they did',
+      String(MIRROR_REPORT_DEFAULTS.intervalMs / 1000),
     )
     .addHelpText(
       'after',
@@ -262,6 +304,7 @@ pins, and writes the NodePull status; /readyz answers 200 once the NodePull has 
           }),
           pins: new ImagePins(images),
           markMirrored: kubeMirroredRegistriesMarker(kube, clusterFlags.nodeName),
+          ...(clusterFlags.mirrorMetrics ? { mirrorMetrics: clusterFlags.mirrorMetrics } : {}),
           ...(clusterFlags.pinBudgetBytes !== undefined
             ? { pinBudgetBytes: clusterFlags.pinBudgetBytes }
             : {}),

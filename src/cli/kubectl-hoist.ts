@@ -91,7 +91,9 @@ function registerStatus(program: Command): void {
   addCommon(
     program
       .command('status')
-      .description('PrePulls and their progress; with -o wide or --nodes, every node and image')
+      .description(
+        "PrePulls and their progress; with -o wide or --nodes, every node and image, and the nodes' mirror caches",
+      )
       .argument('[name]', 'one PrePull'),
     "the PrePulls' namespace (default: the context's)",
   )

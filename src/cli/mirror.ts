@@ -1,3 +1,6 @@
+import { access, constants } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { pino } from 'pino';
 import {
@@ -5,6 +8,7 @@ import {
   loadMirrorConfig,
   Mirror,
   MIRROR_DEFAULTS,
+  serveMetricsSocket,
   StorageLockedError,
   verifyStorage,
   VerifyError,
@@ -51,6 +55,10 @@ export function registerMirror(program: Command): void {
       '--peer-min-bytes-per-second <n>',
       'leave a peer that holds the whole blob but sends slower than this (default 1000000; 0: never)',
     )
+    .option(
+      '--metrics-socket <path>',
+      "also serve GET /metrics (only that) on this unix socket, for the node agent's NodePull status",
+    )
     .addHelpText(
       'after',
       `
@@ -58,7 +66,7 @@ With no upstream configured it mirrors docker.io, ghcr.io, quay.io, registry.k8s
 nvcr.io and public.ecr.aws. Logs are JSON lines on stderr; stdout gets one line,
 "listening on http://HOST:PORT", once requests are accepted.`,
     )
-    .action(async (opts: MirrorFlags) => {
+    .action(async (opts: MirrorFlags & { metricsSocket?: string }) => {
       let config;
       try {
         config = await loadMirrorConfig(opts);
@@ -75,6 +83,21 @@ nvcr.io and public.ecr.aws. Logs are JSON lines on stderr; stdout gets one line,
           return new KubeClient(await loadKubeConfig({}));
         },
       });
+      // The socket's directory is checked before the mirror starts, so that a bad path is one line
+      // of bad usage; the socket itself comes after the storage lock (a second mirror on the same
+      // storage must not take over the first one's socket).
+      const socketFailure = (err: unknown) => {
+        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        return new UsageError(
+          `cannot serve --metrics-socket ${opts.metricsSocket}: ${code}; name a path in an existing directory this user may write`,
+          { cause: err },
+        );
+      };
+      if (opts.metricsSocket !== undefined) {
+        await access(dirname(opts.metricsSocket), constants.W_OK).catch((err: unknown) => {
+          throw socketFailure(err);
+        });
+      }
       let address;
       try {
         address = await mirror.listen();
@@ -82,10 +105,20 @@ nvcr.io and public.ecr.aws. Logs are JSON lines on stderr; stdout gets one line,
         if (err instanceof StorageLockedError) throw new UsageError(err.message, { cause: err });
         throw listenFailure(err, `${config.listen.host}:${config.listen.port}`);
       }
+      let metricsSocket: Server | undefined;
+      if (opts.metricsSocket !== undefined) {
+        try {
+          metricsSocket = await serveMetricsSocket(opts.metricsSocket, mirror.metrics, logger);
+        } catch (err) {
+          await mirror.close();
+          throw socketFailure(err);
+        }
+      }
       printListening(address);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           logger.info({ signal }, 'shutting down');
+          metricsSocket?.close();
           mirror.close().then(resolve, resolve);
         };
         process.once('SIGTERM', () => stop('SIGTERM'));

@@ -10,6 +10,7 @@ import {
   type PrePull,
 } from '../prepull/index.js';
 import { EventHub, EVENT_DEFAULTS, type EventHubOptions } from './events.js';
+import { mergeNodeCaches, nodeCachesFromNodePulls } from './node-cache.js';
 import { renderPage } from './page.js';
 import type { CacheSource, PullTelemetrySource } from './sources.js';
 import { buildState, STATE_LIMITS, type DashboardState } from './state.js';
@@ -88,15 +89,18 @@ export class Dashboard {
 
   state(nodeFilter = ''): DashboardState {
     const { telemetry, cache } = this.opts;
+    const nodePulls = this.nodePulls.list();
+    // The agents' figures (NodePull status.mirror) fill in for mirrors the controller cannot read.
+    const nodeCaches = mergeNodeCaches(cache?.nodes() ?? [], nodeCachesFromNodePulls(nodePulls));
     return buildState({
       prePulls: this.prePulls.list(),
-      nodePulls: this.nodePulls.list(),
+      nodePulls,
       identity: this.opts.identity,
       leader: this.opts.isLeader(),
       synced: this.synced,
       now: new Date(),
       nodeFilter,
-      ...(cache ? { cache: cache.nodes() } : {}),
+      cache: nodeCaches,
       ...(telemetry
         ? { slowest: telemetry.slowest(STATE_LIMITS.slowest), summary: telemetry.summary() }
         : {}),

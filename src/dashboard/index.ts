@@ -23,3 +23,4 @@ export {
   type ScrapeTarget,
 } from './mirror-scraper.js';
 export { startMirrorCache } from './mirror-discovery.js';
+export { mergeNodeCaches, nodeCachesFromNodePulls } from './node-cache.js';

@@ -128,11 +128,17 @@ export const PAGE_SCRIPT = String.raw`
   function drawCache(s) {
     section('cache', function () {
       if (!s.cache) return null;
-      return table(['node', 'cache use', 'blob hit ratio', 'served', 'from upstream', 'from peers', 'read at'],
+      var wrap = el('div');
+      if (s.cacheMatching > s.cache.length)
+        wrap.appendChild(el('p', 'showing ' + s.cache.length + ' of ' + s.cacheMatching + ' nodes', 'note'));
+      wrap.appendChild(table(['node', 'cache use', 'blob hit ratio', 'served', 'from upstream', 'from peers', 'read at',
+        'read by'],
         s.cache.map(function (c) {
           return [c.node, bytes(c.storeBytes), pct(c.hitRatio), bytes(c.servedBytes), bytes(c.upstreamBytes),
-            bytes(c.peerBytes), c.error ? 'error: ' + c.error : c.scrapedAt];
-        }));
+            bytes(c.peerBytes), c.error ? 'error: ' + c.error : c.scrapedAt,
+            c.source === 'agent' ? 'node agent' : 'controller'];
+        })));
+      return wrap;
     });
     section('bytes', function () {
       var b = s.bytes;

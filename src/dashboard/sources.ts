@@ -1,6 +1,7 @@
 /**
  * What the dashboard reads besides PrePulls and NodePulls: pull telemetry (src/telemetry) and the
- * node mirrors' cache figures. Each source is optional: a section without one says "no data yet".
+ * node mirrors' cache figures (read directly, or as the node agents report them in NodePull
+ * status). Each source is optional: a section without one says "no data yet".
  */
 export type { PullRecord, PullSummary, PullTelemetrySource } from '../telemetry/index.js';
 
@@ -21,6 +22,11 @@ export interface NodeCache {
   /** When this mirror was last read (RFC 3339), and the error of the last read if it failed. */
   scrapedAt: string;
   error?: string;
+  /**
+   * Who read the mirror: the controller itself (`mirror`, its /metrics) or the node's agent
+   * (`agent`, from NodePull status.mirror). node-cache.ts says which wins and why.
+   */
+  source?: 'mirror' | 'agent';
 }
 
 export interface CacheSource {

@@ -62,6 +62,8 @@ export interface CacheRow {
   peerBytes?: number;
   scrapedAt: string;
   error?: string;
+  /** Who read the figures: the controller from the mirror, or the node agent (NodePull status). */
+  source?: 'mirror' | 'agent';
 }
 
 export interface DashboardState {
@@ -77,8 +79,13 @@ export interface DashboardState {
     matchingNodes: number;
     totalImages: number;
   };
-  /** null: no source (or nothing read yet). */
+  /**
+   * null: no source (or nothing read yet). Like the matrix: the nodes matching the filter, at most
+   * `maxNodes` of them (a 5,000-node cluster whose agents all report would otherwise send a
+   * megabyte with every change); `cacheMatching` says how many matched.
+   */
   cache: CacheRow[] | null;
+  cacheMatching?: number;
   bytes: { upstream: number; cache: number; peers?: number } | null;
   slowest: PullRecord[] | null;
   beforeAfter: BeforeAfterRow[] | null;
@@ -141,7 +148,18 @@ function cacheRows(cache: readonly NodeCache[]): CacheRow[] {
       ...(c.peerBytes !== undefined ? { peerBytes: c.peerBytes } : {}),
       scrapedAt: c.scrapedAt,
       ...(c.error ? { error: c.error } : {}),
+      ...(c.source ? { source: c.source } : {}),
     }));
+}
+
+function cacheOf(
+  cache: readonly NodeCache[] | undefined,
+  filter: string,
+  maxNodes: number,
+): Pick<DashboardState, 'cache' | 'cacheMatching'> {
+  if (!cache || cache.length === 0) return { cache: null };
+  const matching = cache.filter((c) => filter === '' || c.node.toLowerCase().includes(filter));
+  return { cache: cacheRows(matching).slice(0, maxNodes), cacheMatching: matching.length };
 }
 
 /**
@@ -206,7 +224,7 @@ export function buildState(input: StateInput): DashboardState {
       .map(prePullRow)
       .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name)),
     matrix: { images, rows, filter, matchingNodes: matching.length, totalImages: allImages.length },
-    cache: input.cache && input.cache.length > 0 ? cacheRows(input.cache) : null,
+    ...cacheOf(input.cache, filter, maxNodes),
     bytes: input.cache && input.cache.length > 0 ? bytesOf(input.cache) : null,
     slowest: input.slowest && input.slowest.length > 0 ? input.slowest.slice(0, STATE_LIMITS.slowest) : null,
     beforeAfter: input.summary && input.summary.length > 0 ? beforeAfter(input.summary) : null,

@@ -20,7 +20,7 @@ import {
   type InstallContext,
   type KubeObject,
 } from './meta.js';
-import { mirrorUrlForNodes } from './mirror.js';
+import { metricsSocketDir, mirrorUrlForNodes } from './mirror.js';
 
 /** `--registries` for the agent: every upstream the mirror serves, NAME=URL, sorted. */
 export function agentRegistries(ctx: InstallContext): string {
@@ -57,6 +57,8 @@ export function agentObjects(ctx: InstallContext): KubeObject[] {
   if (!agent.enabled) return [];
   const { socket, configFile, certsDir } = agent.containerd;
   const mirrorUrl = agentMirrorUrl(ctx);
+  // The node mirror's figures for the NodePull status (the dashboard's node caches).
+  const metricsDir = metricsSocketDir(ctx);
   const registries = agentRegistries(ctx);
   const serviceLinks = !agent.mirrorUrl && ctx.values.mirror.enabled && ctx.values.mirror.mode === 'zone';
   const args = [
@@ -82,6 +84,7 @@ export function agentObjects(ctx: InstallContext): KubeObject[] {
     agent.logLevel,
     ...(mirrorUrl && registries ? ['--mirror', mirrorUrl, '--registries', registries] : []),
     ...(agent.pinBudgetBytes > 0 ? ['--pin-budget-bytes', String(agent.pinBudgetBytes)] : []),
+    ...(metricsDir ? ['--mirror-metrics', `unix://${metricsDir}/metrics.sock`] : []),
     ...agent.extraArgs,
   ];
   const container = {
@@ -99,6 +102,7 @@ export function agentObjects(ctx: InstallContext): KubeObject[] {
       { name: 'containerd-config', mountPath: posix.dirname(configFile), readOnly: true },
       { name: 'certs-dir', mountPath: certsDir },
       { name: 'tmp', mountPath: '/tmp' },
+      ...(metricsDir ? [{ name: 'mirror-metrics', mountPath: metricsDir, readOnly: true }] : []),
     ],
   };
   const spec = {
@@ -116,6 +120,9 @@ export function agentObjects(ctx: InstallContext): KubeObject[] {
       { name: 'containerd-config', hostPath: { path: posix.dirname(configFile), type: 'DirectoryOrCreate' } },
       { name: 'certs-dir', hostPath: { path: certsDir, type: 'DirectoryOrCreate' } },
       { name: 'tmp', emptyDir: {} },
+      ...(metricsDir
+        ? [{ name: 'mirror-metrics', hostPath: { path: metricsDir, type: 'DirectoryOrCreate' } }]
+        : []),
     ],
   };
   return [

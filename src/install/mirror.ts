@@ -151,6 +151,20 @@ function services(ctx: InstallContext): KubeObject[] {
   return out;
 }
 
+/**
+ * The node directory of the mirror's metrics socket (`hoist mirror --metrics-socket`), which the
+ * agent mounts read-only to read the mirror's /metrics for its NodePull status: the agent, in the
+ * pod network, cannot reach a node mirror on the node's 127.0.0.1. Node mode with a hostPath store
+ * only, where the mirror runs as uid 0 like the agent (connecting needs the socket owner's uid
+ * once capabilities are dropped). Undefined when off. Template: "hoist.mirrorMetricsSocketDir".
+ */
+export function metricsSocketDir(ctx: InstallContext): string | undefined {
+  const { mirror } = ctx.values;
+  return mirror.enabled && mirror.mode === 'node' && mirror.node.storage.type === 'hostPath'
+    ? '/run/hoist/mirror'
+    : undefined;
+}
+
 function podSpec(ctx: InstallContext): Record<string, unknown> {
   const { mirror } = ctx.values;
   const node = mirror.mode === 'node';
@@ -186,6 +200,11 @@ function podSpec(ctx: InstallContext): Record<string, unknown> {
     });
     mounts.push({ name: 'peer-token', mountPath: MIRROR_PEER_TOKEN_DIR, readOnly: true });
   }
+  const metricsDir = metricsSocketDir(ctx);
+  if (metricsDir) {
+    volumes.push({ name: 'metrics-socket', hostPath: { path: metricsDir, type: 'DirectoryOrCreate' } });
+    mounts.push({ name: 'metrics-socket', mountPath: metricsDir });
+  }
   // Members are the ready endpoints of the headless -peers Service; this pod's own URL is
   // http://$POD_IP:<port> (hoist mirror's default for --peer-self).
   const peerArgs = peers
@@ -209,6 +228,7 @@ function podSpec(ctx: InstallContext): Record<string, unknown> {
       '--storage',
       MIRROR_STORAGE_DIR,
       ...peerArgs,
+      ...(metricsDir ? ['--metrics-socket', `${metricsDir}/metrics.sock`] : []),
       ...mirror.extraArgs,
     ],
     ...(peers ? { env: [{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }] } : {}),

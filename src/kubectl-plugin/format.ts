@@ -61,6 +61,18 @@ export function humanDuration(ms: number): string {
   return `${years}y`;
 }
 
+/** Bytes in IEC units with one decimal past bytes: `512B`, `391.2KiB`, `20.0GiB`. */
+export function humanBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return i === 0 ? `${v}B` : `${v.toFixed(1)}${units[i]}`;
+}
+
 /** The age of an RFC 3339 time at `now`, or `<unknown>` as kubectl prints a missing one. */
 export function ageOf(time: string | undefined, now: Date): string {
   const t = time === undefined ? NaN : Date.parse(time);

@@ -2,7 +2,8 @@
 // Pure views (status-view, why-view, top-view, format, image-match) and one reader (cluster).
 export { PluginCluster, type ConnectOptions } from './cluster.js';
 export { PluginError, INSTALL_HINT, type PluginErrorCode } from './errors.js';
-export { ageOf, formatSeconds, humanDuration, kubectlTable } from './format.js';
+export { ageOf, formatSeconds, humanBytes, humanDuration, kubectlTable } from './format.js';
+export { formatCacheTable, nodeCacheRows, type NodeCacheRow } from './cache-view.js';
 export {
   imageMatches,
   ImageQueryError,

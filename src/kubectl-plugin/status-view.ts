@@ -1,5 +1,6 @@
 // Types only: the plugin does not load the controller's modules at run time.
 import type { NodePull, PrePull, PullPhase } from '../prepull/index.js';
+import { formatCacheTable, nodeCacheRows, type NodeCacheRow } from './cache-view.js';
 import { ageOf, humanDuration, kubectlTable, roundSeconds, secondsBetween } from './format.js';
 import { normaliseReference } from './image-match.js';
 
@@ -45,6 +46,8 @@ export interface NodeImageRow {
 export interface StatusReport {
   prePulls: PrePullRow[];
   nodes: NodeImageRow[];
+  /** The mirror caches of those nodes, as their agents report them (cache-view.ts). */
+  caches: NodeCacheRow[];
 }
 
 const sameImage = (a: string, b: string): boolean => {
@@ -120,9 +123,11 @@ export function buildStatusReport(prePulls: PrePull[], nodePulls: NodePull[], no
       (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') ||
       a.metadata.name.localeCompare(b.metadata.name),
   );
+  const nodes = sorted.flatMap((p) => nodeRows(p, nodePulls, now));
   return {
     prePulls: sorted.map(prePullRow),
-    nodes: sorted.flatMap((p) => nodeRows(p, nodePulls, now)),
+    nodes,
+    caches: nodeCacheRows(nodePulls, new Set(nodes.map((n) => n.node))),
   };
 }
 
@@ -188,6 +193,7 @@ export function formatStatusText(report: StatusReport, opts: StatusTextOptions):
           r.durationSeconds === undefined ? '<none>' : humanDuration(r.durationSeconds * 1000),
         ]),
       );
+    if (report.caches.length > 0) s += '\n' + formatCacheTable(report.caches, opts.now);
   }
   return s;
 }

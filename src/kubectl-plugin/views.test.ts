@@ -139,6 +139,60 @@ describe('status view', () => {
       /^NAMESPACE {3}NAME/,
     );
   });
+
+  it("lists the reported caches of the report's nodes only, with hit ratio and bytes", () => {
+    const mirror = (hits: number, lookups: number) => ({
+      storeBytes: 1536,
+      blobHits: hits,
+      blobLookups: lookups,
+      servedBytes: 3 * 1024 * 1024,
+      upstreamBytes: 512,
+      observedAt: '2026-06-01T11:59:30Z',
+    });
+    const withCaches: NodePull[] = [
+      { ...nodePulls[0]!, status: { ...nodePulls[0]!.status, mirror: mirror(2, 3) } },
+      { ...nodePulls[1]!, status: { ...nodePulls[1]!.status, mirror: { ...mirror(0, 0), peerBytes: 0 } } },
+      // n9 has figures but no work for these PrePulls: not listed.
+      {
+        metadata: { name: 'n9' },
+        spec: { nodeName: 'n9', maxConcurrentPulls: 1, images: [] },
+        status: { mirror: mirror(1, 1) },
+      },
+    ];
+    const report = buildStatusReport([a, b], withCaches, NOW);
+    assert.deepEqual(
+      report.caches.map((c) => [c.node, c.hitRatio]),
+      [
+        ['n1', 0.667],
+        ['n2', undefined],
+      ],
+    );
+    const text = formatStatusText(report, { withNamespace: false, wide: true, now: NOW });
+    assert.ok(
+      text.endsWith(
+        [
+          'NODE   CACHE USE   HIT RATIO   SERVED   FROM UPSTREAM   FROM PEERS   READ',
+          'n1     1.5KiB      66.7%       3.0MiB   512B            <none>       30s',
+          'n2     1.5KiB      <none>      3.0MiB   512B            0B           30s',
+          '',
+        ].join('\n'),
+      ),
+      text,
+    );
+    assert.doesNotMatch(
+      formatStatusText(report, { withNamespace: false, wide: false, now: NOW }),
+      /CACHE USE/,
+    );
+    assert.doesNotMatch(
+      formatStatusText(buildStatusReport([a, b], nodePulls, NOW), {
+        withNamespace: false,
+        wide: true,
+        now: NOW,
+      }),
+      /CACHE USE/,
+      'no figures reported: no table',
+    );
+  });
 });
 
 describe('why view', () => {

@@ -10,6 +10,7 @@ export {
 } from './config.js';
 export { MirrorError, ConfigError, type MirrorErrorCode } from './errors.js';
 export { MirrorMetrics } from './metrics.js';
+export { serveMetricsSocket } from './metrics-socket.js';
 export { routeRequest, type Route, type RoutingTable } from './routing.js';
 export type { BlobSource } from './blob-fetcher.js';
 export { verifyStorage, VerifyError, type VerifyReport, type BadEntry, type TempFile } from './verify.js';

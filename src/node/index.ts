@@ -41,6 +41,7 @@ export {
 export { setTomlString, splitTomlKey, tomlKey } from './toml-edit.js';
 export { parseMirrorUrl, parseRegistryList } from './targets.js';
 export { parseMirrorCounters, readMirrorCounters, type MirrorCounters } from './mirror-stats.js';
+export { isMirrorMetrics, parseMirrorCacheFigures, type MirrorCacheFigures } from './mirror-cache-figures.js';
 export {
   pullImages,
   mirrorFromHostsToml,

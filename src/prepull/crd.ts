@@ -298,6 +298,38 @@ const nodePullSpec: Schema = {
   },
 };
 
+/** A byte or request counter as the mirror exports it: a whole number, never negative. */
+const counter = (description: string): Schema => ({
+  type: 'integer',
+  format: 'int64',
+  minimum: 0,
+  description,
+});
+
+const nodePullMirrorStatus: Schema = {
+  type: 'object',
+  description:
+    "The node mirror's cache figures as the agent last read them from its /metrics (totals since the mirror started); absent while the agent cannot read them.",
+  required: ['storeBytes', 'blobHits', 'blobLookups', 'servedBytes', 'upstreamBytes', 'observedAt'],
+  properties: {
+    storeBytes: counter('Bytes in the store.'),
+    blobHits: counter('Blob lookups answered from the store.'),
+    blobLookups: counter('Blob lookups.'),
+    servedBytes: counter('Blob bytes sent to clients.'),
+    upstreamBytes: counter('Blob bytes fetched from upstream registries.'),
+    peerBytes: counter('Blob bytes fetched from peer mirrors.'),
+    observedAt: {
+      type: 'string',
+      format: 'date-time',
+      description: 'When the agent read these figures; renewed only when they change.',
+    },
+  },
+  // Hits are a subset of lookups (both from one /metrics page): anything else is a bad writer.
+  'x-kubernetes-validations': [
+    { rule: 'self.blobHits <= self.blobLookups', message: 'blobHits cannot exceed blobLookups' },
+  ],
+};
+
 const nodePullStatus: Schema = {
   type: 'object',
   properties: {
@@ -347,6 +379,7 @@ const nodePullStatus: Schema = {
         },
       },
     },
+    mirror: nodePullMirrorStatus,
   },
 };
 

@@ -193,6 +193,29 @@ export interface NodePullStatus {
   heartbeatTime?: string;
   images?: NodePullImageStatus[];
   summary?: NodePullSummary;
+  /** The node mirror's cache figures, as the agent last read them (docs/prepull.md). */
+  mirror?: NodePullMirrorStatus;
+}
+
+/**
+ * The node's mirror as its agent reads it from the mirror's /metrics (counters are totals since
+ * the mirror started), so the controller's dashboard has per-node cache figures even where it
+ * cannot reach the mirror (a node mirror on 127.0.0.1). Same names as the dashboard's.
+ */
+export interface NodePullMirrorStatus {
+  /** hoist_mirror_store_bytes */
+  storeBytes: number;
+  /** hoist_mirror_cache_lookups_total{kind="blob"}: hits and all lookups. */
+  blobHits: number;
+  blobLookups: number;
+  /** hoist_mirror_served_bytes_total, every source. */
+  servedBytes: number;
+  /** Fetched from upstream registries. */
+  upstreamBytes: number;
+  /** Fetched from peer mirrors; absent until peer sharing reports it. */
+  peerBytes?: number;
+  /** When the agent read these figures (RFC 3339); renewed only when they change. */
+  observedAt: string;
 }
 
 export interface NodePull {

@@ -1,14 +1,20 @@
 // A PrePull controller with its dashboard, in-process, against the real kube-apiserver: the
 // CRDs applied, the controller's service account bound to exactly src/prepull/rbac.ts, Nodes
 // made, and the controller's HTTP listener (probes, metrics, dashboard) on 127.0.0.1. Tests play
-// the agent by patching NodePull status. Shared by test/dashboard.test.ts and the browser test.
+// the agent by patching NodePull status, or run a real one (startMirroredNode: a node's mirror on
+// 127.0.0.1 with its metrics socket, containerd, and `hoist agent` under the agent's RBAC).
+// Shared by test/dashboard.test.ts and the browser test.
 import assert from 'node:assert/strict';
 import { request, type IncomingMessage } from 'node:http';
 import type { Server } from 'node:http';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
 import { pino } from 'pino';
 import { Dashboard, type DashboardOptions } from '../../src/dashboard/index.js';
 import { KubeClient, loadKubeConfig } from '../../src/kube/index.js';
 import {
+  AGENT_CLUSTER_RULES,
+  AGENT_NAMESPACE_RULES,
   ControllerMetrics,
   createControllerServer,
   listen,
@@ -16,11 +22,141 @@ import {
   summariseNodePullStatus,
   type NodePullImageStatus,
 } from '../../src/prepull/index.js';
+import { startCriNode, startHoist, type LongRunning } from './cri.js';
+import { buildImage, pushImage } from './images.js';
 import type { KubeApiServer } from './kube.js';
-import { nodePulls, ok, TEAM, testControllerOptions } from './prepull-cluster.js';
+import { startMirrorProcess, type MirrorProcess } from './mirror.js';
+import { testTempDir } from './peers.js';
+import { nodePulls, ok, SYSTEM, TEAM, testControllerOptions } from './prepull-cluster.js';
+import { waitUntil } from './process.js';
+import { startRegistry, type RegistryPeer } from './registry.js';
 
 // The cluster setup is shared with test/controller.test.ts (test/helpers/prepull-cluster.ts).
 export { eventually, makeNode, nodePulls, prepareCluster, SYSTEM, TEAM } from './prepull-cluster.js';
+
+/**
+ * A service account of SYSTEM bound to exactly these rules (a ClusterRole and a Role in SYSTEM,
+ * named after it); returns its kubeconfig.
+ */
+async function bindServiceAccount(
+  api: KubeApiServer,
+  name: string,
+  clusterRules: readonly object[],
+  namespaceRules: readonly object[],
+): Promise<string> {
+  const kubeconfig = await api.serviceAccountKubeconfig(SYSTEM, name);
+  const subjects = [{ kind: 'ServiceAccount', name, namespace: SYSTEM }];
+  const rbac = '/apis/rbac.authorization.k8s.io/v1';
+  const roleRef = (kind: string) => ({ apiGroup: 'rbac.authorization.k8s.io', kind, name });
+  const metadata = { name };
+  await ok(
+    api.request('POST', `${rbac}/clusterroles`, { body: { metadata, rules: clusterRules } }),
+    `ClusterRole ${name}`,
+  );
+  await ok(
+    api.request('POST', `${rbac}/clusterrolebindings`, {
+      body: { metadata, roleRef: roleRef('ClusterRole'), subjects },
+    }),
+    `ClusterRoleBinding ${name}`,
+  );
+  await ok(
+    api.request('POST', `${rbac}/namespaces/${SYSTEM}/roles`, { body: { metadata, rules: namespaceRules } }),
+    `Role ${name}`,
+  );
+  await ok(
+    api.request('POST', `${rbac}/namespaces/${SYSTEM}/rolebindings`, {
+      body: { metadata, roleRef: roleRef('Role'), subjects },
+    }),
+    `RoleBinding ${name}`,
+  );
+  return kubeconfig;
+}
+
+/** The node agent's service account under exactly src/prepull/rbac.ts's agent rules (once). */
+let agentConfig: Promise<string> | undefined;
+export function agentKubeconfig(api: KubeApiServer): Promise<string> {
+  agentConfig ??= bindServiceAccount(api, 'hoist-agent', AGENT_CLUSTER_RULES, AGENT_NAMESPACE_RULES);
+  return agentConfig;
+}
+
+export interface MirroredNode {
+  registry: RegistryPeer;
+  mirror: MirrorProcess;
+  /** The mirror's metrics socket, which the agent reads. */
+  socket: string;
+  agent: LongRunning;
+  /** An image in the registry: its digest reference, and the repository path in it. */
+  image: { ref: string; repo: string; digest: string };
+}
+
+/**
+ * One node as the chart's default runs it: a real docker-registry upstream, `hoist mirror` on
+ * 127.0.0.1 with `--metrics-socket`, a real containerd, and `hoist agent` in cluster mode (its
+ * kubeconfig bound to the agent's RBAC) that configures containerd to pull through the mirror and
+ * reads the mirror's /metrics only over the socket, every `intervalSeconds`. Stopped after `t`.
+ */
+export async function startMirroredNode(
+  t: TestContext,
+  api: KubeApiServer,
+  node: string,
+  intervalSeconds = 1,
+): Promise<MirroredNode> {
+  const work = await testTempDir(t, 'hoist-dashboard-node-');
+  const registry = await startRegistry();
+  t.after(() => registry.stop());
+  const repo = 'ml/cached';
+  const built = await buildImage(join(work, 'image'), {
+    tag: 'v1',
+    layers: [{ files: [{ path: 'weights.bin', size: 400_000, seed: `dashboard-${node}` }] }],
+  });
+  await pushImage(built.dir, 'v1', `${registry.host}/${repo}:v1`);
+  const socket = join(work, 'mirror-metrics.sock');
+  const mirror = await startMirrorProcess(
+    { [registry.host]: registry.url },
+    { defaultUpstream: registry.host, args: ['--metrics-socket', socket] },
+  );
+  t.after(() => mirror.stop());
+  const { ctd, endpoint } = await startCriNode(t);
+  const kubeconfig = await agentKubeconfig(api);
+  const agent = startHoist([
+    'agent',
+    '--runtime-endpoint',
+    endpoint,
+    '--listen',
+    '127.0.0.1:0',
+    '--certs-dir',
+    ctd.hostsDir,
+    '--disk-high-water',
+    'none',
+    '--kubeconfig',
+    kubeconfig,
+    '--node-name',
+    node,
+    '--namespace',
+    SYSTEM,
+    '--mirror',
+    mirror.url,
+    '--registries',
+    `${registry.host}=${registry.url}`,
+    '--mirror-metrics',
+    `unix://${socket}`,
+    '--mirror-metrics-interval-seconds',
+    String(intervalSeconds),
+  ]);
+  t.after(() => agent.stop());
+  const url = await agent.url;
+  await waitUntil('the agent lists its NodePull', async () => (await fetch(`${url}/readyz`)).status === 200, {
+    timeoutMs: 60_000,
+    intervalMs: 100,
+  });
+  return {
+    registry,
+    mirror,
+    socket,
+    agent,
+    image: { ref: `${registry.host}/${repo}@${built.digest}`, repo, digest: built.digest },
+  };
+}
 
 export interface ControllerReplica {
   url: string;

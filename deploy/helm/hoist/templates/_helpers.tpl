@@ -137,6 +137,20 @@ http://$({{ $env }}_SERVICE_HOST):$({{ $env }}_SERVICE_PORT)
 {{- end -}}
 {{- end -}}
 
+{{/*
+The node mirror's metrics socket (hoist mirror --metrics-socket), in a node directory the agent
+mounts read-only: the agent (pod network) cannot reach the mirror on the node's 127.0.0.1, and
+reads its /metrics there for the NodePull status. Node mode with a hostPath store only: the mirror
+then runs as uid 0, like the agent, which may connect to a socket its own uid owns. Empty if off.
+src/install/mirror.ts (metricsSocketDir) says the same.
+*/}}
+{{- define "hoist.mirrorMetricsSocketDir" -}}
+{{- $m := .Values.mirror -}}
+{{- if and $m.enabled (eq $m.mode "node") (eq $m.node.storage.type "hostPath") -}}
+/run/hoist/mirror
+{{- end -}}
+{{- end -}}
+
 {{/* agent --registries: every upstream of the mirror, NAME=URL, sorted by name. */}}
 {{- define "hoist.agentRegistries" -}}
 {{- $out := list -}}

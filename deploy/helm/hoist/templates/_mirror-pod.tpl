@@ -9,6 +9,7 @@ The mirror's pod template, shared by the node DaemonSet and the zone Deployment
 {{- $peers := $m.peers.enabled -}}
 {{- /* Peers reach a node mirror at its node IP: with peers it listens on every address. */ -}}
 {{- $host := ternary $m.node.listenAddress "0.0.0.0" (and $node (not $peers)) -}}
+{{- $metricsDir := include "hoist.mirrorMetricsSocketDir" . -}}
 {{- $sizeLimit := ternary $m.node.storage.sizeLimit $m.zone.storageSizeLimit $node -}}
 metadata:
   labels:
@@ -58,6 +59,10 @@ spec:
         - {{ printf "%s/%s-peers" .Release.Namespace (include "hoist.componentName" (list . "mirror")) }}
         - --peer-token-file
         - /var/run/secrets/hoist-peers/token
+        {{- end }}
+        {{- if $metricsDir }}
+        - --metrics-socket
+        - {{ printf "%s/metrics.sock" $metricsDir }}
         {{- end }}
         {{- range $m.extraArgs }}
         - {{ . | quote }}
@@ -113,6 +118,10 @@ spec:
           mountPath: /var/run/secrets/hoist-peers
           readOnly: true
         {{- end }}
+        {{- if $metricsDir }}
+        - name: metrics-socket
+          mountPath: {{ $metricsDir }}
+        {{- end }}
   volumes:
     - name: config
       configMap:
@@ -143,5 +152,12 @@ spec:
         items:
           - key: token
             path: token
+    {{- end }}
+    {{- if $metricsDir }}
+    # Shared with the agent (read-only there): /metrics only, nothing else on that socket.
+    - name: metrics-socket
+      hostPath:
+        path: {{ $metricsDir }}
+        type: DirectoryOrCreate
     {{- end }}
 {{- end -}}
