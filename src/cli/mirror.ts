@@ -78,8 +78,9 @@ nvcr.io and public.ecr.aws. Logs are JSON lines on stderr; stdout gets one line,
         if (err instanceof StorageLockedError) throw new UsageError(err.message, { cause: err });
         throw listenFailure(err, `${config.listen.host}:${config.listen.port}`);
       }
-      printListening(address);
-      await new Promise<void>((resolve) => {
+      // The signal handlers are in place before the line that says the mirror is up: a supervisor
+      // that stops it as soon as it reads that line gets a clean shutdown, not a kill by signal.
+      const stopped = new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           logger.info({ signal }, 'shutting down');
           mirror.close().then(resolve, resolve);
@@ -87,6 +88,8 @@ nvcr.io and public.ecr.aws. Logs are JSON lines on stderr; stdout gets one line,
         process.once('SIGTERM', () => stop('SIGTERM'));
         process.once('SIGINT', () => stop('SIGINT'));
       });
+      printListening(address);
+      await stopped;
     });
   registerVerify(mirror);
   registerMirrorPeers(mirror);
