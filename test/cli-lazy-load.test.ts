@@ -173,6 +173,21 @@ describe('hoist mirror loads only what the mirror uses', () => {
     },
   );
 
+  it("with peer sharing, loads the peer network but still not prom-client's index", TIMEOUT, async (t) => {
+    const dir = await testTempDir(t, 'hoist-lazy-peers-');
+    const token = join(dir, 'token');
+    await writeFile(token, 'a-cluster-token-for-this-test\n');
+    // Peers that never answer: only what starting with peers loads is looked at.
+    const peers = ['--peer', 'http://127.0.0.1:9', '--peer-self', 'http://127.0.0.1:10'];
+    const loaded = await modulesLoadedBy(t, [...peers, '--peer-token-file', token], ['/metrics']);
+    assert.ok(loaded.has('dist/peers/peer-network.js'), 'the peer network is loaded');
+    assert.deepEqual(
+      under(loaded, ['node_modules/prom-client/index.js', 'node_modules/@opentelemetry/']),
+      [],
+      "prom-client's index with peers",
+    );
+  });
+
   it(
     'loads the YAML parser when given a configuration file (the log sees modules loaded on demand)',
     TIMEOUT,
