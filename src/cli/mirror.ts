@@ -114,8 +114,9 @@ nvcr.io and public.ecr.aws. Logs are JSON lines on stderr; stdout gets one line,
           throw socketFailure(err);
         }
       }
-      printListening(address);
-      await new Promise<void>((resolve) => {
+      // The signal handlers are in place before the line that says the mirror is up: a supervisor
+      // that stops it as soon as it reads that line gets a clean shutdown, not a kill by signal.
+      const stopped = new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           logger.info({ signal }, 'shutting down');
           metricsSocket?.close();
@@ -124,6 +125,8 @@ nvcr.io and public.ecr.aws. Logs are JSON lines on stderr; stdout gets one line,
         process.once('SIGTERM', () => stop('SIGTERM'));
         process.once('SIGINT', () => stop('SIGINT'));
       });
+      printListening(address);
+      await stopped;
     });
   registerVerify(mirror);
   registerMirrorPeers(mirror);

@@ -15,3 +15,6 @@ export { routeRequest, type Route, type RoutingTable } from './routing.js';
 export type { BlobSource } from './blob-fetcher.js';
 export { verifyStorage, VerifyError, type VerifyReport, type BadEntry, type TempFile } from './verify.js';
 export { lockStorage, storageHolder, StorageLockedError } from './storage-lock.js';
+// prom-client's metric classes without its index (prom-client-core.ts), for metrics that other
+// capabilities put on the mirror's registry (src/peers).
+export { Counter, Gauge, Histogram } from './prom-client-core.js';

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from './prom-client-core.js';
 import type { SendBudgetStats } from './send-budget.js';
 
 /** The mirror's Prometheus metrics, on a registry of its own (several mirrors may share a process in tests). */

@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { Counter, Gauge, Histogram } from '../mirror/index.js';
 
 /**
  * Peer sharing's metrics, on the mirror's registry. The `peer` label is bounded by the membership
