@@ -342,10 +342,9 @@ pins, and writes the NodePull status; /readyz answers 200 once the NodePull has 
         closeCluster();
         throw listenFailure(err, opts.listen);
       }
-      printListening(address);
-      if (fileImages.length > 0) agent.assign(fileImages, `file:${opts.imagesFile}`);
-      if (flagImages.length > 0) agent.assign(flagImages, 'flag');
-      await new Promise<void>((resolve) => {
+      // Signal handlers before the line that says the agent is up (as in `hoist mirror`): a
+      // supervisor that stops it as soon as it reads that line gets a clean shutdown.
+      const stopped = new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           logger.info({ signal }, 'shutting down');
           agent.close().finally(closeCluster).then(resolve, resolve);
@@ -353,5 +352,9 @@ pins, and writes the NodePull status; /readyz answers 200 once the NodePull has 
         process.once('SIGTERM', () => stop('SIGTERM'));
         process.once('SIGINT', () => stop('SIGINT'));
       });
+      printListening(address);
+      if (fileImages.length > 0) agent.assign(fileImages, `file:${opts.imagesFile}`);
+      if (flagImages.length > 0) agent.assign(flagImages, 'flag');
+      await stopped;
     });
 }

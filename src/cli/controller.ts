@@ -219,18 +219,18 @@ stdout gets one line, "listening on http://HOST:PORT", once /healthz answers.`,
         client.close();
         throw listenFailure(err, opts.listen);
       }
-      printListening(address);
-      logger.info(
-        { namespace, identity, lease: opts.leaseName, server: config.server },
-        'controller starting',
-      );
-
+      // Signal handlers before the line that says the controller is up (as in `hoist mirror`).
       const onSignal = (signal: string) => {
         logger.info({ signal }, 'shutting down');
         stop.abort();
       };
       process.once('SIGTERM', () => onSignal('SIGTERM'));
       process.once('SIGINT', () => onSignal('SIGINT'));
+      printListening(address);
+      logger.info(
+        { namespace, identity, lease: opts.leaseName, server: config.server },
+        'controller starting',
+      );
       dashboard.start(stop.signal);
       try {
         // Gives up the Lease on the way out, so another replica takes over at once.
