@@ -338,6 +338,7 @@ describe('install: peer sharing (mirror.peers)', () => {
           '/etc/hoist/mirror.json': configFile,
           '/var/run/secrets/hoist-peers/token': tokenFile,
           '/var/lib/hoist/mirror': join(dir, 'store'),
+          '/run/hoist/mirror/metrics.sock': join(dir, 'metrics.sock'),
           '0.0.0.0:5000': `127.0.0.1:${port}`, // loopback only in tests
         };
         const args = (container.args as string[]).map((a) => local[a] ?? a);
