@@ -232,7 +232,14 @@ export class InflightBlob {
     }
     if (this.tail) {
       for (const b of sliceBuffers(buffers, offset)) this.tail.append(Buffer.from(b));
-      // Hold the upstream back while the slowest client still needs what memory holds.
+    }
+    for (const b of buffers) digester.update(b);
+    this.written += length;
+    this.notify();
+    if (this.tail) {
+      // Hold the upstream back while the slowest client still needs what memory holds. The new
+      // bytes are readable meanwhile: a batch larger than the limit would otherwise wait for
+      // readers that wait for it.
       for (;;) {
         if (this.positions.size === 0 && this.everRead) throw new NoSpaceError(this.digest.value);
         this.tail.dropBefore(Math.min(...this.positions.values()));
@@ -240,9 +247,6 @@ export class InflightBlob {
         await this.waitForChange();
       }
     }
-    for (const b of buffers) digester.update(b);
-    this.written += length;
-    this.notify();
     return length;
   }
 
