@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { digestOf, type Digest } from '../oci/index.js';
 import { BlobStore } from './blob-store.js';
 import { ManifestStore } from './manifest-store.js';
+import { lockStorage } from './storage-lock.js';
 import { verifyStorage, VerifyError } from './verify.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -200,5 +201,114 @@ describe('verifyStorage', () => {
       return e instanceof VerifyError && e.code === 'STORAGE_INVALID';
     });
     assert.ok(await exists(join(root, 'tmp', 'precious')), 'nothing is removed from a foreign directory');
+  });
+});
+
+describe('verifyStorage: edges of the layout', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'hoist-verify-edges-'));
+  });
+  afterEach(() => rm(root, { recursive: true, force: true }));
+
+  /** Writes a stored manifest by hand: `header` as the first line, then `body`. */
+  async function rawManifest(header: string, body: Buffer, algorithm: Digest['algorithm'] = 'sha256') {
+    const digest = digestOf(body, algorithm);
+    const path = join(root, 'manifests', algorithm, digest.hex);
+    await mkdir(join(root, 'manifests', algorithm), { recursive: true });
+    await writeFile(path, Buffer.concat([Buffer.from(`${header}\n`), body]));
+    return path;
+  }
+
+  it('takes a media type line of up to 1024 bytes, and a manifest read in several chunks', async () => {
+    await makeStorage(root);
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, pad: 'x'.repeat(3 * 1024 * 1024) }));
+    const paths = [
+      await rawManifest('m'.repeat(1024), Buffer.from('{"n":1}')),
+      await rawManifest(OCI_MANIFEST, body),
+      await rawManifest(OCI_MANIFEST, Buffer.from('{"n":2}'), 'sha512'),
+    ];
+    const report = await verifyStorage(root);
+    assert.deepEqual(report.bad, []);
+    assert.deepEqual(report.manifests, { checked: 3, bad: 0 });
+    for (const p of paths) assert.ok(await exists(p), p);
+  });
+
+  it('refuses an empty or over-long media type line, even one longer than a read chunk', async () => {
+    await makeStorage(root);
+    const paths = [
+      await rawManifest('', Buffer.from('{"n":1}')),
+      await rawManifest('m'.repeat(1025), Buffer.from('{"n":2}')),
+      await rawManifest('m'.repeat(2 * 1024 * 1024 + 10), Buffer.from('{"n":3}')),
+    ];
+    const report = await verifyStorage(root);
+    assert.deepEqual(
+      report.bad.map((b) => [b.path, b.error, b.actual]),
+      paths.sort().map((p) => [p, 'no media type line', undefined]),
+    );
+    assert.deepEqual(report.manifests, { checked: 3, bad: 3 });
+  });
+
+  it('reports bad entries and temp files in path order, a temp directory as 0 bytes', async () => {
+    const s = await makeStorage(root);
+    const names = ['f', '0', 'a', '9'].map((c) => c.repeat(64));
+    for (const n of names) await writeFile(join(root, 'blobs', 'sha256', n), 'not its content');
+    for (const n of ['zz', 'aa', 'mm']) await writeFile(join(s.blobs.tmpDir, n), 'x');
+    await mkdir(join(s.blobs.tmpDir, 'dir'));
+    await writeFile(join(s.blobs.tmpDir, 'dir', 'inside'), 'xyz');
+    const report = await verifyStorage(root, { concurrency: 3 });
+    assert.deepEqual(
+      report.bad.map((b) => b.path),
+      names.map((n) => join(root, 'blobs', 'sha256', n)).sort(),
+    );
+    assert.deepEqual(
+      report.tempFiles.map((t) => [t.path.slice(s.blobs.tmpDir.length + 1), t.bytes]),
+      [
+        ['aa', 1],
+        ['dir', 0],
+        ['mm', 1],
+        ['zz', 1],
+      ],
+    );
+    assert.deepEqual(await readdir(s.blobs.tmpDir), []);
+    assert.equal(report.blobs.bytes, 4 * 'not its content'.length, 'bad blobs count their bytes too');
+  });
+
+  it('checks everything one at a time when asked for no concurrency', async () => {
+    const s = await makeStorage(root);
+    await s.putBlob(randomBytes(10));
+    await s.putBlob(randomBytes(20));
+    const report = await verifyStorage(root, { concurrency: 0 });
+    assert.deepEqual(report.blobs, { checked: 2, bad: 0, bytes: 30 });
+  });
+
+  it('stops at an abort and removes nothing', async () => {
+    const s = await makeStorage(root);
+    const blob = await s.putBlob(randomBytes(1000));
+    await flipByte(blob.path, 3);
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(verifyStorage(root, { signal: ac.signal }), { name: 'AbortError' });
+    assert.ok(await exists(blob.path));
+  });
+
+  it('refuses a storage path that is a file, or one a running mirror holds', async () => {
+    const file = join(root, 'file');
+    await writeFile(file, 'x');
+    await assert.rejects(verifyStorage(file), (e: unknown) => {
+      return e instanceof VerifyError && e.code === 'STORAGE_INVALID' && /is not a directory/.test(e.message);
+    });
+    await makeStorage(root);
+    const release = await lockStorage(root);
+    try {
+      await assert.rejects(verifyStorage(root), (e: unknown) => {
+        return (
+          e instanceof VerifyError && e.code === 'STORAGE_IN_USE' && e.message.includes(`pid ${process.pid}`)
+        );
+      });
+    } finally {
+      await release();
+    }
+    assert.equal((await verifyStorage(root)).ok, true);
   });
 });
