@@ -6,7 +6,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { plan, type PlanInput, type PrePullInput, type RunResult } from './plan.js';
 import { parsePrePullSpec } from './spec.js';
-import type { Node, NodePull, NodePullImageStatus, PrePull, PrePullSpecInput } from './types.js';
+import type {
+  Node,
+  NodePull,
+  NodePullImage,
+  NodePullImageStatus,
+  PrePull,
+  PrePullSpecInput,
+} from './types.js';
 import { SPEC_TIME_ANNOTATION } from './types.js';
 
 const NOW = new Date('2026-12-01T10:00:00Z');
@@ -293,5 +300,182 @@ describe('plan: counting failed nodes', () => {
     assert.deepEqual(st.nodes, { desired: 2, pulling: 1, succeeded: 0, failed: 1 });
     const progressing = st.conditions!.find((c) => c.type === 'Progressing')!;
     assert.equal(progressing.message, '1/2 nodes done, 1 pulling, 0 waiting');
+  });
+});
+
+describe('plan: more edges', () => {
+  it('acts on nodes in name order, whatever order they are listed in', () => {
+    const names = ['n5', 'n2', 'n8', 'n1', 'n7', 'n3', 'n6', 'n4'];
+    const out = plan({
+      prePulls: [prePull('p', { images: ['a:1'], maxConcurrentNodes: '100%' })],
+      nodes: names.map(node),
+      nodePulls: [],
+      now: NOW,
+    });
+    assert.deepEqual(
+      out.nodePulls.map((a) => a.name),
+      [...names].sort(),
+    );
+  });
+
+  it('ignores a PrePull being deleted: no status, and its entries go', () => {
+    const gone = prePull(
+      'p',
+      { images: ['a:1'] },
+      { metadata: { name: 'p', namespace: 'ns', deletionTimestamp: '2026-12-01T09:00:00Z' } },
+    );
+    const out = plan({
+      prePulls: [gone],
+      nodes: [node('n1')],
+      nodePulls: [nodePull('n1', { images: { [A]: D1 } })],
+      now: NOW,
+    });
+    assert.deepEqual(out.statuses, []);
+    assert.deepEqual(out.nodePulls, [{ action: 'delete', name: 'n1' }]);
+  });
+
+  it('an invalid PrePull keeps an entry stored without pin as not pinned', () => {
+    const held = nodePull('n1', { images: { [A]: D1 } });
+    // The CRD requires only `image`: an entry written by hand or by an older controller may lack pin.
+    const { pin: _, ...rest } = held.spec.images[0]!;
+    const withoutPin = rest as NodePullImage;
+    const out = plan({
+      prePulls: [prePull('p', { images: [] })],
+      nodes: [node('n1')],
+      nodePulls: [{ ...held, spec: { ...held.spec, images: [withoutPin] } }],
+      now: NOW,
+    });
+    assert.deepEqual(out.nodePulls, []);
+  });
+
+  it('lists a failure the agent gave no reason for as PullError', () => {
+    const out = plan({
+      prePulls: [prePull('p', { images: ['a:1'] })],
+      nodes: [node('n1')],
+      nodePulls: [
+        nodePull('n1', { images: { [A]: D1 }, status: [{ image: A, phase: 'Failed', digest: D1 }] }),
+      ],
+      runs: resolved('ns/p', { [A]: D1 }),
+      now: NOW,
+    });
+    assert.deepEqual(out.statuses[0]!.status.images![0]!.failures, [{ node: 'n1', reason: 'PullError' }]);
+  });
+
+  it('reads the sign of life of a NodePull with no status and no annotations from its creation', () => {
+    const bare: NodePull = {
+      ...nodePull('n1', { images: { [A]: D1 } }),
+      metadata: { name: 'n1', creationTimestamp: '2026-12-01T09:00:00Z' },
+    };
+    delete bare.status;
+    const out = plan({
+      prePulls: [prePull('p', { images: ['a:1'], maxConcurrentNodes: 1 })],
+      nodes: [node('n1'), node('n2')],
+      nodePulls: [bare],
+      runs: resolved('ns/p', { [A]: D1 }),
+      now: NOW,
+      agentTimeoutMs: TIMEOUT_MS,
+    });
+    assert.deepEqual(
+      out.nodePulls.map((a) => `${a.action}:${a.name}`),
+      ['create:n2'],
+    );
+    assert.equal(out.statuses[0]!.status.images![0]!.failures![0]!.reason, 'AgentUnavailable');
+  });
+
+  it('counts as pulling only the images a newly started node has yet to pull', () => {
+    // n1 has a:1 from before; b:1 is new, so n1 waits for its turn, gets it, and pulls b:1 only.
+    const out = plan({
+      prePulls: [prePull('p', { images: ['a:1', 'b:1'] })],
+      nodes: [node('n1')],
+      nodePulls: [
+        nodePull('n1', { images: { [A]: D1 }, status: [{ image: A, phase: 'Succeeded', digest: D1 }] }),
+      ],
+      runs: resolved('ns/p', { [A]: D1, [B]: D2 }),
+      now: NOW,
+    });
+    assert.deepEqual(
+      out.nodePulls.map((a) => `${a.action}:${a.name}`),
+      ['update:n1'],
+    );
+    assert.deepEqual(
+      out.statuses[0]!.status.images!.map((i) => [i.image, i.pulling, i.succeeded]),
+      [
+        [A, 0, 1],
+        [B, 1, 0],
+      ],
+    );
+  });
+
+  it("a PrePull's wanted digest wins over what another keeps on a waiting node, even one run later", () => {
+    // q ran at 09:00 (its new digest D3 goes to n0 first; n1 waits on D1); p, new, ran at 08:00.
+    const q = prePull(
+      'q',
+      { images: ['a:1'], maxConcurrentNodes: 1 },
+      {
+        status: {
+          lastScheduleTime: '2026-12-01T09:00:00Z',
+          images: [
+            { image: A, digest: `sha256:${'3'.repeat(64)}`, desired: 2, pulling: 1, succeeded: 0, failed: 0 },
+          ],
+        },
+      },
+    );
+    const p = prePull('p', { images: ['a:1'], nodeSelector: { pool: 'p' } });
+    const out = plan({
+      prePulls: [p, q],
+      nodes: [node('n0'), { metadata: { name: 'n1', uid: 'uid-n1', labels: { pool: 'p' } } }],
+      nodePulls: [
+        nodePull('n0', {
+          images: { [A]: `sha256:${'3'.repeat(64)}` },
+          sources: ['ns/q'],
+          status: [pulling(A)],
+        }),
+        nodePull('n1', {
+          images: { [A]: D1 },
+          sources: ['ns/q'],
+          status: [{ image: A, phase: 'Succeeded', digest: D1 }],
+        }),
+      ],
+      runs: new Map([
+        ['ns/p', { runTime: new Date('2026-12-01T08:00:00Z'), images: new Map([[A, { digest: D2 }]]) }],
+      ]),
+      now: NOW,
+    });
+    const n1 = out.nodePulls.find((a) => a.name === 'n1');
+    assert.ok(n1 && n1.action === 'update');
+    assert.deepEqual(
+      n1.spec.images.map((e) => [e.digest, e.sources]),
+      [[D2, ['ns/p', 'ns/q']]],
+    );
+  });
+
+  it('shows no resolve error for a pinned image, even one a stored status carries', () => {
+    const image = `docker.io/library/a:1@${D1}`;
+    const out = plan({
+      prePulls: [
+        prePull(
+          'p',
+          { images: [image] },
+          {
+            status: {
+              images: [
+                { image, digest: D1, resolveError: 'old', desired: 0, pulling: 0, succeeded: 0, failed: 0 },
+              ],
+            },
+          },
+        ),
+      ],
+      nodes: [],
+      nodePulls: [],
+      now: NOW,
+    });
+    assert.deepEqual(out.statuses[0]!.status.images![0], {
+      image,
+      digest: D1,
+      desired: 0,
+      pulling: 0,
+      succeeded: 0,
+      failed: 0,
+    });
   });
 });
