@@ -150,6 +150,8 @@ describe('plan: a kept PlanCache changes no result', () => {
     });
     plansAlike([
       at({ prePulls: [p], now: NOW }),
+      at({ prePulls: [p], runs: runs({ 'ns/p': { at: NOW, images: { [A]: D1 } } }), now: NOW }),
+      at({ prePulls: [p], runs: runs({ 'ns/p': { at: LATER, images: { [A]: D1 } } }), now: LATER }),
       at({ prePulls: [p], runs: runs({ 'ns/p': { at: NOW, images: { [A]: D2 } } }), now: NOW }),
       at({ prePulls: [p], runs: runs({ 'ns/p': { at: LATER, images: { [A]: D1 } } }), now: LATER }),
       at({ prePulls: [prePull('p', { ...base, images: ['b:1'] }, 2)], now: NOW }),

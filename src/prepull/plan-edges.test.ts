@@ -179,12 +179,13 @@ describe('plan: the earliest wake-up wins', () => {
   });
 
   it('among scheduled PrePulls, and between a schedule and a timeout', () => {
-    // PrePulls are planned in name order: the first ("a") has the later run.
+    // PrePulls are planned in name order: the first ("a") has the later run, the last none.
     const out = plan({
       prePulls: [
         prePull('a', { images: ['a:1'], schedule: '0 11 * * *' }),
         prePull('b', { images: ['b:1'], schedule: '30 10 * * *' }),
         prePull('c', { images: ['b:1'], schedule: '45 10 * * *' }),
+        prePull('d', { images: ['b:1'] }),
       ],
       nodes: [],
       nodePulls: [],
@@ -216,9 +217,9 @@ describe('plan: several PrePulls', () => {
   it('lists statuses in namespace/name order, and a PrePull without namespace under ""', () => {
     const out = plan({
       prePulls: [
-        prePull('b', { images: ['a:1'] }),
         prePull('a', { images: ['a:1'] }),
         prePull('z', { images: ['a:1'] }, {}, null),
+        prePull('b', { images: ['a:1'] }),
       ],
       nodes: [],
       nodePulls: [],
