@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsPromises from 'node:fs/promises';
 import { access, mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { syncBuiltinESMExports } from 'node:module';
+import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import { digestOf, type Digest } from '../oci/index.js';
 import { BlobStore } from './blob-store.js';
 import { ManifestStore } from './manifest-store.js';
@@ -310,5 +313,156 @@ describe('verifyStorage: edges of the layout', () => {
       await release();
     }
     assert.equal((await verifyStorage(root)).ok, true);
+  });
+});
+
+describe('verifyStorage: faults while reading', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'hoist-verify-faults-'));
+  });
+  afterEach(async () => {
+    mock.restoreAll();
+    syncBuiltinESMExports();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  /** Makes `lstat` of these paths fail as if they had just been removed (the disk, not verify, is at fault). */
+  function vanishing(paths: string[]): void {
+    const lstat = fsPromises.lstat;
+    mock.method(fsPromises, 'lstat', (p: string) =>
+      paths.includes(p)
+        ? Promise.reject(
+            Object.assign(new Error(`ENOENT: no such file or directory, lstat '${p}'`), { code: 'ENOENT' }),
+          )
+        : lstat(p),
+    );
+    syncBuiltinESMExports();
+  }
+
+  /** Makes reading `path` fail with EIO once it is open. */
+  function unreadable(path: string): void {
+    const createReadStream = fs.createReadStream;
+    mock.method(fs, 'createReadStream', (p: string, options: object) => {
+      const stream = createReadStream(p, options);
+      if (p === path) {
+        stream.once('open', () =>
+          stream.destroy(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' })),
+        );
+      }
+      return stream;
+    });
+    syncBuiltinESMExports();
+  }
+
+  it('reports a stored file it cannot read, and removes it', async () => {
+    const s = await makeStorage(root);
+    const good = await s.putBlob(randomBytes(100));
+    const bad = await s.putBlob(randomBytes(100));
+    unreadable(bad.path);
+    const report = await verifyStorage(root);
+    assert.deepEqual(report.bad, [
+      {
+        kind: 'blob',
+        path: bad.path,
+        expected: bad.digest.value,
+        error: 'EIO: i/o error, read',
+        removed: true,
+      },
+    ]);
+    assert.ok(await exists(good.path));
+  });
+
+  it('reports a stored file that vanished while listed, and skips such a temp file', async () => {
+    const s = await makeStorage(root);
+    const gone = await s.putBlob(randomBytes(100));
+    const temp = join(s.blobs.tmpDir, 'vanishing');
+    await writeFile(temp, 'x');
+    vanishing([gone.path, temp]);
+    const report = await verifyStorage(root);
+    assert.deepEqual(report.bad, [
+      {
+        kind: 'blob',
+        path: gone.path,
+        expected: gone.digest.value,
+        error: `ENOENT: no such file or directory, lstat '${gone.path}'`,
+        removed: true,
+      },
+    ]);
+    assert.deepEqual(report.tempFiles, []);
+  });
+});
+
+describe('verifyStorage: report entries and errors', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'hoist-verify-report-'));
+  });
+  afterEach(() => rm(root, { recursive: true, force: true }));
+
+  it('carries actual or error, never both, never a key without a value', async () => {
+    const s = await makeStorage(root);
+    const flipped = await s.putBlob(Buffer.from('hello'));
+    await writeFile(flipped.path, 'hellO');
+    const notDigest = join(root, 'blobs', 'sha256', 'nope');
+    await writeFile(notDigest, 'x');
+    const report = await verifyStorage(root, { dryRun: true });
+    assert.deepEqual(
+      report.bad,
+      [
+        {
+          kind: 'blob',
+          path: flipped.path,
+          expected: flipped.digest.value,
+          actual: digestOf('hellO').value,
+          removed: false,
+        },
+        {
+          kind: 'blob',
+          path: notDigest,
+          expected: 'nope',
+          error: 'name is not a sha256 digest',
+          removed: false,
+        },
+      ].sort((a, b) => (a.path < b.path ? -1 : 1)),
+    );
+  });
+
+  it('names its errors, with the cause when there is one', async () => {
+    const missing = join(root, 'missing');
+    await assert.rejects(verifyStorage(missing), (e: unknown) => {
+      assert.ok(e instanceof VerifyError);
+      assert.equal(e.name, 'VerifyError');
+      assert.equal(e.message, `storage directory ${missing} does not exist; pass --storage`);
+      assert.equal((e.cause as NodeJS.ErrnoException).code, 'ENOENT');
+      return true;
+    });
+    await assert.rejects(verifyStorage(root), {
+      code: 'STORAGE_INVALID',
+      message: `${root} is not a hoist mirror storage (no blobs/ directory); pass the mirror's --storage`,
+    });
+  });
+
+  it('takes a storage with blobs/ only, and fails on a layout directory that is a file', async () => {
+    await mkdir(join(root, 'blobs'));
+    assert.deepEqual(await verifyStorage(root), {
+      storage: root,
+      dryRun: false,
+      blobs: { checked: 0, bad: 0, bytes: 0 },
+      manifests: { checked: 0, bad: 0 },
+      bad: [],
+      tempFiles: [],
+      ok: true,
+    });
+    await writeFile(join(root, 'blobs', 'sha512'), 'not a directory');
+    await assert.rejects(verifyStorage(root), { code: 'ENOTDIR' });
+  });
+
+  it('stops at an abort while hashing a manifest', async () => {
+    const s = await makeStorage(root);
+    await s.putManifest(Buffer.from('{"schemaVersion":2}'));
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(verifyStorage(root, { signal: ac.signal }), { name: 'AbortError' });
   });
 });
