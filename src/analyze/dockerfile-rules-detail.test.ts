@@ -374,3 +374,226 @@ describe('which copies are a directory of source', () => {
     );
   });
 });
+
+describe('the name lists behind the rules', () => {
+  const findingsOf = (dockerfile: string, files?: Array<[string, number]>) =>
+    lint(`FROM alpine:3.20${PIN}\n${dockerfile}\n`, files).map((f) => f.rule);
+
+  it('ADD of an archive or a remote source is not a local file', () => {
+    const notLocal = [
+      'a.tar',
+      'a.tar.gz',
+      'a.tar.bz2',
+      'a.tar.xz',
+      'a.tar.zst',
+      'a.tgz',
+      'a.TGZ',
+      'a.tbz',
+      'a.tbz2',
+      'a.txz',
+      'a.tzst',
+      'http://example.com/x.bin',
+      'https://example.com/x.bin',
+      'git@github.com:org/repo.git',
+      'git://example.com/repo',
+      'https://github.com/org/repo.git#main',
+      'vendored.git',
+    ];
+    const local = [
+      'a.tar.gz.sig',
+      'a.tgz.txt',
+      'tar',
+      'a.zip',
+      'https.txt',
+      'x.git.bak',
+      'notgit@host',
+      'mygit://x',
+    ];
+    assert.deepEqual(
+      notLocal.filter((src) => findingsOf(`ADD ${src} /x/`).includes('add-local-file')),
+      [],
+    );
+    assert.deepEqual(
+      local.filter((src) => !findingsOf(`ADD ${src} /x/`).includes('add-local-file')),
+      [],
+    );
+  });
+
+  it('secret variable names, and the *_FILE, *_PATH, *_DIR names that only say where one is', () => {
+    const secret = [
+      'PASSWORD',
+      'DB_PASSWORD',
+      'db_passwd',
+      'MY_SECRET',
+      'SECRET_VALUE',
+      'GITHUB_TOKEN',
+      'API_KEY',
+      'APIKEY',
+      'OPENAI_API_KEY',
+      'ACCESS_KEY',
+      'AWS_ACCESSKEY_ID',
+      'PRIVATE_KEY',
+      'PRIVATEKEY',
+      'CREDENTIALS',
+      'GCP_CREDENTIAL',
+      'TOKEN_FILENAME',
+    ];
+    const notSecret = [
+      'TOKENIZER',
+      'PASSWORDLESS',
+      'SECRETARY',
+      'MY_KEY',
+      'KEYS',
+      'PUBLIC_KEY',
+      'DB_PASSWORD_FILE',
+      'TOKEN_PATH',
+      'SECRET_DIR',
+      'secret_file',
+      'NOTOKEN',
+    ];
+    const flagged = (name: string) => findingsOf(`ENV ${name}=x`).includes('secret-in-arg-env');
+    assert.deepEqual(
+      secret.filter((n) => !flagged(n)),
+      [],
+    );
+    assert.deepEqual(
+      notSecret.filter((n) => flagged(n)),
+      [],
+    );
+    // In a stage that does not ship, nothing is said.
+    assert.deepEqual(lint(`FROM alpine:3.20${PIN} AS b\nENV API_KEY=x\nFROM scratch\n`), []);
+  });
+
+  /** Whether COPY of directory `d` (holding only `file`) before an npm ci in it is reported. */
+  const bustsWith = (file: string) =>
+    lint(`FROM node:20${PIN}\nWORKDIR /app\nCOPY d d\nRUN cd d && npm ci && npm cache clean --force\n`, [
+      [`d/${file}`, 1],
+    ]).some((f) => f.rule === 'source-before-dependencies');
+
+  it('a directory of dependency manifests only is not source', () => {
+    const manifests = [
+      'requirements.txt',
+      'requirements-dev.txt',
+      'requirements.in',
+      'constraints.txt',
+      'constraints-py3.txt',
+      'package.json',
+      'package-lock.json',
+      'npm-shrinkwrap.json',
+      'yarn.lock',
+      'pnpm-lock.yaml',
+      'pnpm-workspace.yaml',
+      'bun.lockb',
+      'bun.lock',
+      'pyproject.toml',
+      'poetry.lock',
+      'uv.lock',
+      'Pipfile',
+      'Pipfile.lock',
+      'setup.cfg',
+      'go.mod',
+      'go.sum',
+      'Gemfile',
+      'Gemfile.lock',
+      'composer.json',
+      'composer.lock',
+      'Cargo.toml',
+      'Cargo.lock',
+      'pom.xml',
+      'App.csproj',
+      'mix.exs',
+      'mix.lock',
+      'environment.yml',
+      'environment.yaml',
+      '.npmrc',
+      '.yarnrc',
+      '.yarnrc.yml',
+      'sub/go.mod',
+      'PACKAGE.JSON',
+    ];
+    const source = [
+      'requirements.py',
+      'package.json.bak',
+      'mygo.mod',
+      'sub/mygo.mod',
+      'yarn.locked',
+      'index.js',
+      'a/b.csproj.user',
+      'constraints.md',
+    ];
+    assert.deepEqual(manifests.filter(bustsWith), []);
+    assert.deepEqual(
+      source.filter((f) => !bustsWith(f)),
+      [],
+    );
+  });
+
+  /** Whether COPY `src` into web, with no build context, before an npm ci in web is reported. */
+  const bustsNamed = (src: string) =>
+    lint(
+      `FROM node:20${PIN}\nWORKDIR /app\nCOPY ${src} web\nRUN cd web && npm ci && npm cache clean --force\n`,
+    ).some((f) => f.rule === 'source-before-dependencies');
+
+  it('directories of manifests and files without extension, by name', () => {
+    const manifestDirs = [
+      'requirements',
+      'reqs',
+      'req',
+      'deps',
+      'dependencies',
+      'constraints',
+      'lock',
+      'locks',
+      'lockfile',
+      'lockfiles',
+      'manifest',
+      'manifests',
+      'Deps',
+      'app/deps',
+    ];
+    const files = [
+      'Gemfile',
+      'Pipfile',
+      'Makefile',
+      'Dockerfile',
+      'Containerfile',
+      'Procfile',
+      'Rakefile',
+      'Brewfile',
+      'Justfile',
+      'Vagrantfile',
+      'LICENSE',
+      'README',
+      'VERSION',
+      'NOTICE',
+      'AUTHORS',
+      'CHANGELOG',
+      'makefile',
+    ];
+    const dirs = ['requirement', 'depsx', 'mylocks', 'Makefiles', 'xREADME', 'src', 'app/server'];
+    assert.deepEqual(manifestDirs.filter(bustsNamed), []);
+    assert.deepEqual(files.filter(bustsNamed), []);
+    assert.deepEqual(
+      dirs.filter((d) => !bustsNamed(d)),
+      [],
+    );
+  });
+
+  it('the whole context, however it is written; a glob of files is not', () => {
+    const whole = ['.', './', '*', './*', './/'];
+    const cacheBust = (src: string) =>
+      lint(`FROM node:20${PIN}\nCOPY ${src} /app/\nRUN npm ci && npm cache clean --force\n`).map(
+        (f) => `${f.rule}@${f.line}`,
+      );
+    for (const src of whole) assert.deepEqual(cacheBust(src), ['source-before-dependencies@2'], src);
+    assert.deepEqual(cacheBust('*.js'), []);
+  });
+
+  it('a COPY --from another stage brings nothing from the build context', () => {
+    const files: Array<[string, number]> = [['.env', 10]];
+    assert.deepEqual(
+      lint(`FROM alpine:3.20${PIN} AS b\nFROM alpine:3.20${PIN}\nCOPY --from=b .env /x\n`, files),
+      [],
+    );
+  });
+});
