@@ -242,8 +242,16 @@ export class InflightBlob {
       // readers that wait for it.
       for (;;) {
         if (this.positions.size === 0 && this.everRead) throw new NoSpaceError(this.digest.value);
-        this.tail.dropBefore(Math.min(...this.positions.values()));
-        if (this.tail.heldBytes <= this.memoryLimitBytes || this.positions.size === 0) break;
+        const slowest = Math.min(...this.positions.values());
+        this.tail.dropBefore(slowest);
+        // Memory is dropped by whole chunks: once every reader has all it may read before the
+        // download ends (the last byte waits for verification), holding back only deadlocks.
+        if (
+          this.tail.heldBytes <= this.memoryLimitBytes ||
+          this.positions.size === 0 ||
+          slowest >= this.written - 1
+        )
+          break;
         await this.waitForChange();
       }
     }
