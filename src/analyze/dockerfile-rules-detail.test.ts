@@ -597,3 +597,95 @@ describe('the name lists behind the rules', () => {
     );
   });
 });
+
+describe('Dockerfile rules: cases the mutation run found untested', () => {
+  const said2 = (dockerfile: string, files?: Array<[string, number]>, dockerignore = true) => {
+    const ctx: BuildContext | undefined = files
+      ? {
+          dir: '/ctx',
+          dockerignore: dockerignore ? '/ctx/.dockerignore' : undefined,
+          files: files.map(([path, size]) => ({ path, size })),
+          truncated: false,
+        }
+      : undefined;
+    return lintDockerfile(parseDockerfile(`FROM node:20${PIN}\n${dockerfile}`), ctx).map(
+      (f) => `${f.rule}@${f.line}:${f.severity}: ${f.message}`,
+    );
+  };
+  const install = 'npm ci && npm cache clean --force';
+
+  it('only COPY and ADD bring files in; a heredoc is no source', () => {
+    assert.deepEqual(said2('RUN cp .env /tmp/x\nCMD ["cp", ".env", "/tmp/y"]\n', [['.env', 1]]), []);
+    assert.deepEqual(said2(`WORKDIR /app\nCOPY <<EOF web\nhello\nEOF\nRUN cd web && ${install}\n`), []);
+  });
+
+  it('globs: *.py is not everything, conf* matches the directory config/', () => {
+    assert.deepEqual(
+      said2('COPY *.py /app/\n', [
+        ['.env', 1],
+        ['a.py', 1],
+      ]),
+      [],
+    );
+    assert.deepEqual(said2('COPY conf* /app/\n', [['config/.env', 1]]), [
+      'secret-copied@2:error: COPY puts config/.env into the image',
+    ]);
+  });
+
+  it('a directory copy busts an install in a directory below it, a warning in a builder stage', () => {
+    assert.deepEqual(said2(`WORKDIR /app\nCOPY web web\nRUN cd web/sub && ${install}\nFROM scratch\n`), [
+      'source-before-dependencies@3:warning: COPY of web (line 3) comes before "npm ci" (line 4), which runs in /app/web/sub: every change there re-runs the install and changes the dependency layer every node pulls',
+    ]);
+  });
+
+  it('after a whole-context copy, the whole-context copy is the one reported', () => {
+    assert.deepEqual(said2(`WORKDIR /app\nCOPY . .\nCOPY web web\nRUN cd web && ${install}\n`), [
+      'source-before-dependencies@3:error: COPY of the whole source (line 3) comes before "npm ci" (line 5): every code change re-runs the install and changes the dependency layer every node pulls',
+    ]);
+  });
+
+  it('an earlier RUN that turns off recommended packages counts', () => {
+    const findings = said2(
+      'RUN echo \'APT::Install-Recommends "false";\' > /etc/apt/apt.conf.d/99norec\nRUN apt-get update && apt-get install -y curl && rm -rf /var/lib/apt/lists/*\n',
+    );
+    assert.deepEqual(
+      findings.map((f) => f.split(':')[0]),
+      ['consecutive-run@3'],
+    );
+  });
+
+  it('a copy of the context and more is a whole-context copy; the destination is the last word', () => {
+    assert.deepEqual(
+      said2(`COPY . extra /app/\nRUN ${install}\n`, [['a', 5]], false).map((f) => f.split(':')[0]),
+      ['source-before-dependencies@2', 'missing-dockerignore@2'],
+    );
+    assert.match(
+      said2(`COPY . extra /app/\n`, [['a', 5]], false)[0] ?? '',
+      /COPY \. extra sends the whole context \(1 files, 5 B\)/,
+    );
+    assert.deepEqual(said2(`WORKDIR /app\nCOPY lib web /srv/web/\nRUN cd /srv/web && ${install}\n`), [
+      'source-before-dependencies@3:error: COPY of lib (line 3) comes before "npm ci" (line 4), which runs in /srv/web: every change there re-runs the install and changes the dependency layer every node pulls',
+    ]);
+  });
+
+  it('three secrets or large files are all named; a fourth is counted', () => {
+    assert.deepEqual(said2('COPY .env id_rsa .npmrc /x/\n'), [
+      'secret-copied@2:error: COPY puts .env, id_rsa, .npmrc into the image',
+    ]);
+    const big: Array<[string, number]> = [
+      ['a', 60e6],
+      ['b', 70e6],
+      ['c', 80e6],
+    ];
+    assert.deepEqual(said2('COPY a b c /x/\n', big), [
+      'large-file-copied@2:warning: COPY copies c (80.0 MB), b (70.0 MB), a (60.0 MB)',
+    ]);
+  });
+
+  it('a remote git source with a ref is not local; .env.examples is a secret', () => {
+    assert.deepEqual(said2('ADD repo.git#main /src\n'), []);
+    assert.deepEqual(said2('COPY .env.examples /x\n'), [
+      'secret-copied@2:error: COPY puts .env.examples into the image',
+    ]);
+  });
+});
