@@ -682,6 +682,10 @@ describe('Dockerfile rules: cases the mutation run found untested', () => {
     ]);
   });
 
+  it('a WORKDIR without argument changes nothing', () => {
+    assert.deepEqual(said2(`WORKDIR /app\nWORKDIR\nCOPY web web\nRUN cd /app/web && ${install}\n`).length, 1);
+  });
+
   it('a remote git source with a ref is not local; .env.examples is a secret', () => {
     assert.deepEqual(said2('ADD repo.git#main /src\n'), []);
     assert.deepEqual(said2('COPY .env.examples /x\n'), [
