@@ -232,17 +232,29 @@ export class InflightBlob {
     }
     if (this.tail) {
       for (const b of sliceBuffers(buffers, offset)) this.tail.append(Buffer.from(b));
-      // Hold the upstream back while the slowest client still needs what memory holds.
-      for (;;) {
-        if (this.positions.size === 0 && this.everRead) throw new NoSpaceError(this.digest.value);
-        this.tail.dropBefore(Math.min(...this.positions.values()));
-        if (this.tail.heldBytes <= this.memoryLimitBytes || this.positions.size === 0) break;
-        await this.waitForChange();
-      }
     }
     for (const b of buffers) digester.update(b);
     this.written += length;
     this.notify();
+    if (this.tail) {
+      // Hold the upstream back while the slowest client still needs what memory holds. The new
+      // bytes are readable meanwhile: a batch larger than the limit would otherwise wait for
+      // readers that wait for it.
+      for (;;) {
+        if (this.positions.size === 0 && this.everRead) throw new NoSpaceError(this.digest.value);
+        const slowest = Math.min(...this.positions.values());
+        this.tail.dropBefore(slowest);
+        // Memory is dropped by whole chunks: once every reader has all it may read before the
+        // download ends (the last byte waits for verification), holding back only deadlocks.
+        if (
+          this.tail.heldBytes <= this.memoryLimitBytes ||
+          this.positions.size === 0 ||
+          slowest >= this.written - 1
+        )
+          break;
+        await this.waitForChange();
+      }
+    }
     return length;
   }
 

@@ -1,12 +1,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import fsPromises from 'node:fs/promises';
 import { access, mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { syncBuiltinESMExports } from 'node:module';
+import { afterEach, beforeEach, describe, it, mock } from 'node:test';
 import { digestOf, type Digest } from '../oci/index.js';
 import { BlobStore } from './blob-store.js';
 import { ManifestStore } from './manifest-store.js';
+import { lockStorage } from './storage-lock.js';
 import { verifyStorage, VerifyError } from './verify.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -200,5 +204,265 @@ describe('verifyStorage', () => {
       return e instanceof VerifyError && e.code === 'STORAGE_INVALID';
     });
     assert.ok(await exists(join(root, 'tmp', 'precious')), 'nothing is removed from a foreign directory');
+  });
+});
+
+describe('verifyStorage: edges of the layout', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'hoist-verify-edges-'));
+  });
+  afterEach(() => rm(root, { recursive: true, force: true }));
+
+  /** Writes a stored manifest by hand: `header` as the first line, then `body`. */
+  async function rawManifest(header: string, body: Buffer, algorithm: Digest['algorithm'] = 'sha256') {
+    const digest = digestOf(body, algorithm);
+    const path = join(root, 'manifests', algorithm, digest.hex);
+    await mkdir(join(root, 'manifests', algorithm), { recursive: true });
+    await writeFile(path, Buffer.concat([Buffer.from(`${header}\n`), body]));
+    return path;
+  }
+
+  it('takes a media type line of up to 1024 bytes, and a manifest read in several chunks', async () => {
+    await makeStorage(root);
+    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, pad: 'x'.repeat(3 * 1024 * 1024) }));
+    const paths = [
+      await rawManifest('m'.repeat(1024), Buffer.from('{"n":1}')),
+      await rawManifest(OCI_MANIFEST, body),
+      await rawManifest(OCI_MANIFEST, Buffer.from('{"n":2}'), 'sha512'),
+    ];
+    const report = await verifyStorage(root);
+    assert.deepEqual(report.bad, []);
+    assert.deepEqual(report.manifests, { checked: 3, bad: 0 });
+    for (const p of paths) assert.ok(await exists(p), p);
+  });
+
+  it('refuses an empty or over-long media type line, even one longer than a read chunk', async () => {
+    await makeStorage(root);
+    const paths = [
+      await rawManifest('', Buffer.from('{"n":1}')),
+      await rawManifest('m'.repeat(1025), Buffer.from('{"n":2}')),
+      await rawManifest('m'.repeat(2 * 1024 * 1024 + 10), Buffer.from('{"n":3}')),
+    ];
+    const report = await verifyStorage(root);
+    assert.deepEqual(
+      report.bad.map((b) => [b.path, b.error, b.actual]),
+      paths.sort().map((p) => [p, 'no media type line', undefined]),
+    );
+    assert.deepEqual(report.manifests, { checked: 3, bad: 3 });
+  });
+
+  it('reports bad entries and temp files in path order, a temp directory as 0 bytes', async () => {
+    const s = await makeStorage(root);
+    const names = ['f', '0', 'a', '9'].map((c) => c.repeat(64));
+    for (const n of names) await writeFile(join(root, 'blobs', 'sha256', n), 'not its content');
+    for (const n of ['zz', 'aa', 'mm']) await writeFile(join(s.blobs.tmpDir, n), 'x');
+    await mkdir(join(s.blobs.tmpDir, 'dir'));
+    await writeFile(join(s.blobs.tmpDir, 'dir', 'inside'), 'xyz');
+    const report = await verifyStorage(root, { concurrency: 3 });
+    assert.deepEqual(
+      report.bad.map((b) => b.path),
+      names.map((n) => join(root, 'blobs', 'sha256', n)).sort(),
+    );
+    assert.deepEqual(
+      report.tempFiles.map((t) => [t.path.slice(s.blobs.tmpDir.length + 1), t.bytes]),
+      [
+        ['aa', 1],
+        ['dir', 0],
+        ['mm', 1],
+        ['zz', 1],
+      ],
+    );
+    assert.deepEqual(await readdir(s.blobs.tmpDir), []);
+    assert.equal(report.blobs.bytes, 4 * 'not its content'.length, 'bad blobs count their bytes too');
+  });
+
+  it('checks everything one at a time when asked for no concurrency', async () => {
+    const s = await makeStorage(root);
+    await s.putBlob(randomBytes(10));
+    await s.putBlob(randomBytes(20));
+    const report = await verifyStorage(root, { concurrency: 0 });
+    assert.deepEqual(report.blobs, { checked: 2, bad: 0, bytes: 30 });
+  });
+
+  it('stops at an abort and removes nothing', async () => {
+    const s = await makeStorage(root);
+    const blob = await s.putBlob(randomBytes(1000));
+    await flipByte(blob.path, 3);
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(verifyStorage(root, { signal: ac.signal }), { name: 'AbortError' });
+    assert.ok(await exists(blob.path));
+  });
+
+  it('refuses a storage path that is a file, or one a running mirror holds', async () => {
+    const file = join(root, 'file');
+    await writeFile(file, 'x');
+    await assert.rejects(verifyStorage(file), (e: unknown) => {
+      return e instanceof VerifyError && e.code === 'STORAGE_INVALID' && /is not a directory/.test(e.message);
+    });
+    await makeStorage(root);
+    const release = await lockStorage(root);
+    try {
+      await assert.rejects(verifyStorage(root), (e: unknown) => {
+        return (
+          e instanceof VerifyError && e.code === 'STORAGE_IN_USE' && e.message.includes(`pid ${process.pid}`)
+        );
+      });
+    } finally {
+      await release();
+    }
+    assert.equal((await verifyStorage(root)).ok, true);
+  });
+});
+
+describe('verifyStorage: faults while reading', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'hoist-verify-faults-'));
+  });
+  afterEach(async () => {
+    mock.restoreAll();
+    syncBuiltinESMExports();
+    await rm(root, { recursive: true, force: true });
+  });
+
+  /** Makes `lstat` of these paths fail as if they had just been removed (the disk, not verify, is at fault). */
+  function vanishing(paths: string[]): void {
+    const lstat = fsPromises.lstat;
+    mock.method(fsPromises, 'lstat', (p: string) =>
+      paths.includes(p)
+        ? Promise.reject(
+            Object.assign(new Error(`ENOENT: no such file or directory, lstat '${p}'`), { code: 'ENOENT' }),
+          )
+        : lstat(p),
+    );
+    syncBuiltinESMExports();
+  }
+
+  /** Makes reading `path` fail with EIO once it is open. */
+  function unreadable(path: string): void {
+    const createReadStream = fs.createReadStream;
+    mock.method(fs, 'createReadStream', (p: string, options: object) => {
+      const stream = createReadStream(p, options);
+      if (p === path) {
+        stream.once('open', () =>
+          stream.destroy(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' })),
+        );
+      }
+      return stream;
+    });
+    syncBuiltinESMExports();
+  }
+
+  it('reports a stored file it cannot read, and removes it', async () => {
+    const s = await makeStorage(root);
+    const good = await s.putBlob(randomBytes(100));
+    const bad = await s.putBlob(randomBytes(100));
+    unreadable(bad.path);
+    const report = await verifyStorage(root);
+    assert.deepEqual(report.bad, [
+      {
+        kind: 'blob',
+        path: bad.path,
+        expected: bad.digest.value,
+        error: 'EIO: i/o error, read',
+        removed: true,
+      },
+    ]);
+    assert.ok(await exists(good.path));
+  });
+
+  it('reports a stored file that vanished while listed, and skips such a temp file', async () => {
+    const s = await makeStorage(root);
+    const gone = await s.putBlob(randomBytes(100));
+    const temp = join(s.blobs.tmpDir, 'vanishing');
+    await writeFile(temp, 'x');
+    vanishing([gone.path, temp]);
+    const report = await verifyStorage(root);
+    assert.deepEqual(report.bad, [
+      {
+        kind: 'blob',
+        path: gone.path,
+        expected: gone.digest.value,
+        error: `ENOENT: no such file or directory, lstat '${gone.path}'`,
+        removed: true,
+      },
+    ]);
+    assert.deepEqual(report.tempFiles, []);
+  });
+});
+
+describe('verifyStorage: report entries and errors', () => {
+  let root: string;
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'hoist-verify-report-'));
+  });
+  afterEach(() => rm(root, { recursive: true, force: true }));
+
+  it('carries actual or error, never both, never a key without a value', async () => {
+    const s = await makeStorage(root);
+    const flipped = await s.putBlob(Buffer.from('hello'));
+    await writeFile(flipped.path, 'hellO');
+    const notDigest = join(root, 'blobs', 'sha256', 'nope');
+    await writeFile(notDigest, 'x');
+    const report = await verifyStorage(root, { dryRun: true });
+    assert.deepEqual(
+      report.bad,
+      [
+        {
+          kind: 'blob',
+          path: flipped.path,
+          expected: flipped.digest.value,
+          actual: digestOf('hellO').value,
+          removed: false,
+        },
+        {
+          kind: 'blob',
+          path: notDigest,
+          expected: 'nope',
+          error: 'name is not a sha256 digest',
+          removed: false,
+        },
+      ].sort((a, b) => (a.path < b.path ? -1 : 1)),
+    );
+  });
+
+  it('names its errors, with the cause when there is one', async () => {
+    const missing = join(root, 'missing');
+    await assert.rejects(verifyStorage(missing), (e: unknown) => {
+      assert.ok(e instanceof VerifyError);
+      assert.equal(e.name, 'VerifyError');
+      assert.equal(e.message, `storage directory ${missing} does not exist; pass --storage`);
+      assert.equal((e.cause as NodeJS.ErrnoException).code, 'ENOENT');
+      return true;
+    });
+    await assert.rejects(verifyStorage(root), {
+      code: 'STORAGE_INVALID',
+      message: `${root} is not a hoist mirror storage (no blobs/ directory); pass the mirror's --storage`,
+    });
+  });
+
+  it('takes a storage with blobs/ only, and fails on a layout directory that is a file', async () => {
+    await mkdir(join(root, 'blobs'));
+    assert.deepEqual(await verifyStorage(root), {
+      storage: root,
+      dryRun: false,
+      blobs: { checked: 0, bad: 0, bytes: 0 },
+      manifests: { checked: 0, bad: 0 },
+      bad: [],
+      tempFiles: [],
+      ok: true,
+    });
+    await writeFile(join(root, 'blobs', 'sha512'), 'not a directory');
+    await assert.rejects(verifyStorage(root), { code: 'ENOTDIR' });
+  });
+
+  it('stops at an abort while hashing a manifest', async () => {
+    const s = await makeStorage(root);
+    await s.putManifest(Buffer.from('{"schemaVersion":2}'));
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(verifyStorage(root, { signal: ac.signal }), { name: 'AbortError' });
   });
 });
