@@ -26,6 +26,7 @@ import { requireHoistBuild, ROOT_DIR } from './mirrors.js';
 import type { BenchMode, LinkPlan, ModeName } from './peers-modes.js';
 import { MODES } from './peers-modes.js';
 import { cpuSince, markCpu, type RoundCpu } from './cpu-account.js';
+import { resultJson } from './report.js';
 
 const USAGE = `usage: node --import tsx bench/peers.ts [--quick] [--nodes 2,4,8] [--modes direct,zonal,peers]
     [--layers-mb 100,80,50,40,20,10] [--rate 200] [--node-mbit N] [--upstream-mbit N] [--mirror-mbit N] [--out FILE]
@@ -332,7 +333,7 @@ async function main(): Promise<void> {
       },
     };
     await mkdir(join(plan.out, '..'), { recursive: true });
-    await writeFile(plan.out, `${JSON.stringify(results, null, 2)}\n`);
+    await writeFile(plan.out, await resultJson(plan.out, results));
     process.stdout.write(`${renderTable(reference, rounds)}\nresults: ${plan.out}\n`);
   } finally {
     await upstream?.stop();

@@ -1,4 +1,5 @@
 import { writeFile } from 'node:fs/promises';
+import { format, resolveConfig } from 'prettier';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 // The results document (bench/out/results.json) and the table printed on stdout.
@@ -231,10 +232,15 @@ export async function keepResult(
   if (!/^[A-Za-z0-9._-]+$/.test(name))
     throw new Error(`--out: "${name}" must be a plain file name (letters, digits, . _ -)`);
   const path = join(root, 'bench', 'results', `${name}.json`);
-  await writeFile(
-    path,
-    `${JSON.stringify({ commit: gitCommit(root), ...doc }, null, 2)}
-`,
-  );
+  await writeFile(path, await resultJson(path, { commit: gitCommit(root), ...doc }));
   return path;
+}
+
+/**
+ * JSON as the repository's formatter writes it: results are committed under bench/results/, and
+ * `prettier --check .` (the test command's lint step) fails on JSON.stringify's layout.
+ */
+export async function resultJson(path: string, value: unknown): Promise<string> {
+  const options = (await resolveConfig(path)) ?? {};
+  return format(JSON.stringify(value, null, 2), { ...options, filepath: path });
 }
