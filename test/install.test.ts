@@ -66,13 +66,22 @@ metrics: { podMonitor: { enabled: true, labels: { release: prom } } }
 grafana: { dashboard: { enabled: true, namespace: monitoring, labels: { team: obs }, annotations: { grafana_folder: Hoist } } }
 `;
 
+// Node mode with an emptyDir store: a non-root mirror, the metrics socket shared through a group
+// (test/install-metrics-socket.test.ts checks the pod specs and runs them).
+const EMPTY_DIR_VALUES = `
+mirror: { node: { storage: { type: emptyDir, sizeLimit: 50Gi }, metricsSocketGroup: 4242 } }
+`;
+
 describe('install: chart files and hoist render install', () => {
   let work = '';
   let zoneFile = '';
+  let emptyDirFile = '';
   before(async () => {
     work = await tempDir('hoist-install');
     zoneFile = join(work, 'zone.yaml');
     await writeFile(zoneFile, ZONE_VALUES);
+    emptyDirFile = join(work, 'empty-dir.yaml');
+    await writeFile(emptyDirFile, EMPTY_DIR_VALUES);
   });
   after(() => removeTempDir(work));
 
@@ -275,9 +284,9 @@ describe('install: chart files and hoist render install', () => {
         ...values.flatMap((v) => ['-f', v]),
       ]);
 
-    it('helm lint passes, defaults and zone mode', TIMEOUT, async (t) => {
+    it('helm lint passes, defaults, zone mode and an emptyDir node store', TIMEOUT, async (t) => {
       if (!requireGoPeer(t, 'helm')) return;
-      for (const values of [[], ['-f', zoneFile]]) {
+      for (const values of [[], ['-f', zoneFile], ['-f', emptyDirFile]]) {
         const res = await helm(['lint', '--strict', CHART, ...values]);
         assert.equal(res.code, 0, res.stdout + res.stderr);
         assert.match(res.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
@@ -287,6 +296,7 @@ describe('install: chart files and hoist render install', () => {
     for (const [mode, files] of [
       ['default values', () => []],
       ['zone-mode values', () => [zoneFile]],
+      ['emptyDir node store', () => [emptyDirFile]],
     ] as const) {
       it(`helm template and hoist render install give the same objects (${mode})`, TIMEOUT, async (t) => {
         if (!requireGoPeer(t, 'helm')) return;
@@ -332,6 +342,7 @@ describe('install: chart files and hoist render install', () => {
         const renderings = [
           await renderInstall(),
           await renderInstall(['-f', zoneFile]),
+          await renderInstall(['-f', emptyDirFile]),
           (await hoist(['render', 'prepull-daemonset', '--image', 'busybox:1.36', '--tolerate-all'])).stdout,
         ];
         for (const yaml of renderings) {

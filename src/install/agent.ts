@@ -20,7 +20,8 @@ import {
   type InstallContext,
   type KubeObject,
 } from './meta.js';
-import { metricsSocketDir, mirrorUrlForNodes } from './mirror.js';
+import { metricsSocketDir, metricsSocketPath, metricsSocketPodSecurity } from './metrics-socket.js';
+import { mirrorUrlForNodes } from './mirror.js';
 
 /** `--registries` for the agent: every upstream the mirror serves, NAME=URL, sorted. */
 export function agentRegistries(ctx: InstallContext): string {
@@ -57,8 +58,10 @@ export function agentObjects(ctx: InstallContext): KubeObject[] {
   if (!agent.enabled) return [];
   const { socket, configFile, certsDir } = agent.containerd;
   const mirrorUrl = agentMirrorUrl(ctx);
-  // The node mirror's figures for the NodePull status (the dashboard's node caches).
+  // The node mirror's figures for the NodePull status (the dashboard's node caches), read from
+  // its metrics socket; with a non-root mirror through a group both pods share (metrics-socket.ts).
   const metricsDir = metricsSocketDir(ctx);
+  const metricsSocket = metricsSocketPath(ctx);
   const registries = agentRegistries(ctx);
   const serviceLinks = !agent.mirrorUrl && ctx.values.mirror.enabled && ctx.values.mirror.mode === 'zone';
   const args = [
@@ -84,7 +87,7 @@ export function agentObjects(ctx: InstallContext): KubeObject[] {
     agent.logLevel,
     ...(mirrorUrl && registries ? ['--mirror', mirrorUrl, '--registries', registries] : []),
     ...(agent.pinBudgetBytes > 0 ? ['--pin-budget-bytes', String(agent.pinBudgetBytes)] : []),
-    ...(metricsDir ? ['--mirror-metrics', `unix://${metricsDir}/metrics.sock`] : []),
+    ...(metricsSocket ? ['--mirror-metrics', `unix://${metricsSocket}`] : []),
     ...agent.extraArgs,
   ];
   const container = {
@@ -108,6 +111,7 @@ export function agentObjects(ctx: InstallContext): KubeObject[] {
   const spec = {
     serviceAccountName: componentName(ctx, 'agent'),
     enableServiceLinks: serviceLinks,
+    ...metricsSocketPodSecurity(ctx),
     ...podScheduling({
       imagePullSecrets: ctx.values.imagePullSecrets,
       nodeSelector: agent.nodeSelector,

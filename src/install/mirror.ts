@@ -15,6 +15,12 @@ import {
   type InstallContext,
   type KubeObject,
 } from './meta.js';
+import {
+  metricsSocketDir,
+  metricsSocketInitContainers,
+  metricsSocketPath,
+  metricsSocketPodSecurity,
+} from './metrics-socket.js';
 import type { Values } from './values.js';
 
 export const MIRROR_CONFIG_DIR = '/etc/hoist';
@@ -151,20 +157,6 @@ function services(ctx: InstallContext): KubeObject[] {
   return out;
 }
 
-/**
- * The node directory of the mirror's metrics socket (`hoist mirror --metrics-socket`), which the
- * agent mounts read-only to read the mirror's /metrics for its NodePull status: the agent, in the
- * pod network, cannot reach a node mirror on the node's 127.0.0.1. Node mode with a hostPath store
- * only, where the mirror runs as uid 0 like the agent (connecting needs the socket owner's uid
- * once capabilities are dropped). Undefined when off. Template: "hoist.mirrorMetricsSocketDir".
- */
-export function metricsSocketDir(ctx: InstallContext): string | undefined {
-  const { mirror } = ctx.values;
-  return mirror.enabled && mirror.mode === 'node' && mirror.node.storage.type === 'hostPath'
-    ? '/run/hoist/mirror'
-    : undefined;
-}
-
 function podSpec(ctx: InstallContext): Record<string, unknown> {
   const { mirror } = ctx.values;
   const node = mirror.mode === 'node';
@@ -200,7 +192,9 @@ function podSpec(ctx: InstallContext): Record<string, unknown> {
     });
     mounts.push({ name: 'peer-token', mountPath: MIRROR_PEER_TOKEN_DIR, readOnly: true });
   }
+  // The metrics socket's node directory, shared with the agent (metrics-socket.ts says how).
   const metricsDir = metricsSocketDir(ctx);
+  const metricsSocket = metricsSocketPath(ctx);
   if (metricsDir) {
     volumes.push({ name: 'metrics-socket', hostPath: { path: metricsDir, type: 'DirectoryOrCreate' } });
     mounts.push({ name: 'metrics-socket', mountPath: metricsDir });
@@ -228,7 +222,7 @@ function podSpec(ctx: InstallContext): Record<string, unknown> {
       '--storage',
       MIRROR_STORAGE_DIR,
       ...peerArgs,
-      ...(metricsDir ? ['--metrics-socket', `${metricsDir}/metrics.sock`] : []),
+      ...(metricsSocket ? ['--metrics-socket', metricsSocket] : []),
       ...mirror.extraArgs,
     ],
     ...(peers ? { env: [{ name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } }] } : {}),
@@ -250,6 +244,7 @@ function podSpec(ctx: InstallContext): Record<string, unknown> {
     automountServiceAccountToken: peers,
     enableServiceLinks: false,
     ...(node ? { hostNetwork: true, dnsPolicy: 'ClusterFirstWithHostNet' } : {}),
+    ...metricsSocketPodSecurity(ctx),
     ...podScheduling({
       imagePullSecrets: ctx.values.imagePullSecrets,
       nodeSelector: mirror.nodeSelector,
@@ -268,6 +263,7 @@ function podSpec(ctx: InstallContext): Record<string, unknown> {
             labelSelector: { matchLabels: selectorLabels('mirror') },
           })),
         }),
+    ...metricsSocketInitContainers(ctx, 'metrics-socket'),
     containers: [container],
     volumes,
   };

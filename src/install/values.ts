@@ -98,6 +98,9 @@ export const valuesSchema = z
                 sizeLimit: z.union([z.literal(''), z.string().regex(QUANTITY, 'must be a quantity')]),
               })
               .strict(),
+            // The group the mirror (non-root with an emptyDir store) and the agent share for the
+            // mirror's metrics socket (src/install/metrics-socket.ts). Not 0: that is root's.
+            metricsSocketGroup: z.number().int().min(1).max(2147483647),
             maxUnavailable: intOrPercent,
             tolerations,
           })
@@ -213,6 +216,8 @@ export const DEFAULT_VALUES: Values = {
     node: {
       listenAddress: '127.0.0.1',
       storage: { type: 'hostPath', hostPath: '/var/lib/hoist/mirror', sizeLimit: '' },
+      // Not a group of the image (root 0, nonroot 65532, nobody 65534).
+      metricsSocketGroup: 65533,
       maxUnavailable: 1,
       tolerations: TOLERATE_ALL,
     },

@@ -3,7 +3,7 @@
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Mirror, resolveMirrorConfig, type MirrorConfig } from '../../src/mirror/index.js';
-import type { HostPlacement } from './netns.js';
+import type { CommandWrapper, HostPlacement } from './netns.js';
 import { removeTempDir, tempDir } from './peers.js';
 
 export interface MirrorHandle {
@@ -87,7 +87,14 @@ export interface MirrorProcess {
  */
 export async function startMirrorProcess(
   upstreams: Record<string, string>,
-  options: { defaultUpstream?: string; storage?: string; placement?: HostPlacement; args?: string[] } = {},
+  options: {
+    defaultUpstream?: string;
+    storage?: string;
+    placement?: HostPlacement;
+    args?: string[];
+    /** How to run it on this host, e.g. as another user (test/helpers/setpriv.ts). */
+    command?: CommandWrapper;
+  } = {},
 ): Promise<MirrorProcess> {
   const storage = options.storage ?? (await tempDir('hoist-mirror-'));
   const listen = options.placement ? `${options.placement.address}:${options.placement.port}` : '127.0.0.1:0';
@@ -97,7 +104,8 @@ export async function startMirrorProcess(
   args.push(...(options.args ?? []));
   // Loaded here so that in-process mirror tests do not load cri.ts's gRPC client.
   const { startHoist } = await import('./cri.js');
-  const proc = startHoist(args, options.placement ? { command: options.placement.command } : {});
+  const command = options.placement?.command ?? options.command;
+  const proc = startHoist(args, command ? { command } : {});
   const cleanup = async () => {
     await proc.stop();
     if (!options.storage) await removeTempDir(storage);

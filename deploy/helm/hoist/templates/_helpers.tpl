@@ -140,15 +140,34 @@ http://$({{ $env }}_SERVICE_HOST):$({{ $env }}_SERVICE_PORT)
 {{/*
 The node mirror's metrics socket (hoist mirror --metrics-socket), in a node directory the agent
 mounts read-only: the agent (pod network) cannot reach the mirror on the node's 127.0.0.1, and
-reads its /metrics there for the NodePull status. Node mode with a hostPath store only: the mirror
-then runs as uid 0, like the agent, which may connect to a socket its own uid owns. Empty if off.
-src/install/mirror.ts (metricsSocketDir) says the same.
+reads its /metrics there for the NodePull status. Empty without a node mirror.
+src/install/metrics-socket.ts says the same, and why it is safe in both storage modes.
 */}}
 {{- define "hoist.mirrorMetricsSocketDir" -}}
 {{- $m := .Values.mirror -}}
-{{- if and $m.enabled (eq $m.mode "node") (eq $m.node.storage.type "hostPath") -}}
+{{- if and $m.enabled (eq $m.mode "node") -}}
 /run/hoist/mirror
 {{- end -}}
+{{- end -}}
+
+{{/*
+The group the non-root mirror (emptyDir store) and the agent share for the socket: an init
+container gives the directory to it (2770, setgid), the mirror makes the socket 0660. Empty with
+a hostPath store (mirror and agent are both uid 0) or without a node mirror.
+*/}}
+{{- define "hoist.mirrorMetricsSocketGroup" -}}
+{{- if and (include "hoist.mirrorMetricsSocketDir" .) (ne .Values.mirror.node.storage.type "hostPath") -}}
+{{- .Values.mirror.node.metricsSocketGroup | int64 -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The init container's program (node -e: the image has no shell); argv: the directory, the gid.
+uid 0 without any capability: the directory's owner may give it a group it is in (the pod's
+supplementalGroups) and set its mode. Same text as src/install/metrics-socket.ts.
+*/}}
+{{- define "hoist.metricsSocketDirScript" -}}
+const fs = require('node:fs'); const [dir, gid] = process.argv.slice(1); try { fs.chownSync(dir, -1, Number(gid)); fs.chmodSync(dir, 0o2770); } catch (err) { console.error('cannot give ' + dir + ' to group ' + gid + ' for the mirror metrics socket: ' + err.code + '; it must be a directory owned by uid 0'); process.exit(1); }
 {{- end -}}
 
 {{/* agent --registries: every upstream of the mirror, NAME=URL, sorted by name. */}}

@@ -10,6 +10,7 @@ The mirror's pod template, shared by the node DaemonSet and the zone Deployment
 {{- /* Peers reach a node mirror at its node IP: with peers it listens on every address. */ -}}
 {{- $host := ternary $m.node.listenAddress "0.0.0.0" (and $node (not $peers)) -}}
 {{- $metricsDir := include "hoist.mirrorMetricsSocketDir" . -}}
+{{- $metricsGroup := include "hoist.mirrorMetricsSocketGroup" . -}}
 {{- $sizeLimit := ternary $m.node.storage.sizeLimit $m.zone.storageSizeLimit $node -}}
 metadata:
   labels:
@@ -29,6 +30,11 @@ spec:
   hostNetwork: true
   dnsPolicy: ClusterFirstWithHostNet
   {{- end }}
+  {{- if $metricsGroup }}
+  # The group shared with the agent for the metrics socket (the mirror is non-root here).
+  securityContext:
+    supplementalGroups: [{{ $metricsGroup }}]
+  {{- end }}
   {{- include "hoist.podScheduling" (dict "root" . "component" $m "tolerations" (ternary $m.node.tolerations $m.zone.tolerations $node) "affinity" (ternary dict $m.zone.affinity $node)) | nindent 2 }}
   {{- if not $node }}
   topologySpreadConstraints:
@@ -41,6 +47,27 @@ spec:
         matchLabels:
           {{- include "hoist.selectorLabels" (list $ "mirror") | nindent 10 }}
     {{- end }}
+  {{- end }}
+  {{- if $metricsGroup }}
+  initContainers:
+    # Gives the socket's node directory (the kubelet makes it root:root 0755) to the shared group,
+    # 2770 setgid; uid 0 owns it, so no capability is needed.
+    - name: metrics-socket-dir
+      image: {{ include "hoist.image" . }}
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      command:
+        - node
+        - -e
+        - {{ include "hoist.metricsSocketDirScript" . | quote }}
+        - {{ $metricsDir }}
+        - {{ $metricsGroup | quote }}
+      resources:
+        {{- toYaml $m.resources | nindent 8 }}
+      securityContext:
+        {{- include "hoist.securityContext" "root" | nindent 8 }}
+      volumeMounts:
+        - name: metrics-socket
+          mountPath: {{ $metricsDir }}
   {{- end }}
   containers:
     - name: mirror
