@@ -1,7 +1,8 @@
 // The Grafana dashboard queries only metrics Hoist exports: every PromQL expression in the chart's
 // files/grafana-dashboard.json is tokenised, its metric names taken out (a histogram's _bucket, _sum
 // and _count series belong to its family), and each must be a family in the /metrics of a real
-// mirror, agent (over a real containerd) and controller (against the real kube-apiserver).
+// mirror (with peer sharing on, so that the peer metrics are registered), agent (over a real
+// containerd) and controller (against the real kube-apiserver).
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, describe, it } from 'node:test';
@@ -10,7 +11,7 @@ import { startCriNode, startHoist, type LongRunning } from './helpers/cri.js';
 import { requireGoPeer } from './helpers/go-peers.js';
 import { shareKubeApiServer } from './helpers/kube.js';
 import { startMirror } from './helpers/mirror.js';
-import { requirePeers, requireRoot } from './helpers/peers.js';
+import { freePort, requirePeers, requireRoot } from './helpers/peers.js';
 
 const TIMEOUT = { timeout: 300_000 };
 const DASHBOARD = fileURLToPath(
@@ -120,7 +121,18 @@ describe('Grafana dashboard', TIMEOUT, () => {
     const exprs = expressions(dashboard);
     assert.ok(exprs.length >= 15, `${exprs.length} queries`);
 
-    const mirror = await startMirror({ 'docker.io': 'http://127.0.0.1:9' });
+    // Peer sharing on (a peer that refuses connections; nothing asks it): its metrics exist only then.
+    const port = await freePort();
+    const self = `http://127.0.0.1:${port}`;
+    const mirror = await startMirror(
+      { 'docker.io': 'http://127.0.0.1:9' },
+      {
+        file: {
+          listen: `127.0.0.1:${port}`,
+          peers: { self, urls: [self, 'http://127.0.0.1:9'], token: 'grafana-test-peer-token' },
+        },
+      },
+    );
     t.after(() => mirror.close());
     const { endpoint } = await startCriNode(t);
     const agent = startHoist(['agent', '--runtime-endpoint', endpoint, '--listen', '127.0.0.1:0']);
@@ -166,6 +178,9 @@ describe('Grafana dashboard', TIMEOUT, () => {
       'hoist_mirror_upstream_bytes_total',
       'hoist_mirror_served_bytes_total',
       'hoist_mirror_fetched_bytes_total',
+      'hoist_mirror_peer_errors_total',
+      'hoist_mirror_peer_switches_total',
+      'hoist_mirror_peer_requests_total',
       'hoist_prepull_nodes',
       'hoist_controller_leader',
     ]) {

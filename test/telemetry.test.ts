@@ -16,19 +16,13 @@ import {
 import type { Sample } from '../src/analyze/prometheus-text.js';
 import { kubeMirroredRegistriesMarker } from '../src/agent/index.js';
 import { KubeClient, loadKubeConfig } from '../src/kube/index.js';
-import {
-  AGENT_CLUSTER_RULES,
-  CONTROLLER_CLUSTER_RULES,
-  CONTROLLER_NAMESPACE_RULES,
-} from '../src/prepull/index.js';
 import { MIRRORED_REGISTRIES_ANNOTATION } from '../src/telemetry/index.js';
 import { runHoist, startHoist, type LongRunning } from './helpers/cri.js';
 import { requireGoPeer } from './helpers/go-peers.js';
-import { shareKubeApiServer, type ApiResponse, type KubeApiServer } from './helpers/kube.js';
+import { shareKubeApiServer, type KubeApiServer } from './helpers/kube.js';
+import { agentKubeconfig, eventually, ok, prepareCluster, SYSTEM, TEAM } from './helpers/prepull-cluster.js';
 
 const TIMEOUT = { timeout: 300_000 };
-const SYSTEM = 'hoist-system';
-const TEAM = 'team';
 const FIXTURES = fileURLToPath(new URL('./fixtures/events/', import.meta.url));
 
 interface EventDoc {
@@ -82,11 +76,6 @@ describe('pull telemetry against kube-apiserver', TIMEOUT, () => {
   let metricsUrl = '';
   const api = (): KubeApiServer => kube();
 
-  async function ok(res: Promise<ApiResponse>, what: string): Promise<ApiResponse> {
-    const r = await res;
-    assert.ok(r.status >= 200 && r.status < 300, `${what}: ${r.status} ${r.body}`);
-    return r;
-  }
   const post = (e: EventDoc) =>
     ok(
       api().request('POST', `/api/v1/namespaces/${e.metadata.namespace}/events`, { body: e }),
@@ -114,11 +103,12 @@ describe('pull telemetry against kube-apiserver', TIMEOUT, () => {
 
   /** Polls the controller's log (pino JSON on stderr) for a line; fails with its tail. */
   async function waitForLog(line: RegExp): Promise<void> {
-    const deadline = Date.now() + 60_000;
-    while (!line.test(controller?.stderr() ?? '')) {
-      if (Date.now() > deadline) assert.fail(`no log line ${line}:\n${controller?.stderr().slice(-4000)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await eventually(
+      `log line ${line}`,
+      async () => (line.test(controller?.stderr() ?? '') ? true : undefined),
+      60_000,
+      () => controller?.stderr().slice(-4000) ?? '',
+    );
   }
 
   before(async () => {
@@ -138,39 +128,10 @@ describe('pull telemetry against kube-apiserver', TIMEOUT, () => {
     TIMEOUT,
     async (t) => {
       if (!requireGoPeer(t, 'kube-apiserver', 'etcd', 'kubectl')) return;
-      const saKubeconfig = await api().serviceAccountKubeconfig(SYSTEM, 'hoist-controller');
-      const subject = [{ kind: 'ServiceAccount', name: 'hoist-controller', namespace: SYSTEM }];
-      const rbac = '/apis/rbac.authorization.k8s.io/v1';
-      const roleRef = (kind: string) => ({
-        apiGroup: 'rbac.authorization.k8s.io',
-        kind,
-        name: 'hoist-telemetry',
-      });
-      await ok(
-        api().request('POST', `${rbac}/clusterroles`, {
-          body: { metadata: { name: 'hoist-telemetry' }, rules: CONTROLLER_CLUSTER_RULES },
-        }),
-        'ClusterRole',
-      );
-      await ok(
-        api().request('POST', `${rbac}/clusterrolebindings`, {
-          body: { metadata: { name: 'hoist-telemetry' }, roleRef: roleRef('ClusterRole'), subjects: subject },
-        }),
-        'ClusterRoleBinding',
-      );
-      await ok(
-        api().request('POST', `${rbac}/namespaces/${SYSTEM}/roles`, {
-          body: { metadata: { name: 'hoist-telemetry' }, rules: CONTROLLER_NAMESPACE_RULES },
-        }),
-        'Role',
-      );
-      await ok(
-        api().request('POST', `${rbac}/namespaces/${SYSTEM}/rolebindings`, {
-          body: { metadata: { name: 'hoist-telemetry' }, roleRef: roleRef('Role'), subjects: subject },
-        }),
-        'RoleBinding',
-      );
-      for (const ns of [TEAM, 'ml', 'monitoring'])
+      // The CRDs, the team namespace and the controller's service account under exactly the rules
+      // of src/prepull/rbac.ts, as the controller tests set them up.
+      const saKubeconfig = await prepareCluster(api());
+      for (const ns of ['ml', 'monitoring'])
         await ok(api().request('POST', '/api/v1/namespaces', { body: { metadata: { name: ns } } }), ns);
       // One node whose agent sends docker.io and ghcr.io through Hoist, one without an agent.
       await ok(
@@ -338,24 +299,7 @@ describe('pull telemetry against kube-apiserver', TIMEOUT, () => {
 
       // The agent on cpu-1 configures its containerd and marks its Node, under the agent's own RBAC
       // rules: from then on, cpu-1's docker.io pulls go through Hoist.
-      const agentKubeconfig = await api().serviceAccountKubeconfig(SYSTEM, 'hoist-agent');
-      await ok(
-        api().request('POST', `${rbac}/clusterroles`, {
-          body: { metadata: { name: 'hoist-telemetry-agent' }, rules: AGENT_CLUSTER_RULES },
-        }),
-        'agent ClusterRole',
-      );
-      await ok(
-        api().request('POST', `${rbac}/clusterrolebindings`, {
-          body: {
-            metadata: { name: 'hoist-telemetry-agent' },
-            roleRef: { ...roleRef('ClusterRole'), name: 'hoist-telemetry-agent' },
-            subjects: [{ kind: 'ServiceAccount', name: 'hoist-agent', namespace: SYSTEM }],
-          },
-        }),
-        'agent ClusterRoleBinding',
-      );
-      const agentClient = new KubeClient(await loadKubeConfig({ kubeconfig: agentKubeconfig }));
+      const agentClient = new KubeClient(await loadKubeConfig({ kubeconfig: await agentKubeconfig(api()) }));
       try {
         await kubeMirroredRegistriesMarker(agentClient, 'cpu-1')(['quay.io', 'docker.io']);
       } finally {

@@ -8,50 +8,11 @@ import { NodePullSync, type PinPort } from './node-pull-sync.js';
 import { imageStatusOf, wantedImages, type NodePull, type NodePullStatus } from './node-pull.js';
 import { PinBudget } from './pin-budget.js';
 import { ingestsMoved, ProgressWatchdog } from './progress-watchdog.js';
-import { PullQueue, type ImageRuntime, type Timers } from './pull-queue.js';
+import { PullQueue, type ImageRuntime } from './pull-queue.js';
 import { PullSecrets, secretCredentials, type KubeSecret } from './pull-secrets.js';
 import { retryDelayMs } from './retry-backoff.js';
 import { StatusWriter } from './status-writer.js';
-
-/** Timers that fire only when the test advances time. */
-class FakeClock implements Timers {
-  nowMs = 0;
-  private readonly pending = new Map<number, { at: number; fn: () => void }>();
-  private nextId = 1;
-  now = (): number => this.nowMs;
-  date = (): Date => new Date(Date.UTC(2026, 0, 1) + this.nowMs);
-  setTimeout(fn: () => void, ms: number): unknown {
-    const id = this.nextId++;
-    this.pending.set(id, { at: this.nowMs + Math.max(0, ms), fn });
-    return id;
-  }
-  clearTimeout(handle: unknown): void {
-    this.pending.delete(handle as number);
-  }
-  /** Delays of the timers waiting, soonest first. */
-  delays(): number[] {
-    return [...this.pending.values()].map((t) => t.at - this.nowMs).sort((a, b) => a - b);
-  }
-  async advance(ms: number): Promise<void> {
-    const until = this.nowMs + ms;
-    while (true) {
-      const due = [...this.pending.entries()]
-        .filter(([, t]) => t.at <= until)
-        .sort((a, b) => a[1].at - b[1].at)[0];
-      if (!due) break;
-      this.pending.delete(due[0]);
-      this.nowMs = due[1].at;
-      due[1].fn();
-      await settle();
-    }
-    this.nowMs = until;
-    await settle();
-  }
-}
-
-async function settle(): Promise<void> {
-  for (let i = 0; i < 10; i++) await new Promise<void>((r) => setImmediate(r));
-}
+import { ManualClock, settle } from '../../test/helpers/manual-clock.js';
 
 const NOT_FOUND =
   'PullImage: failed to pull and unpack image "r.example/team/missing:v1": failed to resolve reference "r.example/team/missing:v1": r.example/team/missing:v1: not found';
@@ -98,7 +59,7 @@ const notFound = () => Object.assign(new Error(NOT_FOUND), { code: 'NOT_FOUND' }
 
 describe('retries and progress timeout', () => {
   it('retries with doubling backoff, keeps the reason while waiting, fails after the limit', async () => {
-    const clock = new FakeClock();
+    const clock = new ManualClock();
     const runtime = new ScriptedRuntime();
     runtime.failures.set('r.example/team/missing:v1', [notFound(), notFound(), notFound()]);
     runtime.failures.set('r.example/team/flaky:v1', [notFound()]);
@@ -137,7 +98,7 @@ describe('retries and progress timeout', () => {
   });
 
   it('cancels a pull whose ingests stop moving and reports PULL_TIMEOUT', async () => {
-    const clock = new FakeClock();
+    const clock = new ManualClock();
     const runtime = new ScriptedRuntime();
     runtime.hang.add('r.example/big:v1');
     let ingests: IngestStatus[] = [];
@@ -183,7 +144,7 @@ describe('retries and progress timeout', () => {
 
 describe('status writer', () => {
   it('writes the first value at once, then at most once a second with the latest value', async () => {
-    const clock = new FakeClock();
+    const clock = new ManualClock();
     const written: number[] = [];
     const writer = new StatusWriter<{ n: number }>({
       write: async (v) => {
@@ -205,7 +166,7 @@ describe('status writer', () => {
   });
 
   it('retries a failed write with a growing wait', async () => {
-    const clock = new FakeClock();
+    const clock = new ManualClock();
     let fail = 2;
     const attempts: number[] = [];
     const writer = new StatusWriter<string>({
@@ -353,7 +314,7 @@ function nodePull(
   };
 }
 
-function setup(opts: { pinBudgetBytes?: number; wallClock?: () => Date } = {}, clock = new FakeClock()) {
+function setup(opts: { pinBudgetBytes?: number; wallClock?: () => Date } = {}, clock = new ManualClock()) {
   const runtime = new ScriptedRuntime();
   const queue = new PullQueue({ runtime, concurrency: 1, timers: clock, now: clock.date });
   const pins = new FakePins();
@@ -452,7 +413,7 @@ describe('NodePull sync', () => {
   });
 
   it('renews status.heartbeatTime on a new spec and every minute while pulling, not while idle', async () => {
-    const clock = new FakeClock();
+    const clock = new ManualClock();
     const { runtime, sync, statuses } = setup(
       { wallClock: () => new Date(Date.UTC(2026, 0, 1) + clock.nowMs) },
       clock,

@@ -10,6 +10,7 @@ import {
   type Instruction,
 } from './dockerfile-parser.js';
 import { cleanPath, globToRegExp } from './dockerignore.js';
+import { formatBytes } from './format-bytes.js';
 import { sortFindings, type Finding, type Severity } from './findings.js';
 import { dependencyInstalls, packageManagerFindings } from './package-manager-rules.js';
 
@@ -43,15 +44,9 @@ function withoutTag(image: string): string {
   return colon > image.lastIndexOf('/') ? image.slice(0, colon) : image;
 }
 
-function formatBytes(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1000 && u < units.length - 1) {
-    v /= 1000;
-    u++;
-  }
-  return `${v >= 100 || u === 0 ? Math.round(v) : v.toFixed(1)} ${units[u]}`;
+/** File sizes in findings: `99.9 KB`, `100 KB` (three significant figures read well in a sentence). */
+function sizeOf(n: number): string {
+  return formatBytes(n, { wholeFrom100: true });
 }
 
 /** Sources and destination of a COPY/ADD from the build context; undefined for --from or heredocs. */
@@ -304,7 +299,7 @@ export function lintDockerfile(df: Dockerfile, ctx?: BuildContext, opts: LintOpt
         add(
           'missing-dockerignore',
           inst.line,
-          `${inst.keyword} ${sources.join(' ')} sends the whole context (${ctx.files.length} files, ${formatBytes(ctx.files.reduce((n, f) => n + f.size, 0))}) with no .dockerignore`,
+          `${inst.keyword} ${sources.join(' ')} sends the whole context (${ctx.files.length} files, ${sizeOf(ctx.files.reduce((n, f) => n + f.size, 0))}) with no .dockerignore`,
           'add a .dockerignore next to the Dockerfile listing .git, build output, local env files and data',
         );
       }
@@ -335,7 +330,7 @@ export function lintDockerfile(df: Dockerfile, ctx?: BuildContext, opts: LintOpt
             inst.line,
             `${inst.keyword} copies ${large
               .slice(0, 3)
-              .map((f) => `${f.path} (${formatBytes(f.size)})`)
+              .map((f) => `${f.path} (${sizeOf(f.size)})`)
               .join(', ')}${large.length > 3 ? ` and ${large.length - 3} more` : ''}`,
             whole
               ? 'exclude it in .dockerignore and COPY it in its own layer before the source, or fetch it at run time'

@@ -1,5 +1,6 @@
 import { renderPage, type Section } from './html-page.js';
-import { formatBytes, type ImageSetReport } from './image-set.js';
+import { formatBytes } from './format-bytes.js';
+import type { ImageSetReport } from './image-set.js';
 import { cutAtWord, type EventsReport } from './pull-report.js';
 import { columnChart, horizontalBarChart } from './svg-charts.js';
 

@@ -1,3 +1,4 @@
+import { formatBytes } from './format-bytes.js';
 import { lazyPullDecision, type LazyPullDecision } from './lazy-pull-policy.js';
 import type { Advice } from './pull-report.js';
 
@@ -77,17 +78,6 @@ export interface ImageSetReport {
 const INSTALL =
   /\b(pip3?|python3? -m pip|npm (ci|install|i)|yarn|pnpm|go mod download|bundle install|composer install|poetry install|uv sync|apt-get install|apk add|dnf install|yum install)\b/;
 const COPY_SOURCE = /\bCOPY\b(?!.*--from)|\bADD\b|COPY dir:|COPY file:/;
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1000 && u < units.length - 1) {
-    v /= 1000;
-    u++;
-  }
-  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
-}
 
 function commonPrefix(lists: string[][]): string[] {
   const [first, ...rest] = lists;

@@ -40,7 +40,8 @@ export {
 } from './kubelet-events.js';
 export { parsePrometheusText, histograms, histogramQuantile, type Histogram } from './prometheus-text.js';
 export { buildEventsReport, percentiles, type EventsReport, type Advice } from './pull-report.js';
-export { analyzeImageSet, formatBytes, type ImageInfo, type ImageSetReport } from './image-set.js';
+export { analyzeImageSet, type ImageInfo, type ImageSetReport } from './image-set.js';
+export { formatBytes, type BytesFormat } from './format-bytes.js';
 export { fetchImage, fetchImages, defaultPlatform, type FetchOptions } from './image-fetch.js';
 export { lazyPullDecision, LAZY_PULL_MIN_BYTES, type LazyPullDecision } from './lazy-pull-policy.js';
 export { renderImagesHtml, renderEventsHtml } from './html-reports.js';

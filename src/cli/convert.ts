@@ -6,7 +6,6 @@ import {
   checkImage,
   EstargzError,
   ESTARGZ_DEFAULTS,
-  formatPlatform,
   ImageConverter,
   parseDockerConfig,
   parsePlatform,
@@ -19,7 +18,7 @@ import {
   type RepoRef,
 } from '../estargz/index.js';
 import { ConfigError, loadMirrorConfig } from '../mirror/index.js';
-import { OciParseError, parseImageReference, type ImageReference } from '../oci/index.js';
+import { formatPlatform, OciParseError, parseImageReference, type ImageReference } from '../oci/index.js';
 import { RegistryClient, type Credentials } from '../registry-client/index.js';
 import { authFileAlias, authfileFlag, authfileFlagName, type AuthfileFlags } from './node.js';
 import { UsageError } from './usage-error.js';

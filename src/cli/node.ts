@@ -32,6 +32,7 @@ import {
   type FileResult,
   type RegistryCredentials,
 } from '../node/index.js';
+import { formatBytes } from '../analyze/index.js';
 import { parseImageReference } from '../oci/index.js';
 import { PUBLIC_UPSTREAMS } from '../mirror/index.js';
 import { UsageError } from './usage-error.js';
@@ -177,21 +178,14 @@ export async function readAuthFile(
   }
 }
 
-function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
+/** Transfer sizes as containerd and kubectl state them: powers of 1024 (`70.3 MiB`). */
+function sizeOf(n: number): string {
+  return formatBytes(n, { units: 'iec' });
 }
 
 function progressLine(image: string, p: PullProgressSnapshot, elapsedMs: number): string {
   const layers = p.layersSeen > 0 ? `${p.layersDone}/${p.layersSeen} layers, ` : '';
-  const bytes = p.totalBytes > 0 ? `${formatBytes(p.bytes)} / ${formatBytes(p.totalBytes)}, ` : '';
+  const bytes = p.totalBytes > 0 ? `${sizeOf(p.bytes)} / ${sizeOf(p.totalBytes)}, ` : '';
   return `${image}: ${layers}${bytes}${(elapsedMs / 1000).toFixed(1)}s`;
 }
 
@@ -431,21 +425,19 @@ export function registerNode(program: Command): void {
             }
             if (output === 'json') continue;
             if (r.alreadyPresent) {
-              process.stdout.write(
-                `${r.image}: already present (${formatBytes(r.sizeBytes ?? 0)}), not pulled\n`,
-              );
+              process.stdout.write(`${r.image}: already present (${sizeOf(r.sizeBytes ?? 0)}), not pulled\n`);
               continue;
             }
             const layers = r.downloaded
-              ? `, downloaded ${r.downloaded.layers} layers (${formatBytes(r.downloaded.bytes)} in ${r.downloaded.blobs} blobs)`
+              ? `, downloaded ${r.downloaded.layers} layers (${sizeOf(r.downloaded.bytes)} in ${r.downloaded.blobs} blobs)`
               : '';
             const mirror = r.mirror
               ? r.mirror.served
-                ? `, mirror ${r.mirror.url} served ${formatBytes(r.mirror.servedBytes)}`
+                ? `, mirror ${r.mirror.url} served ${sizeOf(r.mirror.servedBytes)}`
                 : `, NOT served by mirror ${r.mirror.url}`
               : ', mirror unknown';
             process.stdout.write(
-              `${r.image}: pulled ${formatBytes(r.sizeBytes ?? 0)} in ${(r.seconds ?? 0).toFixed(1)}s${layers}${mirror}\n`,
+              `${r.image}: pulled ${sizeOf(r.sizeBytes ?? 0)} in ${(r.seconds ?? 0).toFixed(1)}s${layers}${mirror}\n`,
             );
           }
           if (reports.some((r) => !r.ok)) process.exitCode = 1; // the work failed (main.ts EXIT_FAILED)

@@ -8,6 +8,7 @@
  */
 import {
   digestOf,
+  formatPlatform,
   MANIFEST_MEDIA_TYPES,
   MediaType,
   parseManifest,
@@ -35,7 +36,7 @@ import {
   type RepoRef,
   type TransferProgress,
 } from './layer-transfer.js';
-import { formatPlatform, platformMatches, type PlatformSpec } from './platforms.js';
+import { platformMatches, type PlatformSpec } from './platforms.js';
 
 export interface ConvertImageOptions extends ConvertLayerOptions {
   signal?: AbortSignal;

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseDigest, type Descriptor } from '../oci/index.js';
+import { formatPlatform, parseDigest, type Descriptor } from '../oci/index.js';
 import { EstargzError } from './errors.js';
 import { artifactReason, classifyEntry, planIndex, rewriteReference } from './index-entries.js';
-import { formatPlatform, parsePlatform, platformMatches } from './platforms.js';
+import { parsePlatform, platformMatches } from './platforms.js';
 
 const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 

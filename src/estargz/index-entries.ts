@@ -18,9 +18,15 @@
  * attestation of a platform that `--platform` leaves out is dropped, since it would point at
  * nothing.
  */
-import { isIndexMediaType, isManifestMediaType, MediaType, type Descriptor } from '../oci/index.js';
+import {
+  formatPlatform,
+  isIndexMediaType,
+  isManifestMediaType,
+  MediaType,
+  type Descriptor,
+} from '../oci/index.js';
 import { EstargzError } from './errors.js';
-import { formatPlatform, platformMatches, type PlatformSpec } from './platforms.js';
+import { platformMatches, type PlatformSpec } from './platforms.js';
 
 export const REFERENCE_TYPE_ANNOTATION = 'vnd.docker.reference.type';
 export const REFERENCE_DIGEST_ANNOTATION = 'vnd.docker.reference.digest';

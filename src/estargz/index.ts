@@ -24,7 +24,7 @@ export {
   type OtherEntryOutcome,
   type ProgressEvent,
 } from './convert-image.js';
-export { parsePlatform, platformMatches, formatPlatform, type PlatformSpec } from './platforms.js';
+export { parsePlatform, platformMatches, type PlatformSpec } from './platforms.js';
 export {
   classifyEntry,
   planIndex,

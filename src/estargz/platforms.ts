@@ -70,7 +70,3 @@ export function platformMatches(wanted: PlatformSpec, platform: Platform | Platf
   const b = normalize(platform);
   return a.os === b.os && a.architecture === b.architecture && a.variant === b.variant;
 }
-
-export function formatPlatform(p: Platform | PlatformSpec): string {
-  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
-}

@@ -79,6 +79,38 @@ const quantiles = (metric: string, by: string): Query[] =>
     legend: `p${Math.round(q * 100)} {{${by}}}`,
   }));
 
+/** One query: the per-second rate of counter `metric`, summed by label `by`. */
+const rateBy = (metric: string, by: string): Query[] => [
+  { expr: `sum by (${by}) (rate(${metric}[${RATE}]))`, legend: `{{${by}}}` },
+];
+
+/** The peer sharing row's panels (src/peers/metrics.ts), side by side at height `y`. */
+function peerPanels(y: number): Panel[] {
+  const panels: Array<[title: string, description: string, metric: string, by: string]> = [
+    [
+      'Peer read errors by reason',
+      'Failed reads from peer mirrors per second, by reason (unreachable, timeout, stalled, digest, refused, status); the mirror then tries the next source.',
+      'hoist_mirror_peer_errors_total',
+      'reason',
+    ],
+    [
+      'Peer switches by reason',
+      'Downloads that left a peer mid-body for the next source, per second: stalled (sent nothing), slow (below peers.minBytesPerSecond), broken (the body ended early or failed).',
+      'hoist_mirror_peer_switches_total',
+      'reason',
+    ],
+    [
+      'Blob requests from peers by answer',
+      'What the mirrors answered the blob requests of their peers, per second: served, relayed, miss, refused.',
+      'hoist_mirror_peer_requests_total',
+      'kind',
+    ],
+  ];
+  return panels.map(([title, description, metric, by], i) =>
+    timeseries(title, description, 'ops', rateBy(metric, by), { x: 8 * i, y, w: 8, h: 8 }),
+  );
+}
+
 /** The dashboard model (Grafana schemaVersion 39), panel ids and positions fixed. */
 export function grafanaDashboard(): Record<string, unknown> {
   nextId = 1;
@@ -188,7 +220,9 @@ export function grafanaDashboard(): Record<string, unknown> {
       [{ expr: 'sum(hoist_mirror_store_bytes)', legend: 'bytes stored' }],
       { x: 12, y: 26, w: 12, h: 8 },
     ),
-    row('PrePull and agents', 34),
+    row('Peer sharing (mirrors fetching from each other, docs/peers.md)', 34),
+    ...peerPanels(35),
+    row('PrePull and agents', 43),
     timeseries(
       'PrePull progress',
       'Target nodes of each PrePull by state (desired, pulling, succeeded, failed).',
@@ -199,7 +233,7 @@ export function grafanaDashboard(): Record<string, unknown> {
           legend: '{{namespace}}/{{prepull}} {{state}}',
         },
       ],
-      { x: 0, y: 35, w: 12, h: 8 },
+      { x: 0, y: 44, w: 12, h: 8 },
     ),
     timeseries(
       'Agent pre-pulls',
@@ -212,22 +246,22 @@ export function grafanaDashboard(): Record<string, unknown> {
           legend: 'p90 seconds',
         },
       ],
-      { x: 12, y: 35, w: 12, h: 8 },
+      { x: 12, y: 44, w: 12, h: 8 },
     ),
-    row('Controller health', 43),
+    row('Controller health', 52),
     stat(
       'Leading replicas',
       'Controller replicas holding the Lease: 1 when healthy.',
       'short',
       { expr: 'sum(hoist_controller_leader)', legend: 'leaders' },
-      { x: 0, y: 44, w: 4, h: 8 },
+      { x: 0, y: 53, w: 4, h: 8 },
     ),
     timeseries(
       'Reconciles by result',
       'Reconcile passes per second, ok and error.',
       'ops',
       [{ expr: `sum by (result) (rate(hoist_controller_reconciles_total[${RATE}]))`, legend: '{{result}}' }],
-      { x: 4, y: 44, w: 7, h: 8 },
+      { x: 4, y: 53, w: 7, h: 8 },
     ),
     timeseries(
       'Reconcile time p99',
@@ -239,7 +273,7 @@ export function grafanaDashboard(): Record<string, unknown> {
           legend: 'p99',
         },
       ],
-      { x: 11, y: 44, w: 6, h: 8 },
+      { x: 11, y: 53, w: 6, h: 8 },
     ),
     timeseries(
       'API writes by kind and result',
@@ -252,7 +286,7 @@ export function grafanaDashboard(): Record<string, unknown> {
         },
         { expr: `sum(rate(hoist_image_pull_events_total[${RATE}]))`, legend: 'pull events counted' },
       ],
-      { x: 17, y: 44, w: 7, h: 8 },
+      { x: 17, y: 53, w: 7, h: 8 },
     ),
   ];
   return {

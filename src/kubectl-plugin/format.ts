@@ -1,6 +1,7 @@
 /**
  * Printing as kubectl prints: `kubectl get`'s table layout and its human-readable ages. Pure.
  */
+import { formatBytes } from '../analyze/index.js';
 
 /**
  * Rows laid out as `kubectl get` lays them out (k8s.io/cli-runtime printers.GetNewTabWriter: a
@@ -63,14 +64,7 @@ export function humanDuration(ms: number): string {
 
 /** Bytes in IEC units with one decimal past bytes: `512B`, `391.2KiB`, `20.0GiB`. */
 export function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${v}B` : `${v.toFixed(1)}${units[i]}`;
+  return formatBytes(n, { units: 'iec', separator: '' });
 }
 
 /** The age of an RFC 3339 time at `now`, or `<unknown>` as kubectl prints a missing one. */

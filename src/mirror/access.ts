@@ -1,6 +1,7 @@
 import { mkdir, open, rm, rmdir } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import type { Logger } from 'pino';
+import { syncDir } from '../fs/index.js';
 import { MANIFEST_MEDIA_TYPES } from '../oci/index.js';
 import { RegistryClient, UpstreamError, type Credentials } from '../registry-client/index.js';
 import {
@@ -240,12 +241,7 @@ export class AccessControl {
     // storage root (the directories may be new), as for the store's own writes.
     const root = resolve(dirname(this.dir));
     for (let d = resolve(dirname(path)); ; d = dirname(d)) {
-      const dir = await open(d, 'r');
-      try {
-        await dir.sync();
-      } finally {
-        await dir.close();
-      }
+      await syncDir(d);
       if (d === root || !d.startsWith(root + sep)) break;
     }
     this.privateRepos.add(`${upstream}\n${repo}`);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rename, rm, stat, unlink, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { syncDir } from '../fs/index.js';
 import type { Digest } from '../oci/index.js';
 
 /**
@@ -175,12 +176,3 @@ export class BlobStore {
 }
 
 const MTIME_PERSIST_INTERVAL_MS = 60_000;
-
-export async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Digest } from '../oci/index.js';
-import { syncDir } from './blob-store.js';
+import { syncDir } from '../fs/index.js';
 
 export interface StoredManifest {
   mediaType: string;

@@ -3,7 +3,7 @@ import { lstat, readdir, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Digester, isDigest, type Digest } from '../oci/index.js';
-import { syncDir } from './blob-store.js';
+import { syncDir } from '../fs/index.js';
 import { storageHolder } from './storage-lock.js';
 
 /**

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { syncDir } from '../fs/index.js';
 
 /**
  * Writes `data` to `path` so that a reader (containerd reads hosts.toml on every pull) sees
@@ -28,13 +29,4 @@ export async function writeFileAtomic(path: string, data: Buffer | string, mode 
     throw err;
   }
   await syncDir(dir);
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }

@@ -68,10 +68,6 @@ export function nodePlatform(arch: string = process.arch): Platform {
   return { os: 'linux', architecture: OCI_ARCH[arch] ?? arch };
 }
 
-export function formatPlatform(p: Platform): string {
-  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
-}
-
 /**
  * The index entry containerd would pick for `platform`: same os and architecture, the requested
  * variant when there is one; a missing variant matches any (containerd's platforms.Only).

@@ -61,7 +61,6 @@ export {
   ESTARGZ_UNCOMPRESSED_SIZE,
   UNPACK_FACTOR,
   estimateFromManifest,
-  formatPlatform,
   nodePlatform,
   selectPlatformManifest,
   type ImageSizeEstimate,

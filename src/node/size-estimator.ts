@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import {
   digestOf,
   formatImageReference,
+  formatPlatform,
   MANIFEST_MEDIA_TYPES,
   parseImageReference,
   parseManifest,
@@ -15,7 +16,6 @@ import { hostsTomlPath } from './hosts-config.js';
 import { defaultOrigin, parseHostsToml, type HostsToml } from './hosts-toml.js';
 import {
   estimateFromManifest,
-  formatPlatform,
   nodePlatform,
   selectPlatformManifest,
   type ImageSizeEstimate,

@@ -23,6 +23,7 @@ export {
 export {
   parseManifest,
   detectManifestMediaType,
+  formatPlatform,
   MAX_MANIFEST_BYTES,
   type Descriptor,
   type Platform,

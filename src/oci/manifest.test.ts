@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { detectManifestMediaType, MAX_MANIFEST_BYTES, parseManifest } from './manifest.js';
+import { detectManifestMediaType, formatPlatform, MAX_MANIFEST_BYTES, parseManifest } from './manifest.js';
 import { MediaType } from './media-types.js';
 
 const desc = (n: number, extra: Record<string, unknown> = {}) => ({
@@ -182,5 +182,13 @@ describe('manifest parsing', () => {
       () => parseManifest(body(image({ config: desc(1, { digest: 'sha256:x' }) }))),
       (err: Error) => (err.cause as { code?: string } | undefined)?.code === 'DIGEST_INVALID',
     );
+  });
+});
+
+describe('formatPlatform', () => {
+  it('writes os/architecture and a variant only when there is one', () => {
+    assert.equal(formatPlatform({ os: 'linux', architecture: 'amd64' }), 'linux/amd64');
+    assert.equal(formatPlatform({ os: 'linux', architecture: 'arm', variant: 'v7' }), 'linux/arm/v7');
+    assert.equal(formatPlatform({ os: 'linux', architecture: 'arm64', variant: '' }), 'linux/arm64');
   });
 });

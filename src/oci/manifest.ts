@@ -18,6 +18,11 @@ export interface Platform {
   'os.version'?: string;
 }
 
+/** `os/architecture[/variant]`, as `--platform` flags and containerd's platforms.Format write it. */
+export function formatPlatform(p: Platform): string {
+  return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
+}
+
 export type ParsedManifest =
   | { kind: 'index'; mediaType: string; manifests: Descriptor[]; annotations?: Record<string, string> }
   | {

@@ -13,8 +13,6 @@ import { pino } from 'pino';
 import { Dashboard, type DashboardOptions } from '../../src/dashboard/index.js';
 import { KubeClient, loadKubeConfig } from '../../src/kube/index.js';
 import {
-  AGENT_CLUSTER_RULES,
-  AGENT_NAMESPACE_RULES,
   ControllerMetrics,
   createControllerServer,
   listen,
@@ -27,57 +25,20 @@ import { buildImage, pushImage } from './images.js';
 import type { KubeApiServer } from './kube.js';
 import { startMirrorProcess, type MirrorProcess } from './mirror.js';
 import { testTempDir } from './peers.js';
-import { nodePulls, ok, SYSTEM, TEAM, testControllerOptions } from './prepull-cluster.js';
+import { agentKubeconfig, nodePulls, ok, SYSTEM, TEAM, testControllerOptions } from './prepull-cluster.js';
 import { waitUntil } from './process.js';
 import { startRegistry, type RegistryPeer } from './registry.js';
 
 // The cluster setup is shared with test/controller.test.ts (test/helpers/prepull-cluster.ts).
-export { eventually, makeNode, nodePulls, prepareCluster, SYSTEM, TEAM } from './prepull-cluster.js';
-
-/**
- * A service account of SYSTEM bound to exactly these rules (a ClusterRole and a Role in SYSTEM,
- * named after it); returns its kubeconfig.
- */
-async function bindServiceAccount(
-  api: KubeApiServer,
-  name: string,
-  clusterRules: readonly object[],
-  namespaceRules: readonly object[],
-): Promise<string> {
-  const kubeconfig = await api.serviceAccountKubeconfig(SYSTEM, name);
-  const subjects = [{ kind: 'ServiceAccount', name, namespace: SYSTEM }];
-  const rbac = '/apis/rbac.authorization.k8s.io/v1';
-  const roleRef = (kind: string) => ({ apiGroup: 'rbac.authorization.k8s.io', kind, name });
-  const metadata = { name };
-  await ok(
-    api.request('POST', `${rbac}/clusterroles`, { body: { metadata, rules: clusterRules } }),
-    `ClusterRole ${name}`,
-  );
-  await ok(
-    api.request('POST', `${rbac}/clusterrolebindings`, {
-      body: { metadata, roleRef: roleRef('ClusterRole'), subjects },
-    }),
-    `ClusterRoleBinding ${name}`,
-  );
-  await ok(
-    api.request('POST', `${rbac}/namespaces/${SYSTEM}/roles`, { body: { metadata, rules: namespaceRules } }),
-    `Role ${name}`,
-  );
-  await ok(
-    api.request('POST', `${rbac}/namespaces/${SYSTEM}/rolebindings`, {
-      body: { metadata, roleRef: roleRef('Role'), subjects },
-    }),
-    `RoleBinding ${name}`,
-  );
-  return kubeconfig;
-}
-
-/** The node agent's service account under exactly src/prepull/rbac.ts's agent rules (once). */
-let agentConfig: Promise<string> | undefined;
-export function agentKubeconfig(api: KubeApiServer): Promise<string> {
-  agentConfig ??= bindServiceAccount(api, 'hoist-agent', AGENT_CLUSTER_RULES, AGENT_NAMESPACE_RULES);
-  return agentConfig;
-}
+export {
+  agentKubeconfig,
+  eventually,
+  makeNode,
+  nodePulls,
+  prepareCluster,
+  SYSTEM,
+  TEAM,
+} from './prepull-cluster.js';
 
 export interface MirroredNode {
   registry: RegistryPeer;

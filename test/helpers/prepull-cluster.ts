@@ -1,11 +1,13 @@
 // The PrePull controller's world on the real kube-apiserver, as the controller and dashboard
-// tests set it up: the CRDs applied, the controller's service account bound to exactly
-// src/prepull/rbac.ts, the team namespace, Ready Nodes; the settings every in-process test
+// tests set it up: the CRDs applied, the controller's (and the agent's) service account bound to
+// exactly src/prepull/rbac.ts, the team namespace, Ready Nodes; the settings every in-process test
 // controller shares; and a poll for state that only the API server holds.
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  AGENT_CLUSTER_RULES,
+  AGENT_NAMESPACE_RULES,
   CONTROLLER_CLUSTER_RULES,
   CONTROLLER_NAMESPACE_RULES,
   type ControllerOptions,
@@ -20,10 +22,14 @@ export const SYSTEM = 'hoist-system';
 export const TEAM = 'team';
 export const NODEPULLS = '/apis/prepull.hoist.dev/v1alpha1/nodepulls';
 
-/** Asserts a 2xx answer, naming `what` and the answer otherwise. */
-export async function ok(res: Promise<{ status: number; body: string }>, what: string): Promise<void> {
+/** Asserts a 2xx answer, naming `what` and the answer otherwise; returns the answer. */
+export async function ok<R extends { status: number; body: string }>(
+  res: Promise<R>,
+  what: string,
+): Promise<R> {
   const r = await res;
   assert.ok(r.status >= 200 && r.status < 300, `${what}: ${r.status} ${r.body}`);
+  return r;
 }
 
 /**
@@ -73,39 +79,63 @@ export async function prepareCluster(api: KubeApiServer): Promise<string> {
   ]);
   assert.equal(wait.code, 0, wait.stderr);
   // The controller's identity and exactly the rules of src/prepull/rbac.ts.
-  const kubeconfig = await api.serviceAccountKubeconfig(SYSTEM, 'hoist-controller');
-  const subjects = [{ kind: 'ServiceAccount', name: 'hoist-controller', namespace: SYSTEM }];
+  const kubeconfig = await bindServiceAccount(
+    api,
+    'hoist-controller',
+    CONTROLLER_CLUSTER_RULES,
+    CONTROLLER_NAMESPACE_RULES,
+  );
+  await ok(api.request('POST', '/api/v1/namespaces', { body: { metadata: { name: TEAM } } }), 'namespace');
+  return kubeconfig;
+}
+
+/**
+ * A service account of SYSTEM bound to exactly these rules (a ClusterRole and a Role in SYSTEM,
+ * named after it); returns its kubeconfig.
+ */
+export async function bindServiceAccount(
+  api: KubeApiServer,
+  name: string,
+  clusterRules: readonly object[],
+  namespaceRules: readonly object[],
+): Promise<string> {
+  const kubeconfig = await api.serviceAccountKubeconfig(SYSTEM, name);
+  const subjects = [{ kind: 'ServiceAccount', name, namespace: SYSTEM }];
   const rbac = '/apis/rbac.authorization.k8s.io/v1';
-  const roleRef = (kind: string) => ({
-    apiGroup: 'rbac.authorization.k8s.io',
-    kind,
-    name: 'hoist-controller',
-  });
-  const metadata = { name: 'hoist-controller' };
+  const roleRef = (kind: string) => ({ apiGroup: 'rbac.authorization.k8s.io', kind, name });
+  const metadata = { name };
   await ok(
-    api.request('POST', `${rbac}/clusterroles`, { body: { metadata, rules: CONTROLLER_CLUSTER_RULES } }),
-    'ClusterRole',
+    api.request('POST', `${rbac}/clusterroles`, { body: { metadata, rules: clusterRules } }),
+    `ClusterRole ${name}`,
   );
   await ok(
     api.request('POST', `${rbac}/clusterrolebindings`, {
       body: { metadata, roleRef: roleRef('ClusterRole'), subjects },
     }),
-    'ClusterRoleBinding',
+    `ClusterRoleBinding ${name}`,
   );
   await ok(
-    api.request('POST', `${rbac}/namespaces/${SYSTEM}/roles`, {
-      body: { metadata, rules: CONTROLLER_NAMESPACE_RULES },
-    }),
-    'Role',
+    api.request('POST', `${rbac}/namespaces/${SYSTEM}/roles`, { body: { metadata, rules: namespaceRules } }),
+    `Role ${name}`,
   );
   await ok(
     api.request('POST', `${rbac}/namespaces/${SYSTEM}/rolebindings`, {
       body: { metadata, roleRef: roleRef('Role'), subjects },
     }),
-    'RoleBinding',
+    `RoleBinding ${name}`,
   );
-  await ok(api.request('POST', '/api/v1/namespaces', { body: { metadata: { name: TEAM } } }), 'namespace');
   return kubeconfig;
+}
+
+/** The node agent's service account under exactly src/prepull/rbac.ts's agent rules (once per API server). */
+const agentConfigs = new WeakMap<KubeApiServer, Promise<string>>();
+export function agentKubeconfig(api: KubeApiServer): Promise<string> {
+  let config = agentConfigs.get(api);
+  if (config === undefined) {
+    config = bindServiceAccount(api, 'hoist-agent', AGENT_CLUSTER_RULES, AGENT_NAMESPACE_RULES);
+    agentConfigs.set(api, config);
+  }
+  return config;
 }
 
 /**
