@@ -181,6 +181,22 @@ describe('status view', () => {
       ),
       text,
     );
+    // An empty NodePull is no node of a PrePull: no work rows, nothing for `why`, even with an
+    // old status entry the agent has not cleared yet.
+    assert.ok(!report.nodes.some((n) => n.node === 'n9'));
+    const stale: NodePull = {
+      ...withCaches[2]!,
+      status: { images: [{ image: 'docker.io/library/nginx:1.25', phase: 'Failed', reason: 'NotFound' }] },
+    };
+    assert.ok(!buildStatusReport([a, b], [stale], NOW).nodes.length);
+    const why = buildWhyReport({
+      query: parseImageQuery('nginx:1.25'),
+      prePulls: [],
+      nodePulls: [stale],
+      nodes: [],
+      events: parseKubeletEvents({ items: [] }),
+    });
+    assert.deepEqual(why.nodePulls, []);
     // About one PrePull: the caches of its nodes only.
     assert.deepEqual(
       buildStatusReport([b], withCaches, NOW, { caches: 'prePullNodes' }).caches.map((c) => c.node),
