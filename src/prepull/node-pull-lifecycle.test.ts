@@ -94,6 +94,10 @@ describe('NodePull lifecycle: one per Node', () => {
     nps = apply(nps, out);
     assert.deepEqual(plan({ prePulls: [], nodes, nodePulls: nps, now: NOW }).nodePulls, []);
 
+    // Until its agent reports the empty spec, the old status says nothing (as with no NodePull):
+    // the node is not done for a PrePull that wants the image again.
+    const stale = plan({ prePulls: [gpuPrePull], nodes, nodePulls: nps, runs, now: NOW });
+    assert.deepEqual(stale.statuses[0]!.status.nodes, { desired: 1, pulling: 1, succeeded: 0, failed: 0 });
     // The agent has reported the empty spec: a new PrePull fills the same object (an update).
     nps = nps.map((np) => ({ ...np, status: { images: [] } }));
     const back = plan({ prePulls: [gpuPrePull], nodes, nodePulls: nps, runs, now: NOW });
