@@ -131,6 +131,8 @@ describe('PrePull controller against kube-apiserver', TIMEOUT, () => {
     return r.status === 200 ? (r.json as T) : undefined;
   };
   const nodePulls = () => nodePullsOf(api());
+  /** The NodePulls with work: every node has one, empty where no PrePull has work for it. */
+  const withWork = (list: NodePull[]) => list.filter((n) => n.spec.images.length > 0);
   const prePull = (name: string) => get<PrePull>(`${PREPULLS}/${name}`);
   const node = (name: string, labels: Record<string, string>, taints: unknown[] = []) =>
     makeNode(api(), name, labels, taints);
@@ -263,14 +265,25 @@ describe('PrePull controller against kube-apiserver', TIMEOUT, () => {
       'PrePull',
     );
 
-    const nps = await eventually('two NodePulls', async () => {
+    const all = await eventually('two NodePulls with work, and one for every node', async () => {
       const list = await nodePulls();
-      return list.length >= 2 ? list : undefined;
+      return withWork(list).length >= 2 && list.length === 5 ? list : undefined;
     });
+    const nps = withWork(all);
     assert.deepEqual(
       nps.map((n) => n.metadata.name),
       ['gpu-1', 'gpu-2'],
       'targets in name order: gpu-3 (NoExecute not tolerated) and cpu-1 (not selected) never',
+    );
+    // The others have an empty NodePull, owned by their Node, for their agents to report into.
+    const idle = all.filter((n) => n.spec.images.length === 0);
+    assert.deepEqual(
+      idle.map((n) => [n.metadata.name, n.spec.nodeName, n.metadata.ownerReferences?.[0]?.name]),
+      [
+        ['cpu-1', 'cpu-1', 'cpu-1'],
+        ['gpu-3', 'gpu-3', 'gpu-3'],
+        ['gpu-4', 'gpu-4', 'gpu-4'],
+      ],
     );
     const secret = mirroredSecretName({ metadata: { name: 'gpu', namespace: TEAM } });
     const entries = Object.fromEntries(nps[0]!.spec.images.map((e) => [e.image, e]));
@@ -313,7 +326,7 @@ describe('PrePull controller against kube-apiserver', TIMEOUT, () => {
     const third = await eventually('gpu-4 starts after gpu-1 is done', async () => {
       const list = await nodePulls();
       assertAtMostActive(list, 2);
-      return list.some((n) => n.metadata.name === 'gpu-4') ? list : undefined;
+      return withWork(list).some((n) => n.metadata.name === 'gpu-4') ? withWork(list) : undefined;
     });
     assert.deepEqual(
       third.map((n) => n.metadata.name),
@@ -341,8 +354,10 @@ describe('PrePull controller against kube-apiserver', TIMEOUT, () => {
     if (!requireGoPeer(t, 'kube-apiserver', 'etcd', 'kubectl') || fx === undefined) return;
     const r = await api().kubectl(['label', 'node', 'gpu-4', 'pool=cpu', '--overwrite']);
     assert.equal(r.code, 0, r.stderr);
-    await eventually('gpu-4 NodePull deleted', async () =>
-      (await nodePulls()).some((n) => n.metadata.name === 'gpu-4') ? undefined : true,
+    await eventually('gpu-4 NodePull emptied, not deleted', async () =>
+      (await nodePulls()).find((n) => n.metadata.name === 'gpu-4')?.spec.images.length === 0
+        ? true
+        : undefined,
     );
     const status = await eventually('desired 2', async () => {
       const p = await prePull('gpu');
@@ -365,7 +380,7 @@ describe('PrePull controller against kube-apiserver', TIMEOUT, () => {
     ]);
     assert.equal(r.code, 0, r.stderr);
     await eventually('the multi image leaves every NodePull', async () => {
-      const list = await nodePulls();
+      const list = withWork(await nodePulls());
       return list.length === 2 &&
         list.every((n) => n.spec.images.length === 1 && n.spec.images[0]!.image === fx!.app)
         ? true
@@ -411,7 +426,7 @@ describe('PrePull controller against kube-apiserver', TIMEOUT, () => {
     assert.ok(lease);
     await node('gpu-5', { pool: 'gpu' });
     await eventually('the leader starts gpu-5', async () =>
-      (await nodePulls()).some((n) => n.metadata.name === 'gpu-5') ? true : undefined,
+      withWork(await nodePulls()).some((n) => n.metadata.name === 'gpu-5') ? true : undefined,
     );
     assert.equal(b.controller.isLeader, false);
     assert.equal(await writes(b.metrics), 0, 'the standby wrote nothing');
@@ -425,19 +440,30 @@ describe('PrePull controller against kube-apiserver', TIMEOUT, () => {
     await report('gpu-5', () => ({ phase: 'Succeeded' }));
     await node('gpu-6', { pool: 'gpu' });
     await eventually('the new leader starts gpu-6', async () =>
-      (await nodePulls()).some((n) => n.metadata.name === 'gpu-6') ? true : undefined,
+      withWork(await nodePulls()).some((n) => n.metadata.name === 'gpu-6') ? true : undefined,
     );
     assert.ok((await writes(b.metrics)) > 0, 'the new leader writes');
     assert.equal(await writes(a.metrics, 'error'), 0, 'every write was allowed by the RBAC rules');
     assert.equal(await writes(b.metrics, 'error'), 0);
   });
 
-  it('deletes the NodePulls and the mirrored secret when the PrePull goes, and never logs the secret', async (t) => {
+  it('empties the NodePulls and deletes the mirrored secret when the PrePull goes, and never logs the secret', async (t) => {
     if (!requireGoPeer(t, 'kube-apiserver', 'etcd', 'kubectl') || fx === undefined) return;
     const secret = mirroredSecretName({ metadata: { name: 'gpu', namespace: TEAM } });
     const r = await api().kubectl(['delete', 'prepull', 'gpu', '-n', TEAM]);
     assert.equal(r.code, 0, r.stderr);
-    await eventually('no NodePulls', async () => ((await nodePulls()).length === 0 ? true : undefined));
+    // Every node keeps its NodePull, empty (no garbage collector runs here: the controller itself
+    // deletes the NodePull of a Node that is gone).
+    const nodeCount = async () => ((await get<{ items: unknown[] }>('/api/v1/nodes'))?.items ?? []).length;
+    await eventually('every NodePull empty, one per node', async () => {
+      const list = await nodePulls();
+      return list.length === (await nodeCount()) && withWork(list).length === 0 ? true : undefined;
+    });
+    assert.equal((await api().kubectl(['delete', 'node', 'cpu-1'])).code, 0);
+    await eventually("the gone Node's NodePull deleted", async () =>
+      (await nodePulls()).some((n) => n.metadata.name === 'cpu-1') ? undefined : true,
+    );
+    assert.equal((await nodePulls()).length, await nodeCount());
     await eventually('mirrored secret gone', async () =>
       (await api().request('GET', `/api/v1/namespaces/${SYSTEM}/secrets/${secret}`)).status === 404
         ? true

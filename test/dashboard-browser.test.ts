@@ -149,7 +149,10 @@ describe('dashboard in headless Chromium', TIMEOUT, () => {
     });
     replicas.push(replica);
     await createPrePull(api, 'gpu', [digestImage('ml/model', 'a'), digestImage('ml/tools', 'b')], 'gpu');
-    await eventually('three NodePulls', async () => ((await nodePulls(api)).length === 3 ? true : undefined));
+    // Every node has a NodePull from the start (empty while nothing is wanted there): wait for the work.
+    await eventually('three NodePulls with work', async () =>
+      (await nodePulls(api)).filter((n) => n.spec.images.length === 2).length === 3 ? true : undefined,
+    );
 
     browser ??= await launchChromium();
     const errors: string[] = [];

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startMirrorCache, type DashboardState } from '../src/dashboard/index.js';
 import { KubeClient, loadKubeConfig } from '../src/kube/index.js';
 import { parseMirrorCacheFigures } from '../src/node/index.js';
@@ -30,8 +31,10 @@ import { skopeoCopyToDir } from './helpers/images.js';
 import { shareKubeApiServer } from './helpers/kube.js';
 import { startMirror } from './helpers/mirror.js';
 import { requirePeers, requireRoot, testTempDir } from './helpers/peers.js';
+import { run } from './helpers/process.js';
 
 const TIMEOUT = { timeout: 240_000 };
+const KUBECTL_HOIST = fileURLToPath(new URL('../bin/kubectl-hoist.js', import.meta.url));
 
 async function state(url: string, query = ''): Promise<DashboardState> {
   const res = await fetch(`${url}/api/v1/state${query}`);
@@ -74,9 +77,10 @@ describe('dashboard against kube-apiserver', TIMEOUT, () => {
 
     const images = [digestImage('ml/model', 'a'), digestImage('ml/tools', 'b')];
     await createPrePull(api, 'gpu', images, 'gpu');
-    const nps = await eventually('three NodePulls', async () => {
+    // Every node has a NodePull from the start (empty while nothing is wanted there): wait for the work.
+    const nps = await eventually('three NodePulls with work', async () => {
       const l = await nodePulls(api);
-      return l.length === 3 ? l : undefined;
+      return l.length === 3 && l.every((n) => n.spec.images.length === 2) ? l : undefined;
     });
     const specImages = nps[0]!.spec.images.map((e) => e.image).sort();
 
@@ -302,6 +306,82 @@ describe('dashboard against kube-apiserver', TIMEOUT, () => {
         node.agent.stderr(),
         /cannot read the node mirror/,
         'the socket answered every time',
+      );
+    },
+  );
+
+  it(
+    'shows the mirror of a node no PrePull targets, in the dashboard and kubectl hoist status -o wide',
+    TIMEOUT,
+    async (t) => {
+      if (!requireGoPeer(t, 'kube-apiserver', 'etcd', 'kubectl') || replicas.length === 0) return;
+      if (!requirePeers(t, 'docker-registry', 'skopeo', 'containerd')) return;
+      if (!requireRoot(t, 'containerd mounts snapshots')) return;
+      const api = kube();
+      // No PrePull selects pool=idle: the controller still keeps a NodePull there, empty.
+      await makeNode(api, 'idle-1', { pool: 'idle' });
+      const created = await eventually('an empty NodePull for idle-1', async () =>
+        (await nodePulls(api)).find((n) => n.metadata.name === 'idle-1'),
+      );
+      assert.deepEqual(created.spec.images, []);
+      assert.equal(created.metadata.ownerReferences?.[0]?.name, 'idle-1');
+      const node = await startMirroredNode(t, api, 'idle-1');
+      // Pods on the node pull through its mirror (containerd's hosts.toml): a miss, then a hit.
+      const copy = await testTempDir(t, 'hoist-dashboard-idle-');
+      for (const n of ['first', 'second'])
+        await skopeoCopyToDir(
+          `docker://${node.mirror.host}/${node.image.repo}@${node.image.digest}`,
+          join(copy, n),
+        );
+      const own = parseMirrorCacheFigures(await (await fetch(`${node.mirror.url}/metrics`)).text());
+      assert.ok(own.blobHits >= 2 && own.servedBytes > 800_000, JSON.stringify(own));
+
+      // The agent writes its figures into the empty NodePull; the dashboard shows them.
+      const replica = await startReplica(kubeconfig!, 'replica-e');
+      replicas.push(replica);
+      const st = await eventually('the cache table shows idle-1', async () => {
+        const s = await state(replica.url);
+        const r = s.cache?.find((c) => c.node === 'idle-1');
+        return r?.servedBytes === own.servedBytes ? s : undefined;
+      }).catch(async (err: Error) => {
+        const np = (await nodePulls(api)).find((n) => n.metadata.name === 'idle-1');
+        throw new Error(
+          `${err.message}; NodePull: ${JSON.stringify(np)}\nagent log:\n${node.agent.stderr()}`,
+        );
+      });
+      const row = st.cache!.find((c) => c.node === 'idle-1')!;
+      assert.deepEqual(
+        [row.source, row.storeBytes, row.upstreamBytes, row.hitRatio],
+        ['agent', own.storeBytes, own.upstreamBytes, own.blobHits / own.blobLookups],
+      );
+      // It is no node of any PrePull: not in the matrix, not counted, no PrePull's target.
+      assert.ok(!st.matrix.rows.some((r) => r.node === 'idle-1'), JSON.stringify(st.matrix.rows));
+      assert.equal(st.counts.nodes, st.matrix.matchingNodes);
+      const np = (await nodePulls(api)).find((n) => n.metadata.name === 'idle-1')!;
+      assert.deepEqual(np.spec.images, [], 'still empty');
+      assert.deepEqual(np.status?.images, [], 'the agent reported an empty spec');
+      assert.deepEqual(np.status?.summary, { images: 0, pending: 0, pulling: 0, succeeded: 0, failed: 0 });
+      assert.deepEqual(
+        Object.fromEntries(st.prePulls.map((p) => [p.name, p.nodes.desired])),
+        { gpu: 3, cached: 1 },
+        'the pools gpu and cache only',
+      );
+
+      // kubectl hoist status -A -o wide lists its cache among every node's; -o json has the figures.
+      const plugin = (args: string[]) =>
+        run(process.execPath, [KUBECTL_HOIST, 'status', '-A', '--kubeconfig', api.adminKubeconfig, ...args]);
+      const json = JSON.parse((await plugin(['-o', 'json'])).stdout) as {
+        caches: Array<{ node: string; servedBytes: number; blobHits: number }>;
+      };
+      const cached = json.caches.find((c) => c.node === 'idle-1');
+      assert.ok(cached, JSON.stringify(json.caches));
+      assert.ok(cached.servedBytes >= own.servedBytes && cached.blobHits >= own.blobHits);
+      const wide = (await plugin(['-o', 'wide'])).stdout;
+      const table = wide.split('\n\n').find((part) => part.startsWith('NODE '));
+      assert.match(
+        table ?? '',
+        new RegExp(`^idle-1 +\\S+ +${((own.blobHits / own.blobLookups) * 100).toFixed(1)}% `, 'm'),
+        wide,
       );
     },
   );

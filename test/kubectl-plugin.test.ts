@@ -421,6 +421,66 @@ describe('kubectl hoist, through the real kubectl', TIMEOUT, () => {
     assert.equal(same.stdout.split('\n\n')[1], nodes);
   });
 
+  it('status -o wide: the caches of nodes no PrePull targets too, even with no PrePull', async (t) => {
+    if (!requireGoPeer(t, 'kube-apiserver', 'etcd', 'kubectl')) return;
+    // The controller keeps an empty NodePull on a node without work; its agent reports its mirror.
+    const k = (args: string[], input?: string) => kube().kubectl(args, input === undefined ? {} : { input });
+    const created = await k(
+      ['create', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'prepull.hoist.dev/v1alpha1',
+        kind: 'NodePull',
+        metadata: { name: 'node-idle' },
+        spec: { nodeName: 'node-idle', maxConcurrentPulls: 2, images: [] },
+      }),
+    );
+    assert.equal(created.code, 0, created.stderr);
+    const mirror = {
+      storeBytes: 1024,
+      blobHits: 1,
+      blobLookups: 2,
+      servedBytes: 2048,
+      upstreamBytes: 1024,
+      observedAt: '2026-01-01T00:01:00Z',
+    };
+    const status = {
+      images: [],
+      summary: { images: 0, pending: 0, pulling: 0, succeeded: 0, failed: 0 },
+      mirror,
+    };
+    const patched = await k([
+      'patch',
+      'nodepull',
+      'node-idle',
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status }),
+    ]);
+    assert.equal(patched.code, 0, patched.stderr);
+    try {
+      const all = await hoist(['status', '-A', '-o', 'wide']);
+      assert.equal(all.code, 0, all.stderr);
+      const caches = all.stdout.split('\n\n').find((part) => part.startsWith('NODE ')) ?? '';
+      assert.deepEqual(
+        cells(caches).map((r) => r.slice(0, 3)),
+        [
+          ['NODE', 'CACHE USE', 'HIT RATIO'],
+          ['node-a', '70.0MiB', '75.0%'],
+          ['node-idle', '1.0KiB', '50.0%'],
+        ],
+      );
+      assert.doesNotMatch(all.stdout.split('\n\n')[1] ?? '', /node-idle/, 'no work rows for it');
+      // No PrePull in the namespace: said on stderr; the wide view still lists the caches.
+      const none = await hoist(['status', '-o', 'wide']);
+      assert.equal(none.code, 0, none.stderr);
+      assert.equal(none.stderr, 'No PrePulls found in default namespace.\n');
+      assert.equal(none.stdout, caches);
+    } finally {
+      await k(['delete', 'nodepull', 'node-idle']);
+    }
+  });
+
   it('status -o json: the PrePulls and their nodes as one document', async (t) => {
     if (!requireGoPeer(t, 'kube-apiserver', 'etcd', 'kubectl')) return;
     const r = await hoist(['status', '--namespace', 'ml', '--output', 'json']);

@@ -100,6 +100,8 @@ export class NodePullSync {
   private present = false;
   private mirror: NodePullMirrorStatus | undefined;
   private swept = false;
+  /** The last spec applied had no entries (and its sweep is queued). */
+  private emptied = false;
   private pinChain: Promise<void> = Promise.resolve();
   private readonly onQueueChange = (s: ImageStatus) => this.queueChanged(s);
 
@@ -134,13 +136,20 @@ export class NodePullSync {
       this.present = false;
       this.generation = undefined;
       this.writer.reset();
-      this.sweepPins([]);
+      this.emptied = false;
+      this.sweepPins([], true);
       return;
     }
     this.present = true;
     this.generation = nodePull.metadata.generation;
-    queue.setConcurrency(concurrencyOf(nodePull, this.opts.defaultConcurrency));
     const wanted = wantedImages(nodePull);
+    // An empty list is how the controller now says what deleting the NodePull used to say (it
+    // keeps one per node for status.mirror, docs/prepull.md): withdraw every entry, sweep Hoist's
+    // pins once, as a deletion did, and leave the queue's concurrency as it is, as a deletion did.
+    const empty = wanted.length === 0;
+    if (empty && this.tracked.size > 0)
+      logger?.info({ node: this.opts.nodeName }, 'NodePull empty: withdrawing its images');
+    if (!empty) queue.setConcurrency(concurrencyOf(nodePull, this.opts.defaultConcurrency));
     const names = new Set(wanted.map((w) => w.image));
     for (const image of [...this.tracked.keys()]) if (!names.has(image)) this.remove(image);
     for (const w of wanted) {
@@ -167,7 +176,8 @@ export class NodePullSync {
         this.enqueuePin(w.image);
       }
     }
-    this.sweepPins(wanted);
+    this.sweepPins(wanted, empty && !this.emptied);
+    this.emptied = empty;
     this.publish();
   }
 
@@ -361,12 +371,13 @@ export class NodePullSync {
   }
 
   /**
-   * Once at start, and whenever the NodePull goes: removes Hoist's pins from every image the spec
-   * does not pin (pins left by an earlier run whose entries went while the agent was down).
+   * Once at start, and (`force`) whenever the NodePull goes or its list becomes empty: removes
+   * Hoist's pins from every image the spec does not pin (pins left by an earlier run whose
+   * entries went while the agent was down, or whose unpin failed).
    */
-  private sweepPins(wanted: WantedImage[]): void {
+  private sweepPins(wanted: WantedImage[], force: boolean): void {
     const { pins, logger } = this.opts;
-    if (!pins || (this.swept && this.present)) return;
+    if (!pins || (this.swept && !force)) return;
     this.swept = true;
     const keys = wanted.filter((w) => w.pin && w.key !== undefined).map((w) => w.key!);
     this.enqueue(async () => {

@@ -544,3 +544,90 @@ describe('NodePull sync', () => {
     assert.equal(statuses.length, writes, 'no status for an object that is gone');
   });
 });
+
+describe('NodePull sync: an emptied spec (the controller keeps one NodePull per node)', () => {
+  const good = 'r.example/team/good:v1';
+  const other = 'r.example/team/other:v1';
+  const mirror = {
+    storeBytes: 10,
+    blobHits: 1,
+    blobLookups: 2,
+    servedBytes: 30,
+    upstreamBytes: 20,
+    observedAt: '2026-01-01T00:00:00Z',
+  };
+
+  /** Two entries pulled (one pinned), a pin left behind by a failed unpin, then withdrawn. */
+  async function withdraw(how: 'deleted' | 'emptied') {
+    const t = setup();
+    t.sync.apply(
+      nodePull(
+        1,
+        [
+          { image: good, pin: true },
+          { image: other, pin: false },
+        ],
+        3,
+      ),
+    );
+    await t.clock.advance(1000);
+    await t.sync.pinsSettled();
+    assert.deepEqual([...t.pins.pinned], [good]);
+    t.pins.pinned.add('r.example/left/over:v1');
+    t.sync.setMirror(mirror);
+    await t.clock.advance(1000);
+    const writes = t.statuses.length;
+    const sweeps = t.pins.calls.filter((c) => c.startsWith('sweep')).length;
+    t.sync.apply(how === 'deleted' ? undefined : nodePull(2, [], 2));
+    await t.sync.pinsSettled();
+    await t.clock.advance(1000);
+    return { ...t, writes, sweeps };
+  }
+
+  it('withdraws and unpins exactly as a deleted NodePull did, and keeps the concurrency', async () => {
+    const deleted = await withdraw('deleted');
+    const emptied = await withdraw('emptied');
+    for (const r of [deleted, emptied]) {
+      assert.equal(r.queue.get(good), undefined, 'withdrawn from the queue');
+      assert.equal(r.queue.get(other), undefined);
+      assert.deepEqual([...r.pins.pinned], [], 'its pin and the leftover one removed');
+      assert.ok(r.runtime.present.has(good), 'images stay on the node: only kubelet GC removes them');
+    }
+    assert.deepEqual(
+      emptied.pins.calls.filter((c) => !c.startsWith('sweep')),
+      deleted.pins.calls.filter((c) => !c.startsWith('sweep')),
+    );
+    assert.equal(emptied.pins.calls.filter((c) => c.startsWith('sweep')).length, emptied.sweeps + 1);
+    assert.equal(deleted.queue.getConcurrency(), 3);
+    assert.equal(emptied.queue.getConcurrency(), 3, 'an empty list limits nothing');
+  });
+
+  it('reports the empty spec with the mirror figures, sweeps once, and takes work again', async () => {
+    const { sync, statuses, writes, pins, clock, queue, runtime, last } = await withdraw('emptied');
+    assert.ok(statuses.length > writes, 'the emptied NodePull gets a status, a deleted one none');
+    assert.deepEqual(
+      { ...last(), heartbeatTime: undefined },
+      {
+        observedGeneration: 2,
+        heartbeatTime: undefined,
+        summary: { images: 0, pending: 0, pulling: 0, succeeded: 0, failed: 0 },
+        images: [],
+        mirror,
+      },
+    );
+    // The same empty spec again (the watch echoes the agent's own status writes): no new sweep.
+    const sweeps = pins.calls.filter((c) => c.startsWith('sweep')).length;
+    sync.apply(nodePull(2, [], 2));
+    sync.apply(nodePull(2, [], 2));
+    await sync.pinsSettled();
+    assert.equal(pins.calls.filter((c) => c.startsWith('sweep')).length, sweeps);
+    // Work comes back: pulled again (as after a re-created NodePull), its concurrency applies.
+    runtime.present.delete(other);
+    sync.apply(nodePull(3, [{ image: other }], 1));
+    await clock.advance(2000);
+    assert.equal(queue.getConcurrency(), 1);
+    assert.equal(queue.get(other)?.state, 'present');
+    assert.equal(runtime.pulls.filter((i) => i === other).length, 2);
+    assert.deepEqual(last()?.summary, { images: 1, pending: 0, pulling: 0, succeeded: 1, failed: 0 });
+  });
+});

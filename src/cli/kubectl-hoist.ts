@@ -113,24 +113,22 @@ function registerStatus(program: Command): void {
             : await cluster.listPrePulls(namespace);
         const nodePulls = await cluster.listNodePulls();
         const now = new Date();
-        const report = buildStatusReport(prePulls, nodePulls, now);
+        // One PrePull: the caches of its nodes; a listing: every node's (targeted or not).
+        const report = buildStatusReport(prePulls, nodePulls, now, {
+          caches: name !== undefined ? 'prePullNodes' : 'all',
+        });
         if (format === 'json') return printJson(report);
+        const wide = format === 'wide' || flags.nodes === true;
         if (report.prePulls.length === 0) {
-          // As `kubectl get` says it, on stderr, exit 0.
+          // As `kubectl get` says it, on stderr, exit 0; the wide view still lists the caches.
           process.stderr.write(
             namespace === undefined
               ? 'No PrePulls found.\n'
               : `No PrePulls found in ${namespace} namespace.\n`,
           );
-          return;
+          if (!wide) return;
         }
-        process.stdout.write(
-          formatStatusText(report, {
-            withNamespace: namespace === undefined,
-            wide: format === 'wide' || flags.nodes === true,
-            now,
-          }),
-        );
+        process.stdout.write(formatStatusText(report, { withNamespace: namespace === undefined, wide, now }));
       });
     });
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { NodePull, NodePullImageStatus, PrePull } from '../prepull/index.js';
+import { mergeNodeCaches, nodeCachesFromNodePulls } from './node-cache.js';
 import { buildState } from './state.js';
 
 const entry = (image: string) => ({
@@ -69,6 +70,40 @@ describe('dashboard state', () => {
       { pending: 0, pulling: 1, succeeded: 1, failed: 1, nodes: 2, images: 2, prePulls: 1 },
     );
     assert.deepEqual(s.prePulls[0]!.ready, { status: 'False', reason: 'Pulling' });
+  });
+
+  it("leaves nodes without pulls out of the matrix, while their agents' mirror figures show", () => {
+    const mirror = {
+      storeBytes: 100,
+      blobHits: 3,
+      blobLookups: 4,
+      servedBytes: 1000,
+      upstreamBytes: 300,
+      observedAt: '2026-01-01T00:00:00Z',
+    };
+    // The controller keeps an empty NodePull on every node no PrePull has work for.
+    const idle: NodePull = { ...nodePull('n0', []), status: { images: [], mirror } };
+    const nodePulls = [idle, nodePull('n1', ['a'], [{ image: 'a', phase: 'Succeeded' }])];
+    const s = buildState({
+      ...base,
+      prePulls: [prePull],
+      nodePulls,
+      cache: mergeNodeCaches([], nodeCachesFromNodePulls(nodePulls)),
+    });
+    assert.deepEqual(
+      s.matrix.rows.map((r) => r.node),
+      ['n1'],
+    );
+    assert.equal(s.matrix.matchingNodes, 1);
+    assert.deepEqual(
+      { ...s.counts },
+      { pending: 0, pulling: 0, succeeded: 1, failed: 0, nodes: 1, images: 1, prePulls: 1 },
+    );
+    assert.deepEqual(
+      s.cache!.map((c) => [c.node, c.hitRatio, c.source]),
+      [['n0', 0.75, 'agent']],
+    );
+    assert.deepEqual(s.bytes, { upstream: 300, cache: 700 });
   });
 
   it('counts a spec entry the agent has not answered as Pending', () => {

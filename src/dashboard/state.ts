@@ -197,7 +197,11 @@ export function buildState(input: StateInput): DashboardState {
   const maxNodes = input.limits?.maxNodes ?? STATE_LIMITS.maxNodes;
   const maxImages = input.limits?.maxImages ?? STATE_LIMITS.maxImages;
   const filter = (input.nodeFilter ?? '').trim().toLowerCase().slice(0, STATE_LIMITS.maxFilterLength);
-  const nodePulls = [...input.nodePulls].sort((a, b) => a.spec.nodeName.localeCompare(b.spec.nodeName));
+  // Every node has a NodePull, most of them empty (no PrePull has work there; the agent reports
+  // its mirror in it): the matrix and its node count are about nodes with pulls, not those.
+  const nodePulls = input.nodePulls
+    .filter((np) => (np.spec.images?.length ?? 0) > 0)
+    .sort((a, b) => a.spec.nodeName.localeCompare(b.spec.nodeName));
 
   const counts = { pending: 0, pulling: 0, succeeded: 0, failed: 0 };
   const imageSet = new Set<string>();

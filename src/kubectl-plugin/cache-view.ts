@@ -5,7 +5,9 @@ import { ageOf, humanBytes, kubectlTable } from './format.js';
 /**
  * The node caches of `kubectl hoist status -o wide`: each node's mirror as its agent last reported
  * it in NodePull status.mirror (docs/prepull.md), so it costs no request beyond the NodePull list
- * the status view already makes. Nodes whose agent reports none are left out. Pure.
+ * the status view already makes. Every node has a NodePull (an empty one where no PrePull has
+ * work), so every node whose agent reads its mirror has a row; nodes whose agent reports none
+ * are left out. Pure.
  */
 
 export interface NodeCacheRow {
@@ -21,13 +23,16 @@ export interface NodeCacheRow {
   observedAt: string;
 }
 
-/** The reported caches of these nodes, sorted by node. */
-export function nodeCacheRows(nodePulls: readonly NodePull[], nodes: ReadonlySet<string>): NodeCacheRow[] {
+/** The reported caches of these nodes (undefined: of every node), sorted by node. */
+export function nodeCacheRows(
+  nodePulls: readonly NodePull[],
+  nodes: ReadonlySet<string> | undefined,
+): NodeCacheRow[] {
   const rows: NodeCacheRow[] = [];
   for (const np of nodePulls) {
     const node = np.spec?.nodeName || np.metadata.name;
     const m = np.status?.mirror;
-    if (!m || !nodes.has(node)) continue;
+    if (!m || (nodes !== undefined && !nodes.has(node))) continue;
     rows.push({
       node,
       storeBytes: m.storeBytes,

@@ -46,8 +46,17 @@ export interface NodeImageRow {
 export interface StatusReport {
   prePulls: PrePullRow[];
   nodes: NodeImageRow[];
-  /** The mirror caches of those nodes, as their agents report them (cache-view.ts). */
+  /** The nodes' mirror caches, as their agents report them (cache-view.ts). */
   caches: NodeCacheRow[];
+}
+
+export interface StatusReportOptions {
+  /**
+   * Whose caches: every node whose agent reports one (the default: the controller keeps a
+   * NodePull on every node, so nodes no PrePull targets report too), or (`prePullNodes`) only the
+   * nodes with work for these PrePulls, for a report about one PrePull.
+   */
+  caches?: 'all' | 'prePullNodes';
 }
 
 const sameImage = (a: string, b: string): boolean => {
@@ -117,7 +126,12 @@ export function nodeRows(p: PrePull, nodePulls: NodePull[], now: Date): NodeImag
   );
 }
 
-export function buildStatusReport(prePulls: PrePull[], nodePulls: NodePull[], now: Date): StatusReport {
+export function buildStatusReport(
+  prePulls: PrePull[],
+  nodePulls: NodePull[],
+  now: Date,
+  opts: StatusReportOptions = {},
+): StatusReport {
   const sorted = [...prePulls].sort(
     (a, b) =>
       (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') ||
@@ -127,7 +141,10 @@ export function buildStatusReport(prePulls: PrePull[], nodePulls: NodePull[], no
   return {
     prePulls: sorted.map(prePullRow),
     nodes,
-    caches: nodeCacheRows(nodePulls, new Set(nodes.map((n) => n.node))),
+    caches: nodeCacheRows(
+      nodePulls,
+      opts.caches === 'prePullNodes' ? new Set(nodes.map((n) => n.node)) : undefined,
+    ),
   };
 }
 
@@ -147,7 +164,9 @@ function nextRun(row: PrePullRow, now: Date): string {
 }
 
 export function formatStatusText(report: StatusReport, opts: StatusTextOptions): string {
-  if (report.prePulls.length === 0) return '';
+  // No PrePulls: the caches alone, in the wide view (nodes report them whether targeted or not).
+  if (report.prePulls.length === 0)
+    return opts.wide && report.caches.length > 0 ? formatCacheTable(report.caches, opts.now) : '';
   const ns = (v: string) => (opts.withNamespace ? [v] : []);
   let s = kubectlTable(
     [

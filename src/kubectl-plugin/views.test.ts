@@ -140,7 +140,7 @@ describe('status view', () => {
     );
   });
 
-  it("lists the reported caches of the report's nodes only, with hit ratio and bytes", () => {
+  it('lists every reported cache, targeted node or not, with hit ratio and bytes', () => {
     const mirror = (hits: number, lookups: number) => ({
       storeBytes: 1536,
       blobHits: hits,
@@ -152,7 +152,7 @@ describe('status view', () => {
     const withCaches: NodePull[] = [
       { ...nodePulls[0]!, status: { ...nodePulls[0]!.status, mirror: mirror(2, 3) } },
       { ...nodePulls[1]!, status: { ...nodePulls[1]!.status, mirror: { ...mirror(0, 0), peerBytes: 0 } } },
-      // n9 has figures but no work for these PrePulls: not listed.
+      // n9 has figures but no work for these PrePulls (its NodePull is empty): listed too.
       {
         metadata: { name: 'n9' },
         spec: { nodeName: 'n9', maxConcurrentPulls: 1, images: [] },
@@ -165,6 +165,7 @@ describe('status view', () => {
       [
         ['n1', 0.667],
         ['n2', undefined],
+        ['n9', 1],
       ],
     );
     const text = formatStatusText(report, { withNamespace: false, wide: true, now: NOW });
@@ -174,11 +175,40 @@ describe('status view', () => {
           'NODE   CACHE USE   HIT RATIO   SERVED   FROM UPSTREAM   FROM PEERS   READ',
           'n1     1.5KiB      66.7%       3.0MiB   512B            <none>       30s',
           'n2     1.5KiB      <none>      3.0MiB   512B            0B           30s',
+          'n9     1.5KiB      100.0%      3.0MiB   512B            <none>       30s',
           '',
         ].join('\n'),
       ),
       text,
     );
+    // An empty NodePull is no node of a PrePull: no work rows, nothing for `why`, even with an
+    // old status entry the agent has not cleared yet.
+    assert.ok(!report.nodes.some((n) => n.node === 'n9'));
+    const stale: NodePull = {
+      ...withCaches[2]!,
+      status: { images: [{ image: 'docker.io/library/nginx:1.25', phase: 'Failed', reason: 'NotFound' }] },
+    };
+    assert.ok(!buildStatusReport([a, b], [stale], NOW).nodes.length);
+    const why = buildWhyReport({
+      query: parseImageQuery('nginx:1.25'),
+      prePulls: [],
+      nodePulls: [stale],
+      nodes: [],
+      events: parseKubeletEvents({ items: [] }),
+    });
+    assert.deepEqual(why.nodePulls, []);
+    // About one PrePull: the caches of its nodes only.
+    assert.deepEqual(
+      buildStatusReport([b], withCaches, NOW, { caches: 'prePullNodes' }).caches.map((c) => c.node),
+      ['n1'],
+    );
+    // No PrePull at all: the wide view is the cache table alone.
+    const alone = buildStatusReport([], withCaches, NOW);
+    assert.match(
+      formatStatusText(alone, { withNamespace: false, wide: true, now: NOW }),
+      /^NODE {3}CACHE USE.*\nn1 .*\nn2 .*\nn9 .*\n$/,
+    );
+    assert.equal(formatStatusText(alone, { withNamespace: false, wide: false, now: NOW }), '');
     assert.doesNotMatch(
       formatStatusText(report, { withNamespace: false, wide: false, now: NOW }),
       /CACHE USE/,

@@ -1,5 +1,5 @@
 import type { PlanCache } from './node-view.js';
-import type { Node, NodePull, NodePullImage, NodePullSpec } from './types.js';
+import { DEFAULTS, type Node, type NodePull, type NodePullImage, type NodePullSpec } from './types.js';
 
 /**
  * Merging what several PrePulls want on one node into that node's NodePull spec (planning rule
@@ -151,7 +151,7 @@ export function sameNodePullSpec(a: NodePullSpec, b: NodePullSpec | undefined): 
     if (
       p.image !== q.image ||
       p.digest !== q.digest ||
-      p.pin !== (q.pin ?? false) ||
+      (p.pin ?? false) !== (q.pin ?? false) ||
       p.retryLimit !== q.retryLimit ||
       p.retryBackoffSeconds !== q.retryBackoffSeconds ||
       p.progressTimeoutSeconds !== q.progressTimeoutSeconds ||
@@ -187,6 +187,22 @@ function isSame(
   return same;
 }
 
+/**
+ * The spec of a node no PrePull has work for: no images, and the concurrency the CRD defaults to
+ * (written out, so that the stored object equals it and no reconcile rewrites it). The NodePull
+ * stays so that the node's agent has somewhere to report its mirror's figures (status.mirror);
+ * the agent treats an empty list as it treated a deleted NodePull (src/agent/node-pull-sync.ts).
+ */
+export function emptyNodePullSpec(nodeName: string): NodePullSpec {
+  return { nodeName, maxConcurrentPulls: DEFAULTS.maxConcurrentPullsPerNode, images: [] };
+}
+
+/**
+ * One NodePull per Node, whatever its taints or schedulability: the agent DaemonSet tolerates
+ * every taint and runs on cordoned nodes too, and every agent reports its mirror in its NodePull.
+ * A Node being deleted gets none unless a PrePull still has entries there (invalid PrePulls keep
+ * theirs); its NodePull goes with it through the owner reference.
+ */
 export function nodePullActions(
   nodes: readonly Node[],
   nodePulls: readonly NodePull[],
@@ -215,6 +231,9 @@ export function nodePullActions(
         if (template) spec = { ...template, nodeName: name };
       }
     }
+    // No work here: an empty spec, not a delete, so the agent keeps reporting its mirror. A Node
+    // being deleted loses its NodePull as before (the owner reference would take it anyway).
+    if (spec === undefined && !node.metadata.deletionTimestamp) spec = emptyNodePullSpec(name);
     if (spec === undefined) {
       if (current !== undefined && !current.metadata.deletionTimestamp)
         actions.push({ action: 'delete', name });
@@ -224,8 +243,8 @@ export function nodePullActions(
       actions.push({ action: 'update', name, spec });
     }
   }
-  // A NodePull whose Node is gone: the garbage collector follows the owner reference, but a
-  // NodePull made without one (or before the Node came back) must not linger.
+  // A NodePull whose Node is gone: the garbage collector follows the owner reference,
+  // but a NodePull made without one (or before the Node came back) must not linger.
   for (const np of nodePulls) {
     if (!seen.has(np.metadata.name) && !np.metadata.deletionTimestamp)
       actions.push({ action: 'delete', name: np.metadata.name });

@@ -80,7 +80,9 @@ export function indexNodePull(np: NodePull | undefined, cache: PlanCache): NodeV
     spec = new Map();
     for (const e of specImages) spec.set(e.image, e);
   }
-  const statusImages = np.status?.images;
+  // An empty spec (no PrePull has work here) is what a missing NodePull used to be: status left
+  // over from earlier entries (an agent that has not reported the emptying) says nothing.
+  const statusImages = spec === undefined ? undefined : np.status?.images;
   if (statusImages?.length) {
     status = new Map();
     for (const s of statusImages) status.set(s.image, s);

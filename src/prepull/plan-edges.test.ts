@@ -89,7 +89,11 @@ describe("plan: an agent's last sign of life", () => {
   const input = (n1: Held, now: string): PlanInput => ({
     prePulls: [p],
     nodes,
-    nodePulls: [nodePull('n1', { status: [pulling(A)], ...n1, images: { [A]: D1 } })],
+    // n2 waits: its NodePull is there, empty.
+    nodePulls: [
+      nodePull('n1', { status: [pulling(A)], ...n1, images: { [A]: D1 } }),
+      nodePull('n2', { images: {} }),
+    ],
     runs,
     now: at(now),
     agentTimeoutMs: TIMEOUT_MS,
@@ -97,7 +101,7 @@ describe("plan: an agent's last sign of life", () => {
   const silent = (n1: Held, now: string) =>
     plan(input(n1, now))
       .nodePulls.map((a) => `${a.action}:${a.name}`)
-      .join() === 'create:n2';
+      .join() === 'update:n2';
 
   it('without a heartbeat, is the spec-time annotation, else the NodePull creation', () => {
     const annotated: Held = { images: {}, specTime: '2026-12-01T10:00:00Z' };
@@ -266,7 +270,10 @@ describe('plan: counting failed nodes', () => {
     const out = plan({
       prePulls: [p],
       nodes: [node('n1'), node('n2')],
-      nodePulls: [nodePull('n1', { images: { [A]: D1, [B]: D2 }, status: [failedA, pulling(B)] })],
+      nodePulls: [
+        nodePull('n1', { images: { [A]: D1, [B]: D2 }, status: [failedA, pulling(B)] }),
+        nodePull('n2', { images: {} }),
+      ],
       runs,
       now: NOW,
     });
@@ -319,7 +326,7 @@ describe('plan: more edges', () => {
     );
   });
 
-  it('ignores a PrePull being deleted: no status, and its entries go', () => {
+  it('ignores a PrePull being deleted: no status, and its entries go (the NodePull stays, empty)', () => {
     const gone = prePull(
       'p',
       { images: ['a:1'] },
@@ -332,7 +339,9 @@ describe('plan: more edges', () => {
       now: NOW,
     });
     assert.deepEqual(out.statuses, []);
-    assert.deepEqual(out.nodePulls, [{ action: 'delete', name: 'n1' }]);
+    assert.deepEqual(out.nodePulls, [
+      { action: 'update', name: 'n1', spec: { nodeName: 'n1', maxConcurrentPulls: 2, images: [] } },
+    ]);
   });
 
   it('an invalid PrePull keeps an entry stored without pin as not pinned', () => {

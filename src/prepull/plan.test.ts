@@ -89,6 +89,12 @@ function report(
   });
 }
 
+/** The NodePull writes that give a node work (every other node gets an empty spec). */
+const withWork = (out: PlanOutput) =>
+  out.nodePulls.filter((a) => a.action !== 'delete' && a.spec.images.length > 0);
+/** The nodes whose NodePull has work. */
+const busy = (nps: NodePull[]) => nps.filter((n) => n.spec.images.length > 0).map((n) => n.metadata.name);
+
 const runsOn = (nps: NodePull[], name: string) =>
   nps.find((n) => n.metadata.name === name)?.spec.images.map((e) => e.run) ?? [];
 const specOf = (nps: NodePull[], name: string) => nps.find((n) => n.metadata.name === name)?.spec;
@@ -120,8 +126,21 @@ describe('plan: targets', () => {
       maxConcurrentNodes: '100%',
     });
     const out = plan({ prePulls: [p], nodes, nodePulls: [], now: NOW });
-    assert.deepEqual(out.nodePulls.map((a) => a.name).sort(), ['gpu-1', 'gpu-exec', 'gpu-soft']);
+    assert.deepEqual(
+      withWork(out)
+        .map((a) => a.name)
+        .sort(),
+      ['gpu-1', 'gpu-exec', 'gpu-soft'],
+    );
     assert.equal(out.statuses[0]!.status.nodes!.desired, 3);
+    // Every other node still gets its NodePull, empty, for its agent to report into.
+    assert.deepEqual(
+      out.nodePulls
+        .filter((a) => a.action === 'create' && a.spec.images.length === 0)
+        .map((a) => a.name)
+        .sort(),
+      ['cpu-1', 'gpu-2', 'gpu-tainted'],
+    );
   });
 
   it('never targets a node being deleted', () => {
@@ -176,7 +195,8 @@ describe('plan: stagger', () => {
     let nps: NodePull[] = [];
     let out = plan({ prePulls: [p], nodes, nodePulls: nps, runs, now: NOW });
     nps = apply(nps, out);
-    assert.deepEqual(nps.map((n) => n.metadata.name).sort(), ['n1', 'n2']);
+    assert.deepEqual(busy(nps), ['n1', 'n2']);
+    assert.equal(nps.length, 5, 'the waiting nodes have empty NodePulls');
     assert.deepEqual(imagesOn(nps, 'n1'), [`${A}@${D1}`, `${B}@${D2}`]);
 
     // Nothing reported: the same two stay active and no third starts (the plan is idempotent).
@@ -188,7 +208,7 @@ describe('plan: stagger', () => {
     out = plan({ prePulls: [p], nodes, nodePulls: nps, runs, now: NOW });
     assert.deepEqual(
       out.nodePulls.map((a) => `${a.action}:${a.name}`),
-      ['create:n3'],
+      ['update:n3'],
     );
     nps = apply(nps, out);
     nps = report(nps, ['n2', 'n3'], 'Succeeded');
@@ -206,17 +226,21 @@ describe('plan: stagger', () => {
     const runs = resolved({ [A]: D1 });
     const timeout = { agentTimeoutMs: 300_000 };
     let nps = apply([], plan({ prePulls: [p], nodes, nodePulls: [], runs, now: NOW, ...timeout }));
-    assert.deepEqual(
-      nps.map((n) => n.metadata.name),
-      ['n1'],
-    );
+    assert.deepEqual(busy(nps), ['n1']);
     const at = (iso: string) => new Date(iso);
     // The controller wrote n1's spec at 10:00; its agent said it had seen it at 10:00:01.
-    nps = nps.map((np) => ({
-      ...np,
-      metadata: { ...np.metadata, annotations: { [SPEC_TIME_ANNOTATION]: '2026-12-01T10:00:00Z' } },
-      status: { heartbeatTime: '2026-12-01T10:00:01Z', images: [{ image: A, phase: 'Pulling' as const }] },
-    }));
+    nps = nps.map((np) =>
+      np.metadata.name !== 'n1'
+        ? np
+        : {
+            ...np,
+            metadata: { ...np.metadata, annotations: { [SPEC_TIME_ANNOTATION]: '2026-12-01T10:00:00Z' } },
+            status: {
+              heartbeatTime: '2026-12-01T10:00:01Z',
+              images: [{ image: A, phase: 'Pulling' as const }],
+            },
+          },
+    );
 
     // Within the timeout: still its slot, and a wake-up for when it would run out.
     let out = plan({
@@ -250,7 +274,7 @@ describe('plan: stagger', () => {
     out = plan({ prePulls: [p], nodes, nodePulls: nps, runs, now: at('2026-12-01T10:06:00Z'), ...timeout });
     assert.deepEqual(
       out.nodePulls.map((a) => `${a.action}:${a.name}`),
-      ['create:n2'],
+      ['update:n2'],
     );
     const st = out.statuses[0]!.status;
     assert.deepEqual(st.nodes, { desired: 5, pulling: 1, succeeded: 0, failed: 1 });
@@ -267,7 +291,7 @@ describe('plan: stagger', () => {
   it('resolves a percentage against the number of targets, rounding up', () => {
     const p = prePull('p', { images: ['a:1'], maxConcurrentNodes: '30%' });
     const out = plan({ prePulls: [p], nodes, nodePulls: [], now: NOW });
-    assert.equal(out.nodePulls.length, 2); // ceil(0.3 * 5)
+    assert.equal(withWork(out).length, 2); // ceil(0.3 * 5)
   });
 
   it('keeps a waiting node on its old digest until its turn, so an update is staggered too', () => {
@@ -356,7 +380,7 @@ describe('plan: edits', () => {
     assert.deepEqual(imagesOn(nps, 'n2'), [`${A}@`]);
   });
 
-  it('drops a node that stops matching, and deletes its empty NodePull', () => {
+  it('drops a node that stops matching, and empties its NodePull rather than delete it', () => {
     let nps = apply(
       [],
       plan({
@@ -374,12 +398,24 @@ describe('plan: edits', () => {
       nodePulls: nps,
       now: NOW,
     });
-    assert.deepEqual(out.nodePulls, [{ action: 'delete', name: 'n2' }]);
+    assert.deepEqual(out.nodePulls, [
+      { action: 'update', name: 'n2', spec: { nodeName: 'n2', maxConcurrentPulls: 2, images: [] } },
+    ]);
     nps = apply(nps, out);
+    // Emptied once: the next plan leaves it alone.
+    assert.deepEqual(
+      plan({
+        prePulls: [prePull('p', { images: ['a:1'], maxConcurrentNodes: 2, nodeSelector: { pool: 'a' } })],
+        nodes: relabelled,
+        nodePulls: nps,
+        now: NOW,
+      }).nodePulls,
+      [],
+    );
     assert.equal(out.statuses[0]!.status.nodes!.desired, 1);
   });
 
-  it('deletes NodePulls when the PrePull goes, and those of vanished nodes', () => {
+  it('empties NodePulls when the PrePull goes, and deletes those of vanished nodes', () => {
     const nps = apply(
       [],
       plan({
@@ -390,7 +426,10 @@ describe('plan: edits', () => {
       }),
     );
     const out = plan({ prePulls: [], nodes: [node('n1')], nodePulls: nps, now: NOW });
-    assert.deepEqual(out.nodePulls.map((a) => `${a.action}:${a.name}`).sort(), ['delete:n1', 'delete:n2']);
+    assert.deepEqual(out.nodePulls, [
+      { action: 'update', name: 'n1', spec: { nodeName: 'n1', maxConcurrentPulls: 2, images: [] } },
+      { action: 'delete', name: 'n2' },
+    ]);
   });
 
   it('leaves the nodes as they are when a stored spec is invalid, and says why', () => {
@@ -450,19 +489,23 @@ describe('plan: merge and failures', () => {
   it('a failed image holds nothing back: the node counts as done, failures are listed with reasons', () => {
     const p = prePull('p', { images: ['a:1', 'b:1'], maxConcurrentNodes: 1 });
     let nps = apply([], plan({ prePulls: [p], nodes, nodePulls: [], now: NOW }));
+    // n1's agent reports; n2 (waiting, its NodePull empty) has nothing to report.
     nps = nps.map((np) => ({
       ...np,
-      status: {
-        images: [
-          { image: A, phase: 'Succeeded', digest: D1 },
-          { image: B, phase: 'Failed', reason: 'DiskMark', message: 'disk at 91%' },
-        ],
-      },
+      status:
+        np.metadata.name !== 'n1'
+          ? {}
+          : {
+              images: [
+                { image: A, phase: 'Succeeded', digest: D1 },
+                { image: B, phase: 'Failed', reason: 'DiskMark', message: 'disk at 91%' },
+              ],
+            },
     }));
     const out = plan({ prePulls: [p], nodes, nodePulls: nps, now: NOW });
     assert.deepEqual(
       out.nodePulls.map((a) => `${a.action}:${a.name}`),
-      ['create:n2'],
+      ['update:n2'],
     );
     const st = out.statuses[0]!.status;
     assert.deepEqual(st.nodes, { desired: 2, pulling: 1, succeeded: 0, failed: 1 });
@@ -681,7 +724,12 @@ describe('plan: order and per-image status details', () => {
     const nodes = ['n3', 'n1', 'n4', 'n2'].map((n) => node(n));
     const p = prePull('p', { images: ['a:1'], maxConcurrentNodes: 2 });
     const out = plan({ prePulls: [p], nodes, nodePulls: [], runs: resolved({ [A]: D1 }), now: NOW });
-    assert.deepEqual(out.nodePulls.map((a) => a.name).sort(), ['n1', 'n2']);
+    assert.deepEqual(
+      withWork(out)
+        .map((a) => a.name)
+        .sort(),
+      ['n1', 'n2'],
+    );
   });
 
   it('counts pulling nodes per image, lists failures only when there are some, and caps their messages', () => {

@@ -108,8 +108,18 @@ describe('Reconciler', () => {
     };
     await reconciler.reconcile(view, signal);
     await reconciler.reconcile(view, signal); // the informer has not caught up
+    // One create per node, none repeated; only n1 is given work (the others wait, empty).
     const created = fake.calls.filter((c) => c.startsWith('create nodepulls'));
-    assert.deepEqual(created, ['create nodepulls//n1']);
+    assert.deepEqual(created, ['create nodepulls//n1', 'create nodepulls//n2', 'create nodepulls//n3']);
+    const withWork = [...fake.objects.entries()]
+      .filter(([k, v]) => k.startsWith('nodepulls/') && (v as unknown as NodePull).spec.images.length > 0)
+      .map(([k]) => k);
+    assert.deepEqual(withWork, ['nodepulls//n1']);
+    assert.equal(
+      fake.calls.filter((c) => c.startsWith('patch nodepulls')).length,
+      0,
+      'no rewrite of what it just wrote',
+    );
     const np = fake.objects.get('nodepulls//n1') as unknown as NodePull;
     assert.deepEqual(np.metadata.ownerReferences, [
       { apiVersion: 'v1', kind: 'Node', name: 'n1', uid: 'uid-n1' },

@@ -141,7 +141,8 @@ export interface PrePull {
 export interface NodePullImage {
   image: string;
   digest?: string;
-  pin: boolean;
+  /** Optional in the CRD (an entry written by hand or by an older controller): absent is false. */
+  pin?: boolean;
   pullSecrets?: string[];
   retryLimit: number;
   retryBackoffSeconds: number;
