@@ -148,30 +148,26 @@ export class PeerSource implements BlobSourceLike {
     }
   }
 
-  private async backToSlow(
+  private backToSlow(
     repo: string,
     digest: string,
     opts: RequestOptions & { range?: { start: number; end?: number } },
     attempt: Attempt,
   ): Promise<BlobResponse | undefined> {
-    for (const peer of attempt.slow) {
-      attempt.slow.delete(peer);
-      // As a relay: it serves only what it holds, which it said was the whole blob.
-      const answer = await this.ask({
-        peer,
-        digest,
-        upstream: this.upstreamName,
-        repo,
-        range: opts.range,
-        relay: true,
-        signal: opts.signal,
-      });
-      if (answer?.kind !== 'body') continue;
-      attempt.tolerateSlow = true;
-      this.options.logger.info({ peer, digest }, 'upstream failed; going back to a slow peer');
-      return this.accept(answer, attempt, digest, peer, undefined);
-    }
-    return undefined;
+    // Each asked once: struck off as it is tried. As a relay: it serves only what it holds,
+    // which it said was the whole blob.
+    const once = function* (slow: Set<string>) {
+      for (const peer of slow) {
+        slow.delete(peer);
+        yield peer;
+      }
+    };
+    return this.askRelays(once(attempt.slow), repo, digest, opts, attempt, {
+      served: (peer) => {
+        attempt.tolerateSlow = true;
+        this.options.logger.info({ peer, digest }, 'upstream failed; going back to a slow peer');
+      },
+    });
   }
 
   /**
@@ -217,18 +213,40 @@ export class PeerSource implements BlobSourceLike {
   }
 
   /** Asks peers, best ranked first, only for what they hold or are receiving. */
-  private async tryHolders(
+  private tryHolders(
     repo: string,
     digest: string,
     opts: RequestOptions & { range?: { start: number; end?: number } },
     attempt: Attempt,
     slow: ReadonlySet<string>,
   ): Promise<BlobResponse | undefined> {
-    const { membership, health } = this.options;
-    let asked = 0;
-    for (const peer of rankPeers(digest, membership.members())) {
-      if (slow.has(peer) || attempt.failed.has(peer) || !health.usable(peer)) continue;
-      if (asked++ >= this.options.maxPeersPerRead) return undefined;
+    const { membership, health, maxPeersPerRead } = this.options;
+    const candidates = function* () {
+      let asked = 0;
+      for (const peer of rankPeers(digest, membership.members())) {
+        if (slow.has(peer) || attempt.failed.has(peer) || !health.usable(peer)) continue;
+        if (asked++ >= maxPeersPerRead) return;
+        yield peer;
+      }
+    };
+    return this.askRelays(candidates(), repo, digest, opts, attempt, {
+      missed: (peer) => attempt.failed.add(peer),
+    });
+  }
+
+  /**
+   * Asks `peers` in turn as relays (`X-Hoist-Relay`: each serves only what it holds or is
+   * receiving, and fetches nothing); the first that sends a body serves this read.
+   */
+  private async askRelays(
+    peers: Iterable<string>,
+    repo: string,
+    digest: string,
+    opts: RequestOptions & { range?: { start: number; end?: number } },
+    attempt: Attempt,
+    on: { served?: (peer: string) => void; missed?: (peer: string) => void },
+  ): Promise<BlobResponse | undefined> {
+    for (const peer of peers) {
       const answer = await this.ask({
         peer,
         digest,
@@ -238,8 +256,12 @@ export class PeerSource implements BlobSourceLike {
         relay: true,
         signal: opts.signal,
       });
-      if (answer?.kind === 'body') return this.accept(answer, attempt, digest, peer, undefined);
-      attempt.failed.add(peer);
+      if (answer?.kind === 'body') {
+        // Before accept: what `served` sets (tolerateSlow) decides how the body is guarded.
+        on.served?.(peer);
+        return this.accept(answer, attempt, digest, peer, undefined);
+      }
+      on.missed?.(peer);
     }
     return undefined;
   }
