@@ -447,6 +447,38 @@ test('a relay that is slow only because its own source is slow is kept: the upst
   assert.equal(asker.mirror.peers?.status().members.find((m) => m.url === c.urls[0])?.state, 'up');
 });
 
+test('a peer that is sending us bytes and drops one request (a reset connection) is asked again, not left for the upstream: each blob leaves the upstream once', async (t) => {
+  const c = await startFrontedCluster(t, 2, [0]);
+  if (!c) return;
+  const [holder, asker] = c.nodes as [MirrorHandle, MirrorHandle];
+  const front = c.fronts.get(0) as FaultProxy;
+  const first = blobFetchedBy(c.urls, 0, MiB);
+  const second = blobFetchedBy(c.urls, 0, MiB);
+  await pushBlob(c.registry, REPO, first.data);
+  await pushBlob(c.registry, REPO, second.data);
+  // The holder has just sent the asker a blob: it is alive.
+  assert.equal((await getBlob(asker, first.digest)).sha, first.digest);
+  // Its next answer to the asker is lost: the connection drops before any byte, as a reused
+  // keep-alive connection or a lost SYN on a busy link can make it.
+  front.inject({ pathIncludes: '/peer/v1/blobs/' }, { kind: 'reset' });
+  assert.equal((await getBlob(asker, second.digest)).sha, second.digest);
+  assert.ok(
+    front.requests.some((q) => q.fault === 'reset'),
+    'the request was dropped once',
+  );
+  assert.equal(
+    await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' }),
+    0,
+    'the asker fetched nothing from the upstream',
+  );
+  assert.equal(asker.mirror.peers?.status().members.find((m) => m.url === c.urls[0])?.state, 'up');
+  // The holder is the fetcher of both: its own client finds them stored, so each blob left the
+  // upstream once for the cluster.
+  assert.equal((await getBlob(holder, second.digest)).sha, second.digest);
+  for (const b of [first, second])
+    assert.equal(c.proxy.blobGets.filter((g) => g.path.endsWith(b.digest)).length, 1, b.digest);
+});
+
 test('a dead peer costs a refused connection, not a timeout; a peer that left is not asked', async (t) => {
   const c = await startCluster(t, 3);
   if (!c) return;

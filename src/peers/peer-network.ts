@@ -26,6 +26,13 @@ export interface PeerNetworkOptions {
 /** Peers tried for one read before the upstream, and relays per fetcher. */
 const MAX_PEERS_PER_READ = 3;
 const MAX_RELAYS_PER_READ = 3;
+/**
+ * A peer heard from (an answer, a byte) this recently is alive: a transient failure of one request
+ * to it is asked again before it is marked down (peer-source.ts, docs/peers.md "a miss costs time").
+ */
+const ALIVE_MS = 10_000;
+/** Covers TCP's first two SYN retransmissions (1 s, then 3 s after the first SYN). */
+const PATIENT_CONNECT_TIMEOUT_MS = 3_500;
 /** Relay trees remembered at once (a few bytes each). */
 const MAX_TREES = 10_000;
 
@@ -53,6 +60,7 @@ export class PeerNetwork {
       downMs: config.downSeconds * 1000,
       quarantineMs: config.quarantineSeconds * 1000,
       slowMs: config.slowAvoidSeconds * 1000,
+      aliveMs: ALIVE_MS,
       ...(options.now ? { now: options.now } : {}),
     });
     this.board = new RelayBoard({
@@ -66,6 +74,7 @@ export class PeerNetwork {
       self: this.membership.self,
       token: config.token,
       connectTimeoutMs: config.connectTimeoutMs,
+      patientConnectTimeoutMs: Math.max(config.connectTimeoutMs, PATIENT_CONNECT_TIMEOUT_MS),
       // A fetcher answers once its own upstream has: as long as an upstream may take.
       headersTimeoutMs: 30_000,
     });

@@ -318,6 +318,19 @@ export class PeerSource implements BlobSourceLike {
     } catch (err) {
       if (req.signal?.aborted) throw err;
       const reason = err instanceof PeerError ? err.code : String(err);
+      if (err instanceof PeerError && err.transient && !req.patient && this.options.health.alive(req.peer)) {
+        // It answered or sent bytes moments ago: a connect that did not complete in time or a
+        // reset before any answer is the path's (a lost SYN on a busy link, this node too loaded
+        // to see the connect in time, a kept-alive connection the peer was closing). Marking it
+        // down would send every blob it fetches to the upstream from here for `downSeconds`: a
+        // second upstream copy of each. Ask once more, on a new connection, patiently.
+        this.options.events.peerError(req.peer, `${reason} (asked again)`);
+        this.options.logger.info(
+          { peer: req.peer, digest: req.digest, err: String(err) },
+          'peer request failed, but the peer is alive; asking it again',
+        );
+        return this.ask({ ...req, patient: true });
+      }
       this.options.health.markDown(req.peer, err instanceof Error ? err.message : reason);
       this.options.events.peerError(req.peer, reason);
       this.options.logger.info(
@@ -341,7 +354,10 @@ export class PeerSource implements BlobSourceLike {
     attempt.contributors.add(from);
     const body = this.options.guard(answer.body, from, {
       judgeRate: answer.complete && attempt.resumable && !attempt.tolerateSlow,
-      onBytes: (n) => this.options.events.bytes(from, n),
+      onBytes: (n) => {
+        this.options.health.heard(from);
+        this.options.events.bytes(from, n);
+      },
       onStall: () => {
         attempt.leftFor = 'stalled';
         this.options.health.quarantine(from, 'stopped sending');
