@@ -403,6 +403,45 @@ test('two holders equally slow at once: the common factor is this node, so neith
   assert.equal(await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' }), 0);
 });
 
+for (const [how, pullOwn] of [
+  ['its own client', (asker: MirrorHandle, _holder: MirrorHandle, digest: string) => getBlob(asker, digest)],
+  [
+    "the other node, as that blob's fetcher",
+    (_asker: MirrorHandle, holder: MirrorHandle, digest: string) => getBlob(holder, digest),
+  ],
+] as const) {
+  test(`two nodes, one peer: a slow holder is kept while this node's own upstream download (for ${how}) is as slow, so the upstream sends each blob once`, async (t) => {
+    // One peer: no other peer's body to compare with, only this node's upstream download. A
+    // longer window than SLOW's, so that the upstream body surely runs when the peer's is judged.
+    const c = await startFrontedCluster(t, 2, [0], { peers: { ...SLOW, slowWindowSeconds: 1 } });
+    if (!c) return;
+    const [holder, asker] = c.nodes as [MirrorHandle, MirrorHandle];
+    const held = blobFetchedBy(c.urls, 0, 640 * 1024);
+    const own = blobFetchedBy(c.urls, 1, 1280 * 1024);
+    await pushBlob(c.registry, REPO, held.data);
+    await pushBlob(c.registry, REPO, own.data);
+    assert.equal((await getBlob(holder, held.digest)).sha, held.digest, 'the holder stores its blob');
+    // The asker's own upstream download and the holder's answer both run at a quarter of the
+    // floor, as when the asker's downlink or CPU is the bottleneck.
+    c.proxy.inject('blob', { kind: 'throttle', bytesPerSecond: 256 * 1024 });
+    throttlePeer(c.fronts.get(0), 256 * 1024);
+    const ownPull = pullOwn(asker, holder, own.digest);
+    await waitFor(
+      async () => (await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' })) > 0,
+    );
+    const r = await getBlob(asker, held.digest);
+    assert.equal(r.sha, held.digest);
+    assert.equal((await ownPull).sha, own.digest);
+    assert.equal(await asker.metric('hoist_mirror_peer_switches_total'), 0, 'the holder was not left');
+    assert.equal(
+      await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'peer' }),
+      held.data.length,
+    );
+    for (const b of [held, own])
+      assert.equal(c.proxy.blobGets.filter((g) => g.path.endsWith(b.digest)).length, 1, b.digest);
+  });
+}
+
 test('a slow peer beats none: with the upstream failing, the download goes back to the peer it left for slowness', async (t) => {
   // Node 0 is reached by its peers through a proxy that will send slowly.
   const c = await startFrontedCluster(t, 2, [0], { peers: SLOW });

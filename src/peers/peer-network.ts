@@ -1,4 +1,5 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ListWatchClient } from '../kube/index.js';
@@ -13,6 +14,7 @@ import { RelayBoard } from './relay-board.js';
 import { rankPeers } from './rendezvous.js';
 import { IncomingRates } from './incoming-rates.js';
 import { guardStall } from './stall-guard.js';
+import { tapUpstream } from './upstream-tap.js';
 
 export interface PeerNetworkOptions {
   config: PeersConfig;
@@ -144,6 +146,7 @@ export class PeerNetwork {
       stallMs,
       maxPeersPerRead: MAX_PEERS_PER_READ,
       maxRelaysPerRead: MAX_RELAYS_PER_READ,
+      tapUpstream: this.tapUpstream,
       guard: (body, peer, hooks) =>
         guardStall(body, peer, {
           stallMs,
@@ -161,6 +164,32 @@ export class PeerNetwork {
       },
     });
     return source;
+  }
+
+  /**
+   * Counts an upstream body of this node (a download through `source`, or one this node runs as
+   * a blob's fetcher for a peer) among the bodies a slow verdict compares with; undefined when
+   * the slow-peer rule is off.
+   */
+  get tapUpstream(): ((body: Readable) => Readable) | undefined {
+    const incoming = this.incoming;
+    if (!incoming) return undefined;
+    // The stall guard's clock: IncomingRates compares the bodies' windows at one time.
+    return (body) => tapUpstream(body, incoming, () => performance.now());
+  }
+
+  /** `upstream` with its blob bodies counted as this node's (`tapUpstream`): a fetcher's source. */
+  upstreamSource(upstream: BlobSourceLike): BlobSourceLike {
+    const tap = this.tapUpstream;
+    if (!tap) return upstream;
+    return {
+      name: upstream.name,
+      headBlob: (repo, digest, opts) => upstream.headBlob(repo, digest, opts),
+      getBlob: async (repo, digest, opts) => {
+        const res = await upstream.getBlob(repo, digest, opts);
+        return { ...res, body: tap(res.body) };
+      },
+    };
   }
 
   /** Whether an `Authorization` header carries the cluster token (constant-time compare). */

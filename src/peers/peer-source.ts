@@ -49,6 +49,8 @@ export interface PeerSourceOptions {
   /** Relays tried per fetcher before asking the fetcher to serve directly. */
   maxRelaysPerRead: number;
   guard: (body: Readable, peer: string, hooks: GuardHooks) => Readable;
+  /** Counts an upstream body of this node among its incoming bodies (upstream-tap.ts). */
+  tapUpstream?: ((body: Readable) => Readable) | undefined;
 }
 
 /** Where the current attempt of one download gets its bytes, so that a resume moves on. */
@@ -138,7 +140,8 @@ export class PeerSource implements BlobSourceLike {
     attempt.peer = undefined;
     attempt.relay = undefined;
     try {
-      return await this.upstream.getBlob(repo, digest, opts);
+      const res = await this.upstream.getBlob(repo, digest, opts);
+      return this.options.tapUpstream ? { ...res, body: this.options.tapUpstream(res.body) } : res;
     } catch (err) {
       // A slow peer beats none: with the upstream failing (a partition), go back to a peer this
       // download left for being slow, and let it finish at its own pace.
