@@ -194,16 +194,23 @@ export class PeerClient {
           : this.agent;
       const req = (https ? httpsRequest : request)(url, { method: 'GET', headers, agent, signal });
       let settled = false;
+      let connectVerdict: NodeJS.Immediate | undefined;
+      const connected = () => {
+        clearTimeout(connectTimer);
+        clearImmediate(connectVerdict);
+      };
       const fail = (err: PeerError) => {
         if (settled) return;
         settled = true;
-        clearTimeout(connectTimer);
+        connected();
         clearTimeout(headersTimer);
         req.destroy(err);
         reject(err);
       };
-      const connectTimer = setTimeout(
-        () =>
+      const connectTimer = setTimeout(() => {
+        // After this process could not run for a while, expired timers run before the event loop
+        // sees the connection complete: judge only after its I/O phase (stall-guard.ts, the same).
+        connectVerdict = setImmediate(() =>
           fail(
             new PeerError(
               'PEER_TIMEOUT',
@@ -212,8 +219,8 @@ export class PeerClient {
               { transient: true },
             ),
           ),
-        connectTimeoutMs,
-      );
+        );
+      }, connectTimeoutMs);
       const headersTimer = setTimeout(
         () =>
           fail(
@@ -227,8 +234,8 @@ export class PeerClient {
       );
       req.on('socket', (socket) => {
         // A kept-alive socket is connected already.
-        if (!socket.connecting) clearTimeout(connectTimer);
-        else socket.once('connect', () => clearTimeout(connectTimer));
+        if (!socket.connecting) connected();
+        else socket.once('connect', connected);
       });
       req.on('response', (res) => {
         if (settled) {
@@ -236,7 +243,7 @@ export class PeerClient {
           return;
         }
         settled = true;
-        clearTimeout(connectTimer);
+        connected();
         clearTimeout(headersTimer);
         resolve(res);
       });
@@ -244,7 +251,7 @@ export class PeerClient {
         if (settled) return;
         if (signal?.aborted) {
           settled = true;
-          clearTimeout(connectTimer);
+          connected();
           clearTimeout(headersTimer);
           reject(signal.reason);
           return;
