@@ -47,6 +47,7 @@ export interface BlobGet {
 const EVENT_MESSAGES = new Set([
   'peer too slow; switching source',
   'peer unusable; trying the next source',
+  'peer request failed, but the peer is alive; asking it again',
   'upstream failed; going back to a slow peer',
   'peer sent bytes that failed the digest; avoiding it',
   'blob download broke; resuming',
