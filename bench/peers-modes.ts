@@ -11,6 +11,7 @@ import type { RegistryPeer } from '../test/helpers/registry.js';
 import type { MirrorProcess } from '../test/helpers/mirror.js';
 import { startMirrorProcess } from '../test/helpers/mirror.js';
 import type { HostSpec, NetnsHost, Topology } from '../test/helpers/netns.js';
+import type { NodeMirror } from './peers-diagnostics.js';
 
 export type ModeName = 'direct' | 'zonal' | 'peers' | 'spegel';
 
@@ -28,6 +29,8 @@ export interface ModeContext {
   nodes: readonly NetnsHost[];
   /** Where a mode may write logs. */
   logDir: string;
+  /** Extra flags for every Hoist peer mirror (bench/peers.ts --mirror-arg). */
+  mirrorArgs?: readonly string[];
 }
 
 export interface RunningMode {
@@ -35,6 +38,8 @@ export interface RunningMode {
   sourceFor(node: NetnsHost): string;
   /** What the mode ran, for the results (e.g. its mirrors' logs' paths). */
   notes: Record<string, unknown>;
+  /** Each node's own mirror, when the mode runs one per node (for bench/peers-diagnostics.ts). */
+  nodeMirrors?: NodeMirror[];
   stop(): Promise<void>;
 }
 
@@ -76,7 +81,7 @@ const zonal: BenchMode = {
 const peers: BenchMode = {
   name: 'peers',
   extraHosts: () => [],
-  async start({ upstream, nodes, logDir }) {
+  async start({ upstream, nodes, logDir, mirrorArgs = [] }) {
     const tokenFile = join(logDir, `peer-token-${process.pid}`);
     await writeFile(tokenFile, randomBytes(24).toString('hex'), { mode: 0o600 });
     const places = nodes.map((n) => n.placement());
@@ -94,7 +99,11 @@ const peers: BenchMode = {
         mirrors.push(
           await startMirrorProcess(
             { [upstream.host]: upstream.url },
-            { defaultUpstream: upstream.host, placement, args: peerArgs(urls[i] as string) },
+            {
+              defaultUpstream: upstream.host,
+              placement,
+              args: [...peerArgs(urls[i] as string), ...mirrorArgs],
+            },
           ),
         );
       }
@@ -106,6 +115,10 @@ const peers: BenchMode = {
     return {
       sourceFor: (node) => (byNode.get(node) as MirrorProcess).host,
       notes: { mirrors: mirrors.map((m) => m.host) },
+      nodeMirrors: nodes.map((node, i) => {
+        const m = mirrors[i] as MirrorProcess;
+        return { node, url: m.url, stderr: () => m.stderr() };
+      }),
       stop: async () => {
         await Promise.all(mirrors.map((m) => m.stop()));
         await rm(tokenFile, { force: true });

@@ -27,13 +27,19 @@ import type { BenchMode, LinkPlan, ModeName } from './peers-modes.js';
 import { MODES } from './peers-modes.js';
 import { cpuSince, markCpu, type RoundCpu } from './cpu-account.js';
 import { resultJson } from './report.js';
+import type { BlobGet, NodeDiagnostics } from './peers-diagnostics.js';
+import { describe, diagnoseNode, upstreamGetsByBlob } from './peers-diagnostics.js';
 
 const USAGE = `usage: node --import tsx bench/peers.ts [--quick] [--nodes 2,4,8] [--modes direct,zonal,peers]
     [--layers-mb 100,80,50,40,20,10] [--rate 200] [--node-mbit N] [--upstream-mbit N] [--mirror-mbit N] [--out FILE]
+    [--repeat N] [--keep-logs DIR] [--mirror-arg=--FLAG=VALUE ...]
   --quick        layers 16,12,8,4 MB and nodes 2,4; writes bench/out/peers-quick.json
   --rate         every link's rate in Mbit/s, each way (default 200); the --*-mbit flags override one kind
   --modes        any of direct, zonal, peers, spegel (modes that cannot run yet are recorded as such)
-  --mirror-mbit  the zonal mirror's link; default: the same as a node's (every machine one NIC)`;
+  --mirror-mbit  the zonal mirror's link; default: the same as a node's (every machine one NIC)
+  --repeat       run each round N times (the single-node reference once): timing-sensitive effects
+  --keep-logs    write each peer mirror's JSON log to DIR/<mode>-<nodes>-<run>-<node>.log
+  --mirror-arg   one more flag for every peer mirror, e.g. --mirror-arg=--peer-min-bytes-per-second=0`;
 
 const MB = 1_000_000;
 const REPO = 'bench/peers';
@@ -46,6 +52,9 @@ interface Plan {
   layerBytes: number[];
   links: LinkPlan;
   out: string;
+  repeat: number;
+  keepLogs: string | undefined;
+  mirrorArgs: string[];
 }
 
 function numbers(flag: string, value: string): number[] {
@@ -74,6 +83,9 @@ function parsePlan(argv: string[]): Plan {
       'upstream-mbit': { type: 'string' },
       'mirror-mbit': { type: 'string' },
       out: { type: 'string' },
+      repeat: { type: 'string', default: '1' },
+      'keep-logs': { type: 'string' },
+      'mirror-arg': { type: 'string', multiple: true, default: [] },
       help: { type: 'boolean', default: false },
     },
   });
@@ -89,6 +101,9 @@ function parsePlan(argv: string[]): Plan {
   });
   const rate = positive('rate', values.rate);
   const nodeMbit = positive('node-mbit', values['node-mbit'] ?? String(rate));
+  const repeat = Number(values.repeat);
+  if (!Number.isInteger(repeat) || repeat < 1)
+    throw new Error(`--repeat: give a whole number >= 1, got '${values.repeat}'`);
   const defaultLayers = quick ? '16,12,8,4' : '100,80,50,40,20,10';
   return {
     quick,
@@ -100,6 +115,9 @@ function parsePlan(argv: string[]): Plan {
       upstreamMbit: positive('upstream-mbit', values['upstream-mbit'] ?? String(rate)),
       mirrorMbit: positive('mirror-mbit', values['mirror-mbit'] ?? String(nodeMbit)),
     },
+    repeat,
+    keepLogs: values['keep-logs'],
+    mirrorArgs: values['mirror-arg'],
     out:
       values.out ??
       join(ROOT_DIR, 'bench', quick ? 'out' : 'results', quick ? 'peers-quick.json' : 'peers.json'),
@@ -123,6 +141,14 @@ export interface RoundResult {
   upstreamCopies: number;
   /** How often the most-fetched blob was sent. */
   maxGetsOfOneBlob: number;
+  /** Of upstreamBlobGets, the ranged ones (206): the rest of a blob after a switch or a resume. */
+  rangedUpstreamGets: number;
+  /** Every upstream blob GET, per blob (first 12 hex digits): which node, 200 or 206, bytes. */
+  upstreamGetsByBlob: Record<string, BlobGet[]>;
+  /** Packets each host's tbf dropped during the round, per direction: a full link queue. */
+  linkDrops: Record<string, { up: number; down: number }>;
+  /** Per node, its own mirror's peer counters and peer log events (modes with a mirror per node). */
+  perNode?: NodeDiagnostics[];
   /** Bytes the upstream's tbf sent during the round (includes headers and TCP). */
   upstreamLinkBytes: number;
   /** Every node holds every blob of the image, each file's sha256 equal to its name. */
@@ -164,13 +190,22 @@ async function verifyCopy(dir: string, image: BuiltImage): Promise<boolean> {
   return true;
 }
 
-async function round(ctx: Ctx, mode: BenchMode, n: number, links: LinkPlan): Promise<RoundResult> {
+interface RoundOptions {
+  links: LinkPlan;
+  mirrorArgs?: readonly string[];
+  /** Where to keep the mirrors' logs, and this round's run number for their names. */
+  keepLogs?: { dir: string; run: number } | undefined;
+}
+
+async function round(ctx: Ctx, mode: BenchMode, n: number, opts: RoundOptions): Promise<RoundResult> {
+  const { links } = opts;
   const nodes = Array.from({ length: n }, (_, i) => ctx.topology.host(`node${i + 1}`));
   const running = await mode.start({
     topology: ctx.topology,
     upstream: ctx.upstream,
     nodes,
     logDir: ctx.workDir,
+    mirrorArgs: opts.mirrorArgs ?? [],
   });
   const outDirs = nodes.map((node) => join(ctx.workDir, `${mode.name}-${n}-${node.name}`));
   try {
@@ -178,7 +213,10 @@ async function round(ctx: Ctx, mode: BenchMode, n: number, links: LinkPlan): Pro
     const mark = ctx.upstream.accessLog().length;
     const linkBefore = (await ctx.upstreamHost.tbfStats('up'))?.sentBytes ?? 0;
     progress(`${mode.name}: ${n} node(s) pull ${(ctx.imageBlobBytes / MB).toFixed(0)} MB at once`);
+    const dropHosts = [ctx.upstreamHost, ...nodes];
+    const dropsBefore = await Promise.all(dropHosts.map((h) => linkDrops(h)));
     const cpuMark = await markCpu();
+    const startMs = Date.now();
     const start = performance.now();
     const nodeSeconds = await Promise.all(
       nodes.map(async (node, i) => {
@@ -190,6 +228,28 @@ async function round(ctx: Ctx, mode: BenchMode, n: number, links: LinkPlan): Pro
     const lastNodeSeconds = Math.max(...nodeSeconds);
     // Read while the mode's servers still run: their time is in /proc only while they live.
     const cpu = await cpuSince(cpuMark);
+    const dropsAfter = await Promise.all(dropHosts.map((h) => linkDrops(h)));
+    const drops: RoundResult['linkDrops'] = {};
+    for (const [i, h] of dropHosts.entries()) {
+      const [b, a] = [dropsBefore[i], dropsAfter[i]] as [
+        { up: number; down: number },
+        { up: number; down: number },
+      ];
+      drops[h.name] = { up: a.up - b.up, down: a.down - b.down };
+    }
+    const nodeByAddress = new Map(nodes.map((node) => [node.address, node.name]));
+    const nodeByUrl = new Map(
+      (running.nodeMirrors ?? []).map((m) => [m.url.replace(/\/$/, ''), m.node.name] as const),
+    );
+    const perNode = running.nodeMirrors
+      ? await Promise.all(running.nodeMirrors.map((m) => diagnoseNode(m, startMs, nodeByUrl)))
+      : undefined;
+    if (opts.keepLogs && running.nodeMirrors) {
+      const { dir, run } = opts.keepLogs;
+      await mkdir(dir, { recursive: true });
+      for (const m of running.nodeMirrors)
+        await writeFile(join(dir, `${mode.name}-${n}-${run}-${m.node.name}.log`), m.stderr());
+    }
     await settleAccessLog(ctx);
     const linkAfter = (await ctx.upstreamHost.tbfStats('up'))?.sentBytes ?? 0;
     const gets = ctx.upstream
@@ -213,6 +273,10 @@ async function round(ctx: Ctx, mode: BenchMode, n: number, links: LinkPlan): Pro
       upstreamBlobGets: gets.length,
       upstreamCopies: upstreamBlobBytes / ctx.imageBlobBytes,
       maxGetsOfOneBlob: Math.max(0, ...perBlob.values()),
+      linkDrops: drops,
+      rangedUpstreamGets: gets.filter((g) => g.status === 206).length,
+      upstreamGetsByBlob: upstreamGetsByBlob(gets, nodeByAddress),
+      ...(perNode ? { perNode } : {}),
       upstreamLinkBytes: linkAfter - linkBefore,
       identical,
       cpu,
@@ -223,11 +287,25 @@ async function round(ctx: Ctx, mode: BenchMode, n: number, links: LinkPlan): Pro
         `identical ${identical}, processes ${cpu.processSeconds.toFixed(1)} CPU s, ` +
         `machine busy ${(cpu.machineBusyFraction * 100).toFixed(0)}%`,
     );
+    // Direct pulls fetch every blob once per node by design: only the modes with mirrors are explained.
+    for (const line of describe(perNode ?? [], perNode ? r.upstreamGetsByBlob : {})) progress(line);
+    progress(
+      `  tbf drops (up/down): ${Object.entries(drops)
+        .map(([h, d]) => `${h} ${d.up}/${d.down}`)
+        .join(', ')}`,
+    );
     return r;
   } finally {
     await running.stop();
     for (const d of outDirs) await removeTempDir(d);
   }
+}
+
+async function linkDrops(host: NetnsHost): Promise<{ up: number; down: number }> {
+  return {
+    up: (await host.tbfStats('up'))?.drops ?? 0,
+    down: (await host.tbfStats('down'))?.drops ?? 0,
+  };
 }
 
 function hostsFor(plan: Plan): HostSpec[] {
@@ -298,7 +376,7 @@ async function main(): Promise<void> {
     await removeTempDir(join(workDir, 'layout', 'blobs'));
     const ctx: Ctx = { topology, upstream, upstreamHost, image, imageBlobBytes, workDir };
 
-    const reference = await round(ctx, MODES.direct, 1, plan.links);
+    const reference = await round(ctx, MODES.direct, 1, { links: plan.links });
     const rounds: RoundResult[] = [];
     const unavailable: Record<string, string> = {};
     for (const n of plan.nodeCounts) {
@@ -307,9 +385,15 @@ async function main(): Promise<void> {
           unavailable[mode.name] = mode.unavailable;
           continue;
         }
-        const r = await round(ctx, mode, n, plan.links);
-        r.slowestVsSingleNode = r.lastNodeSeconds / reference.lastNodeSeconds;
-        rounds.push(r);
+        for (let run = 1; run <= plan.repeat; run++) {
+          const r = await round(ctx, mode, n, {
+            links: plan.links,
+            mirrorArgs: plan.mirrorArgs,
+            keepLogs: plan.keepLogs === undefined ? undefined : { dir: plan.keepLogs, run },
+          });
+          r.slowestVsSingleNode = r.lastNodeSeconds / reference.lastNodeSeconds;
+          rounds.push(r);
+        }
       }
     }
     const results = {
@@ -326,6 +410,7 @@ async function main(): Promise<void> {
           layerBytes: m.layers.map((l) => l.size),
         },
         links: plan.links,
+        ...(plan.mirrorArgs.length > 0 ? { mirrorArgs: plan.mirrorArgs } : {}),
         singleNode: reference,
         rounds,
         unavailable,
@@ -350,6 +435,7 @@ function renderTable(reference: RoundResult, rounds: RoundResult[]): string {
       r.lastNodeSeconds.toFixed(1).padStart(9),
       (r.upstreamBlobBytes / MB).toFixed(0).padStart(11),
       r.upstreamCopies.toFixed(2).padStart(7),
+      `${r.upstreamBlobGets}/${r.rangedUpstreamGets}`.padStart(8),
       (r.slowestVsSingleNode ?? 1).toFixed(2).padStart(9),
       String(r.identical).padStart(9),
       r.cpu.processSeconds.toFixed(1).padStart(9),
@@ -357,9 +443,9 @@ function renderTable(reference: RoundResult, rounds: RoundResult[]): string {
     ].join(' '),
   );
   return [
-    'mode    nodes   last s  upstream MB  copies  vs 1 node  identical  CPU s   busy',
+    'mode    nodes   last s  upstream MB  copies  GETs/206  vs 1 node  identical  CPU s   busy',
     ...rows,
-    `(CPU s: user+system seconds of every mirror, registry and client process during the pulls;`,
+    `(GETs/206: upstream blob GETs, of them ranged; CPU s: user+system seconds of every mirror, registry and client process during the pulls;`,
     ` busy: the machine's busy share of its ${cpus().length} cores over the same time)`,
   ].join('\n');
 }

@@ -75,6 +75,37 @@ async function startCluster(
   return { registry, proxy, nodes, urls };
 }
 
+/**
+ * A cluster whose nodes at `fronted` are reached by their peers through a fault proxy each (their
+ * own upstream reads are not), so that a test can make what one node sends its peers slow or wrong
+ * (`throttlePeer`, or the proxy's `inject`). `fronts.get(i)` is node i's proxy.
+ */
+async function startFrontedCluster(
+  t: TestContext,
+  n: number,
+  fronted: readonly number[],
+  opts: Omit<Parameters<typeof startCluster>[2] & object, 'selfUrl'> = {},
+): Promise<(Cluster & { fronts: Map<number, FaultProxy> }) | undefined> {
+  const fronts = new Map<number, FaultProxy>();
+  const c = await startCluster(t, n, {
+    ...opts,
+    selfUrl: async (i, port) => {
+      if (!fronted.includes(i)) return `http://127.0.0.1:${port}`;
+      const front = await startFaultProxy(`http://127.0.0.1:${port}`);
+      cleanups.push(() => front.close());
+      fronts.set(i, front);
+      return front.url;
+    },
+  });
+  return c && { ...c, fronts };
+}
+
+/** The next `count` peer blob answers through `front` arrive at `bytesPerSecond`. */
+function throttlePeer(front: FaultProxy | undefined, bytesPerSecond: number, count = 1): void {
+  assert.ok(front, 'that node has no proxy in front of it');
+  front.inject({ pathIncludes: '/peer/v1/blobs/' }, { kind: 'throttle', bytesPerSecond }, count);
+}
+
 async function getBlob(node: MirrorHandle, digest: string, headers: Record<string, string> = {}) {
   const res = await fetch(`${node.url}/v2/${REPO}/blobs/${digest}`, { headers });
   const body = Buffer.from(await res.arrayBuffer());
@@ -183,21 +214,12 @@ test('the fetcher killed mid-transfer: the receiving node goes on from the byte 
 });
 
 test('a peer that flips a byte: the digest catches it, nothing is stored, the peer is avoided and the retry is verified', async (t) => {
-  const fronts = new Map<number, FaultProxy>();
   let digest = '';
-  const c = await startCluster(t, 3, {
-    selfUrl: async (i, port) => {
-      // Node 0 is reached by its peers through a proxy that will corrupt what it sends them.
-      if (i !== 0) return `http://127.0.0.1:${port}`;
-      const front = await startFaultProxy(`http://127.0.0.1:${port}`);
-      cleanups.push(() => front.close());
-      fronts.set(i, front);
-      return front.url;
-    },
-  });
+  // Node 0 is reached by its peers through a proxy that will corrupt what it sends them.
+  const c = await startFrontedCluster(t, 3, [0]);
   if (!c) return;
   const liar = c.nodes[0] as MirrorHandle;
-  const front = fronts.get(0) as FaultProxy;
+  const front = c.fronts.get(0) as FaultProxy;
   // A blob whose fetcher is the liar, so the others ask it first.
   let data = Buffer.alloc(0);
   for (let i = 0; i < 64; i++) {
@@ -248,25 +270,15 @@ function blobFetchedBy(urls: string[], want: number, size: number): { data: Buff
 const SLOW = { minBytesPerSecond: 1024 * 1024, slowWindowSeconds: 0.4 };
 
 test('a peer that holds the whole blob but sends too slowly is left for the next source, from the byte reached; the client sees one verified body', async (t) => {
-  const fronts: FaultProxy[] = [];
-  const c = await startCluster(t, 2, {
-    peers: SLOW,
-    selfUrl: async (i, port) => {
-      // Node 0 is reached by its peers through a proxy that will send slowly.
-      if (i !== 0) return `http://127.0.0.1:${port}`;
-      const front = await startFaultProxy(`http://127.0.0.1:${port}`);
-      cleanups.push(() => front.close());
-      fronts.push(front);
-      return front.url;
-    },
-  });
+  // Node 0 is reached by its peers through a proxy that will send slowly.
+  const c = await startFrontedCluster(t, 2, [0], { peers: SLOW });
   if (!c) return;
   const [holder, asker] = c.nodes as [MirrorHandle, MirrorHandle];
-  const front = fronts[0] as FaultProxy;
+  const front = c.fronts.get(0) as FaultProxy;
   const { data, digest } = blobFetchedBy(c.urls, 0, 3 * MiB);
   await pushBlob(c.registry, REPO, data);
   assert.equal((await getBlob(holder, digest)).sha, digest, 'the holder stores the blob');
-  front.inject({ pathIncludes: '/peer/v1/blobs/' }, { kind: 'throttle', bytesPerSecond: 64 * 1024 });
+  throttlePeer(front, 64 * 1024);
   const r = await getBlob(asker, digest);
   assert.equal(r.status, 200);
   assert.deepEqual(r.body, data, 'one continuous body with every byte right');
@@ -305,20 +317,11 @@ function blobRanked(urls: string[], order: number[], size: number): { data: Buff
 }
 
 test('after a slow holder, the other peers are asked only as relays, and the verdict holds for that blob alone', async (t) => {
-  const fronts: FaultProxy[] = [];
-  const c = await startCluster(t, 3, {
-    peers: SLOW,
-    selfUrl: async (i, port) => {
-      if (i !== 0) return `http://127.0.0.1:${port}`;
-      const front = await startFaultProxy(`http://127.0.0.1:${port}`);
-      cleanups.push(() => front.close());
-      fronts.push(front);
-      return front.url;
-    },
-  });
+  // Node 0 is reached by its peers through a proxy that will send slowly.
+  const c = await startFrontedCluster(t, 3, [0], { peers: SLOW });
   if (!c) return;
   const [holder, other, asker] = c.nodes as [MirrorHandle, MirrorHandle, MirrorHandle];
-  const front = fronts[0] as FaultProxy;
+  const front = c.fronts.get(0) as FaultProxy;
   // Both blobs rank the holder first and the other node above the asker, so a fetcher-style ask
   // after the holder would go to the other node.
   const slowBlob = blobRanked(c.urls, [0, 1, 2], 2 * MiB);
@@ -326,7 +329,7 @@ test('after a slow holder, the other peers are asked only as relays, and the ver
   await pushBlob(c.registry, REPO, slowBlob.data);
   await pushBlob(c.registry, REPO, nextBlob.data);
   assert.equal((await getBlob(holder, slowBlob.digest)).sha, slowBlob.digest);
-  front.inject({ pathIncludes: '/peer/v1/blobs/' }, { kind: 'throttle', bytesPerSecond: 64 * 1024 });
+  throttlePeer(front, 64 * 1024);
   const r = await getBlob(asker, slowBlob.digest);
   assert.equal(r.sha, slowBlob.digest, 'one continuous verified body');
   assert.equal(await asker.metric('hoist_mirror_peer_switches_total', { reason: 'slow' }), 1);
@@ -352,27 +355,17 @@ test('after a slow holder, the other peers are asked only as relays, and the ver
 });
 
 test('a lazy-pull range read far ahead, from a slow holder, is not judged: it has no resume, so the client gets its bytes', async (t) => {
-  const fronts: FaultProxy[] = [];
-  const c = await startCluster(t, 2, {
-    peers: SLOW,
-    file: { rangeAheadBytes: 64 * 1024 },
-    selfUrl: async (i, port) => {
-      if (i !== 0) return `http://127.0.0.1:${port}`;
-      const front = await startFaultProxy(`http://127.0.0.1:${port}`);
-      cleanups.push(() => front.close());
-      fronts.push(front);
-      return front.url;
-    },
-  });
+  // Node 0 is reached by its peers through a proxy that will send slowly.
+  const c = await startFrontedCluster(t, 2, [0], { peers: SLOW, file: { rangeAheadBytes: 64 * 1024 } });
   if (!c) return;
   const [holder, asker] = c.nodes as [MirrorHandle, MirrorHandle];
-  const front = fronts[0] as FaultProxy;
+  const front = c.fronts.get(0) as FaultProxy;
   const { data, digest } = blobFetchedBy(c.urls, 0, 2 * MiB);
   await pushBlob(c.registry, REPO, data);
   assert.equal((await getBlob(holder, digest)).sha, digest);
   // Both peer reads are slow: the asker's download of the whole blob, and the range it reads
   // ahead of that download for its lazy-pulling client.
-  front.inject({ pathIncludes: '/peer/v1/blobs/' }, { kind: 'throttle', bytesPerSecond: 64 * 1024 }, 2);
+  throttlePeer(front, 64 * 1024, 2);
   const start = data.length - 96 * 1024;
   const res = await fetch(`${asker.url}/v2/${REPO}/blobs/${digest}`, {
     headers: { range: `bytes=${start}-` },
@@ -390,28 +383,16 @@ test('a lazy-pull range read far ahead, from a slow holder, is not judged: it ha
 });
 
 test('two holders equally slow at once: the common factor is this node, so neither is left', async (t) => {
-  const fronts = new Map<number, FaultProxy>();
-  const c = await startCluster(t, 3, {
-    // A longer window than SLOW's: the two bodies must both be running when the first is judged.
-    peers: { ...SLOW, slowWindowSeconds: 1 },
-    selfUrl: async (i, port) => {
-      // Nodes 0 and 1 are reached by their peers through proxies that will send slowly.
-      if (i === 2) return `http://127.0.0.1:${port}`;
-      const front = await startFaultProxy(`http://127.0.0.1:${port}`);
-      cleanups.push(() => front.close());
-      fronts.set(i, front);
-      return front.url;
-    },
-  });
+  // Nodes 0 and 1 are reached by their peers through proxies that will send slowly. A longer
+  // window than SLOW's: the two bodies must both be running when the first is judged.
+  const c = await startFrontedCluster(t, 3, [0, 1], { peers: { ...SLOW, slowWindowSeconds: 1 } });
   if (!c) return;
   const asker = c.nodes[2] as MirrorHandle;
   const blobs = [blobFetchedBy(c.urls, 0, 640 * 1024), blobFetchedBy(c.urls, 1, 640 * 1024)];
   for (const [i, b] of blobs.entries()) {
     await pushBlob(c.registry, REPO, b.data);
     assert.equal((await getBlob(c.nodes[i] as MirrorHandle, b.digest)).sha, b.digest);
-    fronts
-      .get(i)
-      ?.inject({ pathIncludes: '/peer/v1/blobs/' }, { kind: 'throttle', bytesPerSecond: 256 * 1024 });
+    throttlePeer(c.fronts.get(i), 256 * 1024);
   }
   // Both layers at once, as a pull does: each body runs below the floor, and so does the other.
   const results = await Promise.all(blobs.map((b) => getBlob(asker, b.digest)));
@@ -422,26 +403,56 @@ test('two holders equally slow at once: the common factor is this node, so neith
   assert.equal(await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' }), 0);
 });
 
-test('a slow peer beats none: with the upstream failing, the download goes back to the peer it left for slowness', async (t) => {
-  const fronts: FaultProxy[] = [];
-  const c = await startCluster(t, 2, {
-    peers: SLOW,
-    selfUrl: async (i, port) => {
-      if (i !== 0) return `http://127.0.0.1:${port}`;
-      const front = await startFaultProxy(`http://127.0.0.1:${port}`);
-      cleanups.push(() => front.close());
-      fronts.push(front);
-      return front.url;
-    },
+for (const [how, pullOwn] of [
+  ['its own client', (asker: MirrorHandle, _holder: MirrorHandle, digest: string) => getBlob(asker, digest)],
+  [
+    "the other node, as that blob's fetcher",
+    (_asker: MirrorHandle, holder: MirrorHandle, digest: string) => getBlob(holder, digest),
+  ],
+] as const) {
+  test(`two nodes, one peer: a slow holder is kept while this node's own upstream download (for ${how}) is as slow, so the upstream sends each blob once`, async (t) => {
+    // One peer: no other peer's body to compare with, only this node's upstream download. A
+    // longer window than SLOW's, so that the upstream body surely runs when the peer's is judged.
+    const c = await startFrontedCluster(t, 2, [0], { peers: { ...SLOW, slowWindowSeconds: 1 } });
+    if (!c) return;
+    const [holder, asker] = c.nodes as [MirrorHandle, MirrorHandle];
+    const held = blobFetchedBy(c.urls, 0, 640 * 1024);
+    const own = blobFetchedBy(c.urls, 1, 1280 * 1024);
+    await pushBlob(c.registry, REPO, held.data);
+    await pushBlob(c.registry, REPO, own.data);
+    assert.equal((await getBlob(holder, held.digest)).sha, held.digest, 'the holder stores its blob');
+    // The asker's own upstream download and the holder's answer both run at a quarter of the
+    // floor, as when the asker's downlink or CPU is the bottleneck.
+    c.proxy.inject('blob', { kind: 'throttle', bytesPerSecond: 256 * 1024 });
+    throttlePeer(c.fronts.get(0), 256 * 1024);
+    const ownPull = pullOwn(asker, holder, own.digest);
+    await waitFor(
+      async () => (await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' })) > 0,
+    );
+    const r = await getBlob(asker, held.digest);
+    assert.equal(r.sha, held.digest);
+    assert.equal((await ownPull).sha, own.digest);
+    assert.equal(await asker.metric('hoist_mirror_peer_switches_total'), 0, 'the holder was not left');
+    assert.equal(
+      await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'peer' }),
+      held.data.length,
+    );
+    for (const b of [held, own])
+      assert.equal(c.proxy.blobGets.filter((g) => g.path.endsWith(b.digest)).length, 1, b.digest);
   });
+}
+
+test('a slow peer beats none: with the upstream failing, the download goes back to the peer it left for slowness', async (t) => {
+  // Node 0 is reached by its peers through a proxy that will send slowly.
+  const c = await startFrontedCluster(t, 2, [0], { peers: SLOW });
   if (!c) return;
   const [holder, asker] = c.nodes as [MirrorHandle, MirrorHandle];
-  const front = fronts[0] as FaultProxy;
+  const front = c.fronts.get(0) as FaultProxy;
   const { data, digest } = blobFetchedBy(c.urls, 0, 2 * MiB);
   await pushBlob(c.registry, REPO, data);
   assert.equal((await getBlob(holder, digest)).sha, digest);
   // The holder's first answer is slow; then the upstream fails every blob read.
-  front.inject({ pathIncludes: '/peer/v1/blobs/' }, { kind: 'throttle', bytesPerSecond: 64 * 1024 });
+  throttlePeer(front, 64 * 1024);
   c.proxy.inject('blob', { kind: 'status', status: 503 }, 50);
   const r = await getBlob(asker, digest);
   assert.equal(r.status, 200);
@@ -473,6 +484,38 @@ test('a relay that is slow only because its own source is slow is kept: the upst
   assert.equal(await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'peer' }), data.length);
   assert.equal(await fetcher.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' }), data.length);
   assert.equal(asker.mirror.peers?.status().members.find((m) => m.url === c.urls[0])?.state, 'up');
+});
+
+test('a peer that is sending us bytes and drops one request (a reset connection) is asked again, not left for the upstream: each blob leaves the upstream once', async (t) => {
+  const c = await startFrontedCluster(t, 2, [0]);
+  if (!c) return;
+  const [holder, asker] = c.nodes as [MirrorHandle, MirrorHandle];
+  const front = c.fronts.get(0) as FaultProxy;
+  const first = blobFetchedBy(c.urls, 0, MiB);
+  const second = blobFetchedBy(c.urls, 0, MiB);
+  await pushBlob(c.registry, REPO, first.data);
+  await pushBlob(c.registry, REPO, second.data);
+  // The holder has just sent the asker a blob: it is alive.
+  assert.equal((await getBlob(asker, first.digest)).sha, first.digest);
+  // Its next answer to the asker is lost: the connection drops before any byte, as a reused
+  // keep-alive connection or a lost SYN on a busy link can make it.
+  front.inject({ pathIncludes: '/peer/v1/blobs/' }, { kind: 'reset' });
+  assert.equal((await getBlob(asker, second.digest)).sha, second.digest);
+  assert.ok(
+    front.requests.some((q) => q.fault === 'reset'),
+    'the request was dropped once',
+  );
+  assert.equal(
+    await asker.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' }),
+    0,
+    'the asker fetched nothing from the upstream',
+  );
+  assert.equal(asker.mirror.peers?.status().members.find((m) => m.url === c.urls[0])?.state, 'up');
+  // The holder is the fetcher of both: its own client finds them stored, so each blob left the
+  // upstream once for the cluster.
+  assert.equal((await getBlob(holder, second.digest)).sha, second.digest);
+  for (const b of [first, second])
+    assert.equal(c.proxy.blobGets.filter((g) => g.path.endsWith(b.digest)).length, 1, b.digest);
 });
 
 test('a dead peer costs a refused connection, not a timeout; a peer that left is not asked', async (t) => {

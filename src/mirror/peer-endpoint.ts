@@ -83,7 +83,12 @@ export class PeerEndpoint {
     this.network.metrics.servedToPeers.inc({ kind: 'served' });
     // The slot frees when this answer ends, whichever way.
     res.once('close', () => this.network.board.release(digest.value, asker));
-    return this.blobs.serve(req, res, route, client, info, { peer: 'fetcher', storedHeaders: COMPLETE });
+    // A download this starts is this node's own upstream body: counted as such for slow verdicts.
+    return this.blobs.serve(req, res, route, client, info, {
+      peer: 'fetcher',
+      source: this.network.upstreamSource(client),
+      storedHeaders: COMPLETE,
+    });
   }
 }
 

@@ -35,6 +35,11 @@ export interface PeerBlobRequest {
   relay?: boolean;
   failedRelay?: string | undefined;
   signal?: AbortSignal | undefined;
+  /**
+   * Asked again after a transient failure (PeerError.transient): on a new connection, not a
+   * kept-alive one, and waiting `patientConnectTimeoutMs` for it, past TCP's SYN retransmissions.
+   */
+  patient?: boolean;
 }
 
 export type PeerAnswer =
@@ -58,6 +63,11 @@ export interface PeerClientOptions {
   token: string;
   /** A peer that has not accepted the connection by then is down (a miss must cost milliseconds). */
   connectTimeoutMs: number;
+  /**
+   * The connect timeout of a request asked again (`patient`) of a peer that is alive: past TCP's
+   * first two SYN retransmissions (1 s, then 2 s later: RFC 6298 §2.1 and §5.5, as Linux does).
+   */
+  patientConnectTimeoutMs: number;
   /** Wait for headers: a fetcher answers once its own upstream has answered. */
   headersTimeoutMs: number;
 }
@@ -70,6 +80,9 @@ export interface PeerClientOptions {
 export class PeerClient {
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 32 });
   private readonly httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 32 });
+  /** For `patient` requests: a new connection each, never a kept-alive one that may be closing. */
+  private readonly freshAgent = new Agent({ keepAlive: false });
+  private readonly freshHttpsAgent = new HttpsAgent({ keepAlive: false });
 
   constructor(readonly options: PeerClientOptions) {}
 
@@ -84,7 +97,7 @@ export class PeerClient {
     if (req.range) headers.range = `bytes=${req.range.start}-${req.range.end ?? ''}`;
     if (req.relay) headers[PEER_HEADERS.relay] = '1';
     if (req.failedRelay) headers[PEER_HEADERS.relayFailed] = req.failedRelay;
-    const res = await this.send(url, headers, req.peer, req.signal);
+    const res = await this.send(url, headers, req.peer, req.signal, req.patient === true);
     const status = res.statusCode ?? 0;
     if (status === 307) {
       res.resume();
@@ -158,6 +171,8 @@ export class PeerClient {
   close(): void {
     this.agent.destroy();
     this.httpsAgent.destroy();
+    this.freshAgent.destroy();
+    this.freshHttpsAgent.destroy();
   }
 
   private send(
@@ -165,35 +180,47 @@ export class PeerClient {
     headers: Record<string, string>,
     peer: string,
     signal?: AbortSignal,
+    patient = false,
   ): Promise<IncomingMessage> {
     const https = url.protocol === 'https:';
+    const connectTimeoutMs = patient ? this.options.patientConnectTimeoutMs : this.options.connectTimeoutMs;
     return new Promise<IncomingMessage>((resolve, reject) => {
-      const req = (https ? httpsRequest : request)(url, {
-        method: 'GET',
-        headers,
-        agent: https ? this.httpsAgent : this.agent,
-        signal,
-      });
+      const agent = patient
+        ? https
+          ? this.freshHttpsAgent
+          : this.freshAgent
+        : https
+          ? this.httpsAgent
+          : this.agent;
+      const req = (https ? httpsRequest : request)(url, { method: 'GET', headers, agent, signal });
       let settled = false;
+      let connectVerdict: NodeJS.Immediate | undefined;
+      const connected = () => {
+        clearTimeout(connectTimer);
+        clearImmediate(connectVerdict);
+      };
       const fail = (err: PeerError) => {
         if (settled) return;
         settled = true;
-        clearTimeout(connectTimer);
+        connected();
         clearTimeout(headersTimer);
         req.destroy(err);
         reject(err);
       };
-      const connectTimer = setTimeout(
-        () =>
+      const connectTimer = setTimeout(() => {
+        // After this process could not run for a while, expired timers run before the event loop
+        // sees the connection complete: judge only after its I/O phase (stall-guard.ts, the same).
+        connectVerdict = setImmediate(() =>
           fail(
             new PeerError(
               'PEER_TIMEOUT',
               peer,
-              `${peer} did not accept a connection within ${this.options.connectTimeoutMs} ms`,
+              `${peer} did not accept a connection within ${connectTimeoutMs} ms`,
+              { transient: true },
             ),
           ),
-        this.options.connectTimeoutMs,
-      );
+        );
+      }, connectTimeoutMs);
       const headersTimer = setTimeout(
         () =>
           fail(
@@ -207,8 +234,8 @@ export class PeerClient {
       );
       req.on('socket', (socket) => {
         // A kept-alive socket is connected already.
-        if (!socket.connecting) clearTimeout(connectTimer);
-        else socket.once('connect', () => clearTimeout(connectTimer));
+        if (!socket.connecting) connected();
+        else socket.once('connect', connected);
       });
       req.on('response', (res) => {
         if (settled) {
@@ -216,7 +243,7 @@ export class PeerClient {
           return;
         }
         settled = true;
-        clearTimeout(connectTimer);
+        connected();
         clearTimeout(headersTimer);
         resolve(res);
       });
@@ -224,13 +251,18 @@ export class PeerClient {
         if (settled) return;
         if (signal?.aborted) {
           settled = true;
-          clearTimeout(connectTimer);
+          connected();
           clearTimeout(headersTimer);
           reject(signal.reason);
           return;
         }
         const code = (err as NodeJS.ErrnoException).code ?? err.message;
-        fail(new PeerError('PEER_UNREACHABLE', peer, `cannot reach ${peer}: ${code}`, { cause: err }));
+        // A reset before any answer ("socket hang up" is ECONNRESET too) is the connection's, not
+        // a refusal: the peer may have just closed a kept-alive connection as it was reused.
+        const transient = code === 'ECONNRESET' || code === 'EPIPE' || code === 'ECONNABORTED';
+        fail(
+          new PeerError('PEER_UNREACHABLE', peer, `cannot reach ${peer}: ${code}`, { cause: err, transient }),
+        );
       });
       req.end();
     });

@@ -13,6 +13,8 @@ export interface PeerHealthOptions {
   slowMs: number;
   /** Blobs with a slow verdict remembered at once (oldest forgotten first). */
   maxSlowBlobs?: number;
+  /** A peer that answered or sent a byte within this long is alive (see `alive`). */
+  aliveMs?: number;
   now?: () => number;
 }
 
@@ -27,6 +29,8 @@ export class PeerHealth {
   private readonly until = new Map<string, Entry & { problem: 'down' | 'quarantined' }>();
   /** Per blob: the peers left for being slow while sending it (digest → peer → entry). */
   private readonly slow = new Map<string, Map<string, Entry>>();
+  /** When each peer last answered or sent a byte. */
+  private readonly lastHeard = new Map<string, number>();
   private readonly now: () => number;
 
   constructor(private readonly options: PeerHealthOptions) {
@@ -82,7 +86,23 @@ export class PeerHealth {
 
   /** A request to it worked: it is up again. Quarantine still runs its course. */
   markUp(peer: string): void {
+    this.heard(peer);
     if (this.until.get(peer)?.problem === 'down') this.until.delete(peer);
+  }
+
+  /** It sent bytes just now. */
+  heard(peer: string): void {
+    this.lastHeard.set(peer, this.now());
+  }
+
+  /**
+   * Answered or sent a byte within `aliveMs` (default 10 s): one failed request to it is more
+   * likely the path's (a lost SYN, a kept-alive connection closing) than its death, and is worth
+   * asking again before the peer is marked down and its blobs go to the upstream.
+   */
+  alive(peer: string): boolean {
+    const at = this.lastHeard.get(peer);
+    return at !== undefined && this.now() - at <= (this.options.aliveMs ?? 10_000);
   }
 
   /** Neither down nor quarantined (a peer slow on some blobs is still usable for the others). */
@@ -124,6 +144,7 @@ export class PeerHealth {
   /** Forgets peers that left the membership, so the maps stay as small as the cluster. */
   retain(members: ReadonlySet<string>): void {
     for (const peer of this.until.keys()) if (!members.has(peer)) this.until.delete(peer);
+    for (const peer of this.lastHeard.keys()) if (!members.has(peer)) this.lastHeard.delete(peer);
     for (const [digest, peers] of this.slow) {
       for (const peer of peers.keys()) if (!members.has(peer)) peers.delete(peer);
       if (peers.size === 0) this.slow.delete(digest);

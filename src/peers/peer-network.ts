@@ -1,4 +1,5 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { ListWatchClient } from '../kube/index.js';
@@ -13,6 +14,7 @@ import { RelayBoard } from './relay-board.js';
 import { rankPeers } from './rendezvous.js';
 import { IncomingRates } from './incoming-rates.js';
 import { guardStall } from './stall-guard.js';
+import { tapUpstream } from './upstream-tap.js';
 
 export interface PeerNetworkOptions {
   config: PeersConfig;
@@ -26,6 +28,13 @@ export interface PeerNetworkOptions {
 /** Peers tried for one read before the upstream, and relays per fetcher. */
 const MAX_PEERS_PER_READ = 3;
 const MAX_RELAYS_PER_READ = 3;
+/**
+ * A peer heard from (an answer, a byte) this recently is alive: a transient failure of one request
+ * to it is asked again before it is marked down (peer-source.ts, docs/peers.md "a miss costs time").
+ */
+const ALIVE_MS = 10_000;
+/** Covers TCP's first two SYN retransmissions (1 s, then 3 s after the first SYN). */
+const PATIENT_CONNECT_TIMEOUT_MS = 3_500;
 /** Relay trees remembered at once (a few bytes each). */
 const MAX_TREES = 10_000;
 
@@ -53,6 +62,7 @@ export class PeerNetwork {
       downMs: config.downSeconds * 1000,
       quarantineMs: config.quarantineSeconds * 1000,
       slowMs: config.slowAvoidSeconds * 1000,
+      aliveMs: ALIVE_MS,
       ...(options.now ? { now: options.now } : {}),
     });
     this.board = new RelayBoard({
@@ -66,6 +76,7 @@ export class PeerNetwork {
       self: this.membership.self,
       token: config.token,
       connectTimeoutMs: config.connectTimeoutMs,
+      patientConnectTimeoutMs: Math.max(config.connectTimeoutMs, PATIENT_CONNECT_TIMEOUT_MS),
       // A fetcher answers once its own upstream has: as long as an upstream may take.
       headersTimeoutMs: 30_000,
     });
@@ -135,6 +146,7 @@ export class PeerNetwork {
       stallMs,
       maxPeersPerRead: MAX_PEERS_PER_READ,
       maxRelaysPerRead: MAX_RELAYS_PER_READ,
+      tapUpstream: this.tapUpstream,
       guard: (body, peer, hooks) =>
         guardStall(body, peer, {
           stallMs,
@@ -152,6 +164,32 @@ export class PeerNetwork {
       },
     });
     return source;
+  }
+
+  /**
+   * Counts an upstream body of this node (a download through `source`, or one this node runs as
+   * a blob's fetcher for a peer) among the bodies a slow verdict compares with; undefined when
+   * the slow-peer rule is off.
+   */
+  get tapUpstream(): ((body: Readable) => Readable) | undefined {
+    const incoming = this.incoming;
+    if (!incoming) return undefined;
+    // The stall guard's clock: IncomingRates compares the bodies' windows at one time.
+    return (body) => tapUpstream(body, incoming, () => performance.now());
+  }
+
+  /** `upstream` with its blob bodies counted as this node's (`tapUpstream`): a fetcher's source. */
+  upstreamSource(upstream: BlobSourceLike): BlobSourceLike {
+    const tap = this.tapUpstream;
+    if (!tap) return upstream;
+    return {
+      name: upstream.name,
+      headBlob: (repo, digest, opts) => upstream.headBlob(repo, digest, opts),
+      getBlob: async (repo, digest, opts) => {
+        const res = await upstream.getBlob(repo, digest, opts);
+        return { ...res, body: tap(res.body) };
+      },
+    };
   }
 
   /** Whether an `Authorization` header carries the cluster token (constant-time compare). */

@@ -49,6 +49,8 @@ export interface PeerSourceOptions {
   /** Relays tried per fetcher before asking the fetcher to serve directly. */
   maxRelaysPerRead: number;
   guard: (body: Readable, peer: string, hooks: GuardHooks) => Readable;
+  /** Counts an upstream body of this node among its incoming bodies (upstream-tap.ts). */
+  tapUpstream?: ((body: Readable) => Readable) | undefined;
 }
 
 /** Where the current attempt of one download gets its bytes, so that a resume moves on. */
@@ -138,7 +140,8 @@ export class PeerSource implements BlobSourceLike {
     attempt.peer = undefined;
     attempt.relay = undefined;
     try {
-      return await this.upstream.getBlob(repo, digest, opts);
+      const res = await this.upstream.getBlob(repo, digest, opts);
+      return this.options.tapUpstream ? { ...res, body: this.options.tapUpstream(res.body) } : res;
     } catch (err) {
       // A slow peer beats none: with the upstream failing (a partition), go back to a peer this
       // download left for being slow, and let it finish at its own pace.
@@ -148,30 +151,26 @@ export class PeerSource implements BlobSourceLike {
     }
   }
 
-  private async backToSlow(
+  private backToSlow(
     repo: string,
     digest: string,
     opts: RequestOptions & { range?: { start: number; end?: number } },
     attempt: Attempt,
   ): Promise<BlobResponse | undefined> {
-    for (const peer of attempt.slow) {
-      attempt.slow.delete(peer);
-      // As a relay: it serves only what it holds, which it said was the whole blob.
-      const answer = await this.ask({
-        peer,
-        digest,
-        upstream: this.upstreamName,
-        repo,
-        range: opts.range,
-        relay: true,
-        signal: opts.signal,
-      });
-      if (answer?.kind !== 'body') continue;
-      attempt.tolerateSlow = true;
-      this.options.logger.info({ peer, digest }, 'upstream failed; going back to a slow peer');
-      return this.accept(answer, attempt, digest, peer, undefined);
-    }
-    return undefined;
+    // Each asked once: struck off as it is tried. As a relay: it serves only what it holds,
+    // which it said was the whole blob.
+    const once = function* (slow: Set<string>) {
+      for (const peer of slow) {
+        slow.delete(peer);
+        yield peer;
+      }
+    };
+    return this.askRelays(once(attempt.slow), repo, digest, opts, attempt, {
+      served: (peer) => {
+        attempt.tolerateSlow = true;
+        this.options.logger.info({ peer, digest }, 'upstream failed; going back to a slow peer');
+      },
+    });
   }
 
   /**
@@ -217,18 +216,40 @@ export class PeerSource implements BlobSourceLike {
   }
 
   /** Asks peers, best ranked first, only for what they hold or are receiving. */
-  private async tryHolders(
+  private tryHolders(
     repo: string,
     digest: string,
     opts: RequestOptions & { range?: { start: number; end?: number } },
     attempt: Attempt,
     slow: ReadonlySet<string>,
   ): Promise<BlobResponse | undefined> {
-    const { membership, health } = this.options;
-    let asked = 0;
-    for (const peer of rankPeers(digest, membership.members())) {
-      if (slow.has(peer) || attempt.failed.has(peer) || !health.usable(peer)) continue;
-      if (asked++ >= this.options.maxPeersPerRead) return undefined;
+    const { membership, health, maxPeersPerRead } = this.options;
+    const candidates = function* () {
+      let asked = 0;
+      for (const peer of rankPeers(digest, membership.members())) {
+        if (slow.has(peer) || attempt.failed.has(peer) || !health.usable(peer)) continue;
+        if (asked++ >= maxPeersPerRead) return;
+        yield peer;
+      }
+    };
+    return this.askRelays(candidates(), repo, digest, opts, attempt, {
+      missed: (peer) => attempt.failed.add(peer),
+    });
+  }
+
+  /**
+   * Asks `peers` in turn as relays (`X-Hoist-Relay`: each serves only what it holds or is
+   * receiving, and fetches nothing); the first that sends a body serves this read.
+   */
+  private async askRelays(
+    peers: Iterable<string>,
+    repo: string,
+    digest: string,
+    opts: RequestOptions & { range?: { start: number; end?: number } },
+    attempt: Attempt,
+    on: { served?: (peer: string) => void; missed?: (peer: string) => void },
+  ): Promise<BlobResponse | undefined> {
+    for (const peer of peers) {
       const answer = await this.ask({
         peer,
         digest,
@@ -238,8 +259,12 @@ export class PeerSource implements BlobSourceLike {
         relay: true,
         signal: opts.signal,
       });
-      if (answer?.kind === 'body') return this.accept(answer, attempt, digest, peer, undefined);
-      attempt.failed.add(peer);
+      if (answer?.kind === 'body') {
+        // Before accept: what `served` sets (tolerateSlow) decides how the body is guarded.
+        on.served?.(peer);
+        return this.accept(answer, attempt, digest, peer, undefined);
+      }
+      on.missed?.(peer);
     }
     return undefined;
   }
@@ -296,6 +321,19 @@ export class PeerSource implements BlobSourceLike {
     } catch (err) {
       if (req.signal?.aborted) throw err;
       const reason = err instanceof PeerError ? err.code : String(err);
+      if (err instanceof PeerError && err.transient && !req.patient && this.options.health.alive(req.peer)) {
+        // It answered or sent bytes moments ago: a connect that did not complete in time or a
+        // reset before any answer is the path's (a lost SYN on a busy link, this node too loaded
+        // to see the connect in time, a kept-alive connection the peer was closing). Marking it
+        // down would send every blob it fetches to the upstream from here for `downSeconds`: a
+        // second upstream copy of each. Ask once more, on a new connection, patiently.
+        this.options.events.peerError(req.peer, `${reason} (asked again)`);
+        this.options.logger.info(
+          { peer: req.peer, digest: req.digest, err: String(err) },
+          'peer request failed, but the peer is alive; asking it again',
+        );
+        return this.ask({ ...req, patient: true });
+      }
       this.options.health.markDown(req.peer, err instanceof Error ? err.message : reason);
       this.options.events.peerError(req.peer, reason);
       this.options.logger.info(
@@ -319,7 +357,10 @@ export class PeerSource implements BlobSourceLike {
     attempt.contributors.add(from);
     const body = this.options.guard(answer.body, from, {
       judgeRate: answer.complete && attempt.resumable && !attempt.tolerateSlow,
-      onBytes: (n) => this.options.events.bytes(from, n),
+      onBytes: (n) => {
+        this.options.health.heard(from);
+        this.options.events.bytes(from, n);
+      },
       onStall: () => {
         attempt.leftFor = 'stalled';
         this.options.health.quarantine(from, 'stopped sending');

@@ -37,17 +37,28 @@ export function guardStall(body: Readable, peer: string, options: ProgressGuardO
   // sharing changes), else over a window of its own.
   const rate = slow ? (tracked ?? new RateWindow(slow.windowMs, now())) : undefined;
   let timer: NodeJS.Timeout | undefined;
-  const fail = (err: PeerError) => {
+  let verdict: NodeJS.Immediate | undefined;
+  const disarm = () => {
     clearTimeout(timer);
+    clearImmediate(verdict);
+  };
+  const fail = (err: PeerError) => {
+    disarm();
     tracked?.close(now());
     body.destroy(err);
     out.destroy(err);
   };
   const arm = () => {
-    clearTimeout(timer);
+    disarm();
     timer = setTimeout(() => {
-      options.onStall();
-      fail(new PeerError('PEER_STALLED', peer, `${peer} sent nothing for ${stallMs} ms`));
+      // Not yet: after this process could not run for a while (a loaded machine), the event loop
+      // runs expired timers before it reads the sockets, so bytes that did arrive meanwhile are
+      // not seen yet. The verdict waits for the I/O phase: a byte found there re-arms the timer
+      // and cancels it (Node's event loop: timers, then poll, then setImmediate callbacks).
+      verdict = setImmediate(() => {
+        options.onStall();
+        fail(new PeerError('PEER_STALLED', peer, `${peer} sent nothing for ${stallMs} ms`));
+      });
     }, stallMs);
   };
   arm();
@@ -76,7 +87,7 @@ export function guardStall(body: Readable, peer: string, options: ProgressGuardO
     }
     // Backpressure: the timers wait on the peer, not on our own slow consumer.
     if (!out.write(chunk)) {
-      clearTimeout(timer);
+      disarm();
       body.pause();
       out.once('drain', () => {
         (tracked ?? rate)?.restart(now());
@@ -86,24 +97,24 @@ export function guardStall(body: Readable, peer: string, options: ProgressGuardO
     }
   });
   body.once('end', () => {
-    clearTimeout(timer);
+    disarm();
     tracked?.close(now());
     out.end();
   });
   body.once('error', (err) => {
-    clearTimeout(timer);
+    disarm();
     tracked?.close(now());
     out.destroy(err);
   });
   body.once('close', () => {
-    clearTimeout(timer);
+    disarm();
     tracked?.close(now());
     // A body closed without 'end' (the socket died) must not end cleanly downstream.
     if (!body.readableEnded && !out.destroyed)
       out.destroy(new PeerError('PEER_UNREACHABLE', peer, `${peer} closed the connection mid-body`));
   });
   out.once('close', () => {
-    clearTimeout(timer);
+    disarm();
     tracked?.close(now());
     if (!body.destroyed) body.destroy();
   });

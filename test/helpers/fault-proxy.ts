@@ -1,7 +1,7 @@
 // A small misbehaving HTTP front for a real upstream registry. It forwards every request to the
 // registry, and can, for chosen requests: hold a blob body after N bytes until released, flip a
 // byte, cut the connection after N bytes, stall (stop sending, keep the connection open), send
-// slowly (throttle to a rate), or
+// slowly (throttle to a rate), drop the connection before answering (reset), or
 // answer with a status of its own (429, 503...) without forwarding. Fault tests put it between
 // the mirror and Debian's docker-registry.
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -24,6 +24,8 @@ export type Fault =
   | { kind: 'cut'; afterBytes: number }
   | { kind: 'stall'; afterBytes: number }
   | { kind: 'corrupt'; at: number }
+  /** Drops the connection before any answer (a reset, as a reused keep-alive connection can get). */
+  | { kind: 'reset' }
   /** Sends the body at about this rate, in small pieces, until it ends or the client leaves. */
   | { kind: 'throttle'; bytesPerSecond: number };
 
@@ -93,6 +95,10 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
       authorization: req.headers.authorization ?? '',
       ...(fault ? { fault: fault.kind } : {}),
     });
+    if (fault?.kind === 'reset') {
+      req.socket.destroy();
+      return;
+    }
     if (fault?.kind === 'status') {
       res.writeHead(fault.status, { 'content-type': 'application/json', ...fault.headers });
       res.end(JSON.stringify({ errors: [{ code: 'UNAVAILABLE', message: `injected ${fault.status}` }] }));
