@@ -73,13 +73,24 @@ export interface PeerClientOptions {
 }
 
 /**
+ * An idle kept-alive connection is closed by this side after at most this long, and before the
+ * peer's announced `Keep-Alive: timeout=N` (Node's server: 5 s) less a second. Node 20's agent
+ * takes the server's hint only when it has a timeout of its own (`keepSocketAlive` keeps the
+ * smaller of the two, and none means forever), so without one an idle socket outlived the peer's
+ * keep-alive and the next request on it raced the peer's close: ECONNRESET before any answer,
+ * which cost an ask-again (docs/peers.md). Active sockets only get a `timeout` event nobody acts
+ * on: the stall guard judges progress.
+ */
+const KEEP_ALIVE = { keepAlive: true, maxSockets: 32, timeout: 4_000 } as const;
+
+/**
  * Requests blobs from peer mirrors over `/peer/v1/blobs/<digest>` with the cluster token. Keeps
  * connections alive (many blobs cross the same pairs of nodes during a rollout). Never follows a
  * redirect itself: the caller decides whether to use the relay it was given.
  */
 export class PeerClient {
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 32 });
-  private readonly httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 32 });
+  private readonly agent = new Agent(KEEP_ALIVE);
+  private readonly httpsAgent = new HttpsAgent(KEEP_ALIVE);
   /** For `patient` requests: a new connection each, never a kept-alive one that may be closing. */
   private readonly freshAgent = new Agent({ keepAlive: false });
   private readonly freshHttpsAgent = new HttpsAgent({ keepAlive: false });
