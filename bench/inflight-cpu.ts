@@ -5,7 +5,7 @@
 // with --tree, e.g. the commit before a change) fetches it while `--readers` clients read it from
 // the in-flight download at once, as a node's client and the relays below it do. Recorded per run:
 // the mirror process's user+system CPU seconds (/proc/PID/stat) from the clients' start to the
-// last client's end, per GiB received from the upstream.
+// last client's end (after one warm-up request), per GiB received from the upstream.
 //
 // Usage:
 //   npm run build && node --import tsx bench/inflight-cpu.ts
@@ -188,6 +188,22 @@ function readBlob(url: string): Promise<{ digest: string; bytes: number }> {
   });
 }
 
+/** Asks for a blob the upstream does not hold; expects the mirror's 404. */
+function warmUp(url: string): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const req = request(url, (res) => {
+      res.resume();
+      res.on('end', () =>
+        res.statusCode === 404
+          ? resolvePromise()
+          : reject(new Error(`warm-up ${url}: HTTP ${String(res.statusCode)}, not 404`)),
+      );
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 interface Run {
   tree: string;
   chunkKiB: number;
@@ -209,6 +225,9 @@ async function measure(
   const mirror = await startMirror(tree, upstream, profDir);
   try {
     const url = `${mirror.url}/v2/${REPO}/blobs/${upstream.digest}?ns=${UPSTREAM}`;
+    // One request that goes upstream first (a blob the upstream does not have), so that loading
+    // the request path's modules and connecting upstream fall outside the measurement.
+    await warmUp(`${mirror.url}/v2/${REPO}/blobs/sha256:${'0'.repeat(64)}?ns=${UPSTREAM}`);
     const before = await readCpuTime(mirror.pid);
     const t0 = performance.now();
     const got = await Promise.all(Array.from({ length: readers }, () => readBlob(url)));
