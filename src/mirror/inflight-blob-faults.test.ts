@@ -4,33 +4,14 @@
 // disk's refusal is injected at the FileHandle, the only place the blob meets the disk).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
-import { after, afterEach, before, describe, it, mock } from 'node:test';
+import { PassThrough } from 'node:stream';
+import { afterEach, describe, it, mock } from 'node:test';
 import { digestOf } from '../oci/index.js';
 import { UpstreamError } from '../registry-client/index.js';
-import { BlobStore } from './blob-store.js';
+import { bodyOf, collect, until, useTempStore } from '../../test/helpers/inflight.js';
 import { InflightBlob } from './inflight-blob.js';
-
-async function collect(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-/** Resolves once the blob has received at least `n` bytes. */
-async function until(blob: InflightBlob, n: number): Promise<void> {
-  while (blob.bytesWritten < n) await new Promise((r) => setImmediate(r));
-}
-
-/** A body that sends `data` and ends. */
-function bodyOf(data: Buffer): PassThrough {
-  const b = new PassThrough();
-  b.end(data);
-  return b;
-}
 
 /** A body that sends `data`, then breaks once the blob holds it. */
 function breaking(blob: InflightBlob, data: Buffer, offset: number): PassThrough {
@@ -41,24 +22,17 @@ function breaking(blob: InflightBlob, data: Buffer, offset: number): PassThrough
 }
 
 describe('InflightBlob: resuming', () => {
-  let root: string;
-  let store: BlobStore;
-  before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'hoist-inflight-faults-'));
-    store = new BlobStore(root);
-    await store.init();
-  });
-  after(() => rm(root, { recursive: true, force: true }));
+  const tmp = useTempStore('hoist-inflight-faults-');
 
   it('retries a failed open of the rest as attempts allow, with the delay asked for each', async () => {
     const data = randomBytes(200_000);
-    const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, digestOf(data), data.byteLength);
     const offsets: number[] = [];
     const delays: Array<[number, string]> = [];
     const retried: Array<[number, string]> = [];
     const bytes: number[] = [];
     const reader = collect(blob.createReader(0));
-    await blob.download(breaking(blob, data.subarray(0, 50_000), 0), store, {
+    await blob.download(breaking(blob, data.subarray(0, 50_000), 0), tmp.store, {
       retries: 3,
       delayMs: (attempt, err) => {
         delays.push([attempt, (err as Error).message]);
@@ -83,15 +57,15 @@ describe('InflightBlob: resuming', () => {
       data.byteLength,
     );
     assert.deepEqual(await reader, data);
-    assert.equal(await store.size(digestOf(data)), data.byteLength);
+    assert.equal(await tmp.store.size(digestOf(data)), data.byteLength);
   });
 
   it('gives up after `retries` resumed bodies, with the last error, and stores nothing', async () => {
     const data = randomBytes(100_000);
-    const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, digestOf(data), data.byteLength);
     const reader = collect(blob.createReader(0));
     const offsets: number[] = [];
-    const done = blob.download(breaking(blob, data.subarray(0, 10_000), 0), store, {
+    const done = blob.download(breaking(blob, data.subarray(0, 10_000), 0), tmp.store, {
       retries: 2,
       resume: async (offset) => {
         offsets.push(offset);
@@ -103,15 +77,15 @@ describe('InflightBlob: resuming', () => {
     await assert.rejects(reader, /connection reset/);
     assert.equal(blob.state, 'failed');
     assert.match(blob.error?.message ?? '', /connection reset/);
-    assert.equal(await store.size(digestOf(data)), undefined);
-    assert.deepEqual(await readdir(store.tmpDir), []);
+    assert.equal(await tmp.store.size(digestOf(data)), undefined);
+    assert.deepEqual(await readdir(tmp.store.tmpDir), []);
   });
 
   it('gives up when every open of the rest fails, with the last open error', async () => {
     const data = randomBytes(50_000);
-    const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, digestOf(data), data.byteLength);
     let opens = 0;
-    const done = blob.download(breaking(blob, data.subarray(0, 1000), 0), store, {
+    const done = blob.download(breaking(blob, data.subarray(0, 1000), 0), tmp.store, {
       retries: 3,
       resume: async () => {
         opens++;
@@ -124,10 +98,10 @@ describe('InflightBlob: resuming', () => {
 
   it('never resumes a final answer, nor a body that did not match its digest', async () => {
     const data = randomBytes(50_000);
-    const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, digestOf(data), data.byteLength);
     let opens = 0;
     const notFound = new UpstreamError('BLOB_UNKNOWN', 'blob unknown to upstream', { status: 404 });
-    const done = blob.download(breaking(blob, data.subarray(0, 1000), 0), store, {
+    const done = blob.download(breaking(blob, data.subarray(0, 1000), 0), tmp.store, {
       retries: 3,
       resume: async () => {
         opens++;
@@ -137,10 +111,10 @@ describe('InflightBlob: resuming', () => {
     await assert.rejects(done, (e) => e === notFound);
     assert.equal(opens, 1);
 
-    const wrong = await InflightBlob.create(store, digestOf(Buffer.from('other')), data.byteLength);
+    const wrong = await InflightBlob.create(tmp.store, digestOf(Buffer.from('other')), data.byteLength);
     let resumed = false;
     await assert.rejects(
-      wrong.download(bodyOf(data), store, {
+      wrong.download(bodyOf(data), tmp.store, {
         retries: 3,
         resume: async () => {
           resumed = true;
@@ -154,10 +128,10 @@ describe('InflightBlob: resuming', () => {
 
   it('stops at an abort during the delay before a resume', async () => {
     const data = randomBytes(50_000);
-    const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, digestOf(data), data.byteLength);
     const ac = new AbortController();
     let opens = 0;
-    const done = blob.download(breaking(blob, data.subarray(0, 1000), 0), store, {
+    const done = blob.download(breaking(blob, data.subarray(0, 1000), 0), tmp.store, {
       retries: 3,
       signal: ac.signal,
       // Long enough that only the abort can end it.
@@ -175,12 +149,12 @@ describe('InflightBlob: resuming', () => {
 
   it('treats a body that sends nothing for stallTimeoutMs as broken, and resumes it', async () => {
     const data = randomBytes(80_000);
-    const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, digestOf(data), data.byteLength);
     const stalled = new PassThrough();
     stalled.write(data.subarray(0, 30_000)); // and then nothing, never ending
     const errors: string[] = [];
     const offsets: number[] = [];
-    await blob.download(stalled, store, {
+    await blob.download(stalled, tmp.store, {
       stallTimeoutMs: 20,
       retries: 1,
       onRetry: (_, err) => errors.push(`${(err as { code?: string }).code}: ${err.message}`),
@@ -191,33 +165,28 @@ describe('InflightBlob: resuming', () => {
     });
     assert.deepEqual(errors, ['UPSTREAM_STALLED: upstream sent nothing for 20 ms']);
     assert.deepEqual(offsets, [30_000]);
-    assert.equal(await store.size(digestOf(data)), data.byteLength);
+    assert.equal(await tmp.store.size(digestOf(data)), data.byteLength);
   });
 
   it('fails a stalled body it may not resume', async () => {
     const data = randomBytes(10_000);
-    const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, digestOf(data), data.byteLength);
     const stalled = new PassThrough();
     stalled.write(data.subarray(0, 100));
-    await assert.rejects(blob.download(stalled, store, { stallTimeoutMs: 20 }), { code: 'UPSTREAM_STALLED' });
+    await assert.rejects(blob.download(stalled, tmp.store, { stallTimeoutMs: 20 }), {
+      code: 'UPSTREAM_STALLED',
+    });
   });
 });
 
 describe('InflightBlob: readers', () => {
-  let root: string;
-  let store: BlobStore;
-  before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'hoist-inflight-readers-'));
-    store = new BlobStore(root);
-    await store.init();
-  });
-  after(() => rm(root, { recursive: true, force: true }));
+  const tmp = useTempStore('hoist-inflight-readers-');
 
   it('without a Content-Length, ends whole-blob readers once the blob is verified', async () => {
     const data = randomBytes(150_000);
-    const blob = await InflightBlob.create(store, digestOf(data), undefined);
+    const blob = await InflightBlob.create(tmp.store, digestOf(data), undefined);
     const body = new PassThrough();
-    const done = blob.download(body, store);
+    const done = blob.download(body, tmp.store);
     const whole = collect(blob.createReader(0));
     const ranged = collect(blob.createReader(10, 19));
     body.write(data.subarray(0, 100_000));
@@ -225,14 +194,14 @@ describe('InflightBlob: readers', () => {
     body.end(data.subarray(100_000));
     await done;
     assert.deepEqual(await whole, data);
-    assert.equal(await store.size(digestOf(data)), data.byteLength);
+    assert.equal(await tmp.store.size(digestOf(data)), data.byteLength);
   });
 
   it('without a Content-Length, fails its readers when the digest does not match', async () => {
     const data = randomBytes(10_000);
-    const blob = await InflightBlob.create(store, digestOf(Buffer.from('other')), undefined);
+    const blob = await InflightBlob.create(tmp.store, digestOf(Buffer.from('other')), undefined);
     const body = new PassThrough();
-    const done = blob.download(body, store);
+    const done = blob.download(body, tmp.store);
     const whole = collect(blob.createReader(0));
     body.end(data);
     await assert.rejects(done, { code: 'DIGEST_MISMATCH' });
@@ -241,11 +210,11 @@ describe('InflightBlob: readers', () => {
 
   it('counts its readers; once done and left by all, sends new readers to the stored file', async () => {
     const data = randomBytes(20_000);
-    const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, digestOf(data), data.byteLength);
     const r = blob.acquire();
     assert.ok(r);
     assert.equal(blob.readerCount, 1);
-    await blob.download(bodyOf(data), store);
+    await blob.download(bodyOf(data), tmp.store);
     // Still held by the reader: new readers read through the open file.
     const buf = Buffer.alloc(100);
     assert.equal(await r.read(buf, 19_950, 100, undefined), 50);
@@ -261,17 +230,17 @@ describe('InflightBlob: readers', () => {
 
   it('once failed and left by all, gives new readers a stream that fails with the error', async () => {
     const data = randomBytes(1000);
-    const blob = await InflightBlob.create(store, digestOf(Buffer.from('x')), data.byteLength);
-    await assert.rejects(blob.download(bodyOf(data), store), { code: 'DIGEST_MISMATCH' });
+    const blob = await InflightBlob.create(tmp.store, digestOf(Buffer.from('x')), data.byteLength);
+    await assert.rejects(blob.download(bodyOf(data), tmp.store), { code: 'DIGEST_MISMATCH' });
     assert.equal(blob.acquire(), undefined);
     await assert.rejects(collect(blob.createReader(0)), { code: 'DIGEST_MISMATCH' });
   });
 
   it('reads a range that ends before the last byte without waiting for verification', async () => {
     const data = randomBytes(4096);
-    const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, digestOf(data), data.byteLength);
     const body = new PassThrough();
-    const done = blob.download(body, store);
+    const done = blob.download(body, tmp.store);
     const r = blob.acquire()!;
     body.write(data);
     await until(blob, data.byteLength);
@@ -291,9 +260,9 @@ describe('InflightBlob: readers', () => {
 
   it('tells a reader when a read would not wait (waitReadable)', async () => {
     const data = randomBytes(4096);
-    const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, digestOf(data), data.byteLength);
     const body = new PassThrough();
-    const done = blob.download(body, store);
+    const done = blob.download(body, tmp.store);
     const r = blob.acquire()!;
     const states: string[] = [];
     const track = (name: string, p: Promise<void> | undefined) => p?.then(() => states.push(name));
@@ -320,9 +289,9 @@ describe('InflightBlob: readers', () => {
 
   it('fails every reader with the reason when aborted from outside', async () => {
     const data = randomBytes(10_000);
-    const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, digestOf(data), data.byteLength);
     const body = new PassThrough();
-    const done = blob.download(body, store);
+    const done = blob.download(body, tmp.store);
     const reader = collect(blob.createReader(0));
     body.write(data.subarray(0, 5000));
     await until(blob, 5000);
@@ -337,19 +306,12 @@ describe('InflightBlob: readers', () => {
 });
 
 describe('InflightBlob: a full disk', () => {
-  let root: string;
-  let store: BlobStore;
-  before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'hoist-inflight-full-'));
-    store = new BlobStore(root);
-    await store.init();
-  });
-  after(() => rm(root, { recursive: true, force: true }));
+  const tmp = useTempStore('hoist-inflight-full-');
   afterEach(() => mock.restoreAll());
 
   /** Makes the disk refuse every write past `capacity` bytes of the file (ENOSPC). */
   async function diskOf(capacity: number): Promise<void> {
-    const probe = await open(join(root, 'probe'), 'w');
+    const probe = await open(join(tmp.root, 'probe'), 'w');
     const proto = Object.getPrototypeOf(probe) as { writev: (b: Buffer[], p: number) => Promise<unknown> };
     await probe.close();
     const writev = proto.writev;
@@ -371,12 +333,12 @@ describe('InflightBlob: a full disk', () => {
   it('streams the verified blob to its readers from memory and stores nothing', async () => {
     await diskOf(100_000);
     const data = randomBytes(400_000);
-    const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, digestOf(data), data.byteLength);
     const refused: string[] = [];
     blob.onUnstored = (err) => refused.push((err as NodeJS.ErrnoException).code ?? '');
     const body = new PassThrough();
     const readers = [collect(blob.createReader(0)), collect(blob.createReader(99_000, 101_999))];
-    const done = blob.download(body, store);
+    const done = blob.download(body, tmp.store);
     body.end(data);
     await done;
     assert.equal(blob.unstored, true);
@@ -384,24 +346,24 @@ describe('InflightBlob: a full disk', () => {
     const [whole, ranged] = await Promise.all(readers);
     assert.deepEqual(whole, data);
     assert.deepEqual(ranged, data.subarray(99_000, 102_000));
-    assert.equal(await store.size(digestOf(data)), undefined);
+    assert.equal(await tmp.store.size(digestOf(data)), undefined);
     await until(blob, data.byteLength);
     mock.restoreAll();
     // The temp file goes too (removed in the background once verified).
-    for (let i = 0; (await readdir(store.tmpDir)).length > 0 && i < 1000; i++) {
+    for (let i = 0; (await readdir(tmp.store.tmpDir)).length > 0 && i < 1000; i++) {
       await new Promise((resolve) => setImmediate(resolve));
     }
-    assert.deepEqual(await readdir(store.tmpDir), []);
+    assert.deepEqual(await readdir(tmp.store.tmpDir), []);
   });
 
   it('holds the upstream back while the slowest reader needs what memory holds', async () => {
     await diskOf(10_000);
     const data = randomBytes(300_000);
-    const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, digestOf(data), data.byteLength);
     blob.memoryLimitBytes = 50_000;
     const r = blob.acquire(0)!;
     const body = new PassThrough();
-    const done = blob.download(body, store);
+    const done = blob.download(body, tmp.store);
     for (let off = 0; off < data.byteLength; off += 10_000) body.write(data.subarray(off, off + 10_000));
     body.end();
     // The reader reads nothing: memory holds more than the limit, so the download waits for it
@@ -427,11 +389,11 @@ describe('InflightBlob: a full disk', () => {
   it('gives up with NO_SPACE when the last reader leaves', async () => {
     await diskOf(10_000);
     const data = randomBytes(200_000);
-    const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, digestOf(data), data.byteLength);
     blob.memoryLimitBytes = 20_000;
     const r = blob.acquire(0)!;
     const body = new PassThrough();
-    const done = blob.download(body, store);
+    const done = blob.download(body, tmp.store);
     body.write(data.subarray(0, 100_000));
     await until(blob, 30_000);
     r.release();

@@ -1,41 +1,21 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { PassThrough, type Readable } from 'node:stream';
-import { after, before, describe, it } from 'node:test';
+import { readdir, readFile } from 'node:fs/promises';
+import { PassThrough } from 'node:stream';
+import { describe, it } from 'node:test';
 import { digestOf } from '../oci/index.js';
-import { BlobStore } from './blob-store.js';
+import { collect, until, useTempStore } from '../../test/helpers/inflight.js';
 import { InflightBlob } from './inflight-blob.js';
 
-async function collect(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const c of stream) chunks.push(c as Buffer);
-  return Buffer.concat(chunks);
-}
-
-/** Resolves once the blob has received at least `n` bytes. */
-async function until(blob: InflightBlob, n: number): Promise<void> {
-  while (blob.bytesWritten < n) await new Promise((r) => setImmediate(r));
-}
-
 describe('InflightBlob', () => {
-  let root: string;
-  let store: BlobStore;
-  before(async () => {
-    root = await mkdtemp(join(tmpdir(), 'hoist-inflight-'));
-    store = new BlobStore(root);
-    await store.init();
-  });
-  after(() => rm(root, { recursive: true, force: true }));
+  const tmp = useTempStore('hoist-inflight-');
 
   it('serves readers while the body arrives, and stores the verified blob', async () => {
     const data = randomBytes(3 * 1024 * 1024 + 17);
     const digest = digestOf(data);
-    const blob = await InflightBlob.create(store, digest, data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, digest, data.byteLength);
     const body = new PassThrough();
-    const done = blob.download(body, store);
+    const done = blob.download(body, tmp.store);
     const whole = collect(blob.createReader(0));
     const ranged = collect(blob.createReader(1000, 1999));
     body.write(data.subarray(0, 1024 * 1024));
@@ -46,17 +26,17 @@ describe('InflightBlob', () => {
     await done;
     assert.deepEqual(await whole, data);
     assert.equal(blob.state, 'complete');
-    assert.deepEqual(await readFile(store.pathOf(digest)), data);
+    assert.deepEqual(await readFile(tmp.store.pathOf(digest)), data);
     // A reader that joins after completion still reads through the open file.
     assert.deepEqual(await collect(blob.createReader(5)), data.subarray(5));
-    assert.deepEqual(await readdir(store.tmpDir), []);
+    assert.deepEqual(await readdir(tmp.store.tmpDir), []);
   });
 
   it('a whole-blob reader does not end before the digest is checked', async () => {
     const data = randomBytes(4096);
-    const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, digestOf(data), data.byteLength);
     const body = new PassThrough();
-    const done = blob.download(body, store);
+    const done = blob.download(body, tmp.store);
     const reader = blob.createReader(0);
     const chunks: Buffer[] = [];
     let received = 0;
@@ -93,41 +73,41 @@ describe('InflightBlob', () => {
   it('aborts every unfinished reader and stores nothing when the digest does not match', async () => {
     const data = randomBytes(256 * 1024);
     const wrong = digestOf(Buffer.from('something else'));
-    const blob = await InflightBlob.create(store, wrong, data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, wrong, data.byteLength);
     const body = new PassThrough();
-    const done = blob.download(body, store);
+    const done = blob.download(body, tmp.store);
     const reader = collect(blob.createReader(0));
     body.end(data);
     await assert.rejects(done, { code: 'DIGEST_MISMATCH' });
     await assert.rejects(reader, { code: 'DIGEST_MISMATCH' });
-    assert.equal(await store.size(wrong), undefined);
+    assert.equal(await tmp.store.size(wrong), undefined);
     assert.equal(blob.state, 'failed');
   });
 
   it('fails on a body shorter or longer than its Content-Length', async () => {
     const data = randomBytes(1000);
-    const short = await InflightBlob.create(store, digestOf(data), 2000);
+    const short = await InflightBlob.create(tmp.store, digestOf(data), 2000);
     const b1 = new PassThrough();
     const r1 = collect(short.createReader(0));
-    const d1 = short.download(b1, store);
+    const d1 = short.download(b1, tmp.store);
     b1.end(data);
     await assert.rejects(d1, { code: 'PREMATURE_END' });
     await assert.rejects(r1);
 
-    const long = await InflightBlob.create(store, digestOf(data), 500);
+    const long = await InflightBlob.create(tmp.store, digestOf(data), 500);
     const b2 = new PassThrough();
-    const d2 = long.download(b2, store);
+    const d2 = long.download(b2, tmp.store);
     b2.end(data);
     await assert.rejects(d2, { code: 'SIZE_MISMATCH' });
   });
 
   it('resumes from the last byte received, and readers see one unbroken body', async () => {
     const data = randomBytes(300_000);
-    const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, digestOf(data), data.byteLength);
     const first = new PassThrough();
     const offsets: number[] = [];
     const reader = collect(blob.createReader(0));
-    const done = blob.download(first, store, {
+    const done = blob.download(first, tmp.store, {
       retries: 2,
       resume: async (offset) => {
         offsets.push(offset);
@@ -146,15 +126,15 @@ describe('InflightBlob', () => {
 
   it('aborts readers when the upstream connection breaks', async () => {
     const data = randomBytes(100_000);
-    const blob = await InflightBlob.create(store, digestOf(data), data.byteLength);
+    const blob = await InflightBlob.create(tmp.store, digestOf(data), data.byteLength);
     const body = new PassThrough();
-    const done = blob.download(body, store);
+    const done = blob.download(body, tmp.store);
     const reader = collect(blob.createReader(0));
     body.write(data.subarray(0, 50_000));
     await until(blob, 50_000);
     body.destroy(new Error('connection reset'));
     await assert.rejects(done, /connection reset/);
     await assert.rejects(reader, /connection reset/);
-    assert.deepEqual(await readdir(store.tmpDir), []);
+    assert.deepEqual(await readdir(tmp.store.tmpDir), []);
   });
 });

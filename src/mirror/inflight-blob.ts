@@ -1,8 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
-import { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Digester, type Digest } from '../oci/index.js';
+import { BatchSink } from './batch-sink.js';
 import { MemoryTail } from './memory-tail.js';
 import { sleep } from '../registry-client/index.js';
 import {
@@ -52,6 +53,10 @@ export class InflightBlob {
   private everRead = false;
   /** Bytes of the download kept in memory when the disk is full. */
   memoryLimitBytes = DEFAULT_MEMORY_TAIL_BYTES;
+  /** Bytes gathered from the body before they are written and readers woken (0: every read). */
+  batchBytes = DEFAULT_BATCH_BYTES;
+  /** Longest a received byte waits for more before it is written and readers can have it. */
+  batchDelayMs = DEFAULT_BATCH_DELAY_MS;
   /** Told when the disk refused a write (the download goes on without storing). */
   onUnstored: ((err: Error) => void) | undefined;
   private storedPath: string | undefined;
@@ -169,36 +174,50 @@ export class InflightBlob {
   }
 
   /**
-   * Pipes one body into the file. The stall timer runs only while the sink is ready for more and
-   * nothing comes: time the sink spends waiting on slow clients (disk full, below) is not a stall.
+   * Pipes one body into the file, in batches (batch-sink.ts): a body that arrives in small reads
+   * costs a write, a hash update and a wake-up of the readers per batch, not per read. The stall
+   * timer runs only while the sink is ready for more and nothing comes: time the sink spends
+   * waiting on slow clients (disk full, below) is not a stall. When the body breaks, what it
+   * delivered is written before the resume, which starts after it.
    */
   private async receive(body: Readable, digester: Digester, options: DownloadOptions): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
+    // Re-armed on every read the body makes (thousands a second on a slow link): refresh() moves
+    // the one timer instead of making a new one each time.
     const arm = () => {
       if (!options.stallTimeoutMs) return;
-      clearTimeout(timer);
-      timer = setTimeout(
-        () => body.destroy(new StallError(options.stallTimeoutMs ?? 0)),
-        options.stallTimeoutMs,
-      );
+      if (timer) timer.refresh();
+      else
+        timer = setTimeout(
+          () => body.destroy(new StallError(options.stallTimeoutMs ?? 0)),
+          options.stallTimeoutMs,
+        );
     };
-    const sink = new Writable({
+    const disarm = () => {
+      clearTimeout(timer);
+      timer = undefined;
+    };
+    const sink = new BatchSink({
+      batchBytes: this.batchBytes,
+      delayMs: this.batchDelayMs,
       highWaterMark: READ_CHUNK_BYTES,
-      writev: (chunks, callback) => {
-        clearTimeout(timer);
-        const buffers = chunks.map((c) => c.chunk as Buffer);
-        this.append(buffers, digester).then((n) => {
-          options.onBytes?.(n);
-          arm();
-          callback();
-        }, callback);
+      flush: async (buffers) => {
+        const n = await this.append(buffers, digester);
+        options.onBytes?.(n);
       },
+      onBusy: disarm,
+      onReady: arm,
     });
     arm();
     try {
       await pipeline(body, sink, options.signal ? { signal: options.signal } : {});
+    } catch (err) {
+      // Only a resume needs the bytes received so far; anything else fails the download, and
+      // must not wait for a flush that holds the upstream back for slow readers (disk full).
+      if (isResumable(err) && !options.signal?.aborted) await sink.flushReceived();
+      throw err;
     } finally {
-      clearTimeout(timer);
+      disarm();
     }
   }
 
@@ -438,6 +457,15 @@ export interface InflightReader {
 
 /** Memory a download may hold for its clients once the disk is full. */
 export const DEFAULT_MEMORY_TAIL_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Batches of a download's body (batch-sink.ts). 256 KiB is 10 ms of a 200 Mbit/s link; a slower
+ * link is flushed by the delay instead, about 100 times a second, each reader then reading and
+ * sending one batch at once. 10 ms is far below what a client or a peer's rate window notices,
+ * even summed over a relay chain of several nodes.
+ */
+export const DEFAULT_BATCH_BYTES = 256 * 1024;
+export const DEFAULT_BATCH_DELAY_MS = 10;
 
 export interface DownloadOptions {
   signal?: AbortSignal;
