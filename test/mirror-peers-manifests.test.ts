@@ -30,9 +30,20 @@ interface Cluster {
   fronts: Map<number, FaultProxy>;
 }
 
-async function startCluster(t: TestContext, n: number, fronted: number[] = []): Promise<Cluster | undefined> {
-  if (!requirePeers(t, 'docker-registry')) return undefined;
-  const registry = await startRegistry();
+const ALICE = { username: 'alice', password: 'right-horse-battery' };
+
+/**
+ * `n` mirrors that know each other as peers, mirroring one docker-registry through a fault proxy.
+ * `creds`: the registry needs them, and every mirror has them (the `verify` access mode).
+ */
+async function startCluster(
+  t: TestContext,
+  n: number,
+  fronted: number[] = [],
+  creds?: typeof ALICE,
+): Promise<Cluster | undefined> {
+  if (!requirePeers(t, 'docker-registry', ...(creds ? ['htpasswd'] : []))) return undefined;
+  const registry = await startRegistry(creds ? { htpasswd: creds } : {});
   cleanups.push(() => registry.stop());
   const proxy = await startFaultProxy(registry.url);
   cleanups.push(() => proxy.close());
@@ -51,16 +62,14 @@ async function startCluster(t: TestContext, n: number, fronted: number[] = []): 
   }
   const nodes = await Promise.all(
     ports.map((port, i) =>
-      startMirror(
-        { reg: proxy.url },
-        {
-          defaultUpstream: 'reg',
-          file: {
-            listen: `127.0.0.1:${port}`,
-            peers: { self: urls[i], urls, token: TOKEN, stallSeconds: 2 },
-          },
+      startMirror(creds ? {} : { reg: proxy.url }, {
+        defaultUpstream: 'reg',
+        file: {
+          ...(creds ? { upstreams: { reg: { url: proxy.url, ...creds } } } : {}),
+          listen: `127.0.0.1:${port}`,
+          peers: { self: urls[i], urls, token: TOKEN, stallSeconds: 2 },
         },
-      ),
+      }),
     ),
   );
   for (const node of nodes) cleanups.push(() => node.close());
@@ -73,7 +82,7 @@ const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex'
  * Pushes an image (a config and one layer, each fetched through the peers by `holder`, so that the
  * blobs' rendezvous fetcher is the node that pulled them) and its manifest under tag v1.
  */
-async function pushImage(c: Cluster, holder: number) {
+async function pushImage(c: Cluster, holder: number, creds?: typeof ALICE) {
   const want = c.urls[holder];
   let layer = randomBytes(256 * 1024);
   while (fetcherFor(sha(layer), c.urls) !== want) layer = randomBytes(256 * 1024);
@@ -82,8 +91,8 @@ async function pushImage(c: Cluster, holder: number) {
     config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: i }));
     if (fetcherFor(sha(config), c.urls) === want) break;
   }
-  await pushBlob(c.registry, REPO, layer);
-  await pushBlob(c.registry, REPO, config);
+  await pushBlob(c.registry, REPO, layer, creds);
+  await pushBlob(c.registry, REPO, config, creds);
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
@@ -100,15 +109,19 @@ async function pushImage(c: Cluster, holder: number) {
   );
   const put = await fetch(`${c.registry.url}/v2/${REPO}/manifests/v1`, {
     method: 'PUT',
-    headers: { 'content-type': OCI_MANIFEST },
+    headers: { 'content-type': OCI_MANIFEST, ...(creds ? { authorization: basic(creds) } : {}) },
     body: manifest,
   });
   assert.equal(put.status, 201, await put.text());
   return { manifest, digest: sha(manifest), blobs: [config, layer] };
 }
 
-async function get(node: MirrorHandle, path: string) {
-  const res = await fetch(`${node.url}/v2/${REPO}/${path}`, { headers: { accept: OCI_MANIFEST } });
+const basic = (c: typeof ALICE) => `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+
+async function get(node: MirrorHandle, path: string, creds?: typeof ALICE) {
+  const res = await fetch(`${node.url}/v2/${REPO}/${path}`, {
+    headers: { accept: OCI_MANIFEST, ...(creds ? { authorization: basic(creds) } : {}) },
+  });
   const body = Buffer.from(await res.arrayBuffer());
   return {
     status: res.status,
@@ -118,11 +131,11 @@ async function get(node: MirrorHandle, path: string) {
   };
 }
 
-async function pullThrough(node: MirrorHandle, ref: string, blobs: Buffer[]) {
-  const m = await get(node, `manifests/${ref}`);
+async function pullThrough(node: MirrorHandle, ref: string, blobs: Buffer[], creds?: typeof ALICE) {
+  const m = await get(node, `manifests/${ref}`, creds);
   assert.equal(m.status, 200, m.body.toString());
   for (const b of blobs) {
-    const r = await get(node, `blobs/${sha(b)}`);
+    const r = await get(node, `blobs/${sha(b)}`, creds);
     assert.equal(r.status, 200);
     assert.deepEqual(r.body, b);
   }
@@ -215,4 +228,35 @@ test('a 404 from a reachable upstream stands: the peers are not asked', async (t
   assert.equal(await a.metric('hoist_mirror_peer_requests_total', { kind: 'manifest' }), 0);
   assert.equal(await b.metric('hoist_mirror_peer_manifest_requests_total'), 0);
   assert.equal(await storedManifest(b, img.digest), false);
+});
+
+test('a private repository during the outage: a peer copy is not served where the upstream check cannot be made', async (t) => {
+  // The mirrors have credentials (verify mode): a repository anonymous clients cannot read is
+  // served only to a client whose own credentials the upstream accepted, a check cached for
+  // accessCacheSeconds. With the upstream gone and no cached check on B, a cached copy would not
+  // be served there, and neither is a peer's.
+  const c = await startCluster(t, 2, [], ALICE);
+  if (!c) return;
+  const [a, b] = c.nodes as [MirrorHandle, MirrorHandle];
+  const img = await pushImage(c, 0, ALICE);
+  assert.equal(
+    (await get(a, `manifests/${img.digest}`)).status,
+    401,
+    'private: anonymous clients are challenged',
+  );
+  await pullThrough(a, img.digest, [], ALICE);
+  await c.proxy.close();
+  await c.registry.stop();
+  const anonymous = await get(b, `manifests/${img.digest}`);
+  assert.equal(anonymous.status, 401);
+  const withCreds = await get(b, `manifests/${img.digest}`, ALICE);
+  assert.notEqual(withCreds.status, 200, 'the client check needs the upstream');
+  assert.equal(
+    await a.metric('hoist_mirror_peer_requests_total', { kind: 'manifest' }),
+    0,
+    'A was never asked',
+  );
+  assert.equal(await storedManifest(b, img.digest), false);
+  // On A, the same client was checked minutes ago: its cached copy is served, as without peers.
+  assert.equal((await get(a, `manifests/${img.digest}`, ALICE)).status, 200);
 });
