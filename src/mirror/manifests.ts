@@ -18,9 +18,22 @@ export interface ResolvedManifest {
   digest: string;
   mediaType: string;
   body: Buffer;
-  /** hit: served from cache; miss: fetched now; stale: upstream unreachable, served from cache past its TTL. */
-  cache: 'hit' | 'miss' | 'stale';
+  /**
+   * hit: served from cache; miss: fetched now; stale: upstream unreachable, served from cache past
+   * its TTL; peer: upstream unreachable, by digest from a peer's store (verified).
+   */
+  cache: 'hit' | 'miss' | 'stale' | 'peer';
 }
+
+/**
+ * Asks the cluster's other mirrors for a manifest by digest. Returns only bytes whose digest is
+ * `digest` (the peer code verifies, and quarantines a peer that sends others), or undefined.
+ */
+export type ManifestPeers = (
+  upstream: string,
+  repo: string,
+  digest: Digest,
+) => Promise<{ body: Buffer; contentType: string | undefined; peer: string } | undefined>;
 
 export interface ManifestServiceOptions {
   store: ManifestStore;
@@ -33,6 +46,11 @@ export interface ManifestServiceOptions {
    * request finding it there also finds which repository it came from (and does not ask upstream).
    */
   onFetched?: (upstream: string, repo: string, digest: string) => Promise<void>;
+  /**
+   * The peers, when configured: asked for a manifest by digest only when the upstream cannot be
+   * reached (a network error, a timeout, a 5xx or 429; never after a 401/403/404, which stand).
+   */
+  peers?: () => ManifestPeers | undefined;
 }
 
 /**
@@ -47,6 +65,7 @@ export class ManifestService {
   private readonly tagTtlMs: number;
   private readonly now: () => number;
   private readonly onFetched: ManifestServiceOptions['onFetched'];
+  private readonly peers: ManifestServiceOptions['peers'];
   private readonly flights = new SingleFlight<ResolvedManifest>();
 
   constructor(options: ManifestServiceOptions) {
@@ -56,6 +75,7 @@ export class ManifestService {
     this.tagTtlMs = options.tagTtlSeconds * 1000;
     this.now = options.now ?? Date.now;
     this.onFetched = options.onFetched;
+    this.peers = options.peers;
   }
 
   async resolve(
@@ -96,12 +116,19 @@ export class ManifestService {
     // (a client of a public repository must not receive, by naming its digest, a manifest being
     // fetched for a private one with another client's credentials).
     return this.flights.run(`digest ${client.name}/${repo}@${digest.value}`, async () => {
-      const res = await this.fetchUpstream(
-        client,
-        repo,
-        digest.value,
-        accepted.length ? accepted : MANIFEST_MEDIA_TYPES,
-      );
+      let res: ManifestResponse;
+      try {
+        res = await this.fetchUpstream(
+          client,
+          repo,
+          digest.value,
+          accepted.length ? accepted : MANIFEST_MEDIA_TYPES,
+        );
+      } catch (err) {
+        const fromPeer = isUnreachable(err) ? await this.fromPeers(client, repo, digest) : undefined;
+        if (fromPeer) return fromPeer;
+        throw err;
+      }
       const got = digestOf(res.body, digest.algorithm);
       if (got.value !== digest.value) {
         throw new UpstreamError(
@@ -114,6 +141,30 @@ export class ManifestService {
       await this.store.put(digest, mediaType, res.body);
       return { digest: digest.value, mediaType, body: res.body, cache: 'miss' };
     });
+  }
+
+  /**
+   * The upstream could not answer: a peer's stored copy, verified by digest, stored and recorded as
+   * fetched for `repo` (the peer serves it only for a repository it holds it for). The caller has
+   * checked the client's access as for any cached manifest while the upstream is down.
+   */
+  private async fromPeers(
+    client: RegistryClient,
+    repo: string,
+    digest: Digest,
+  ): Promise<ResolvedManifest | undefined> {
+    const ask = this.peers?.();
+    if (!ask) return undefined;
+    const got = await ask(client.name, repo, digest);
+    if (!got) return undefined;
+    const mediaType = detectManifestMediaType(got.body, got.contentType);
+    this.logger.info(
+      { upstream: client.name, repo, digest: digest.value, peer: got.peer },
+      'upstream unreachable; manifest from a peer',
+    );
+    await this.onFetched?.(client.name, repo, digest.value);
+    await this.store.put(digest, mediaType, got.body);
+    return { digest: digest.value, mediaType, body: got.body, cache: 'peer' };
   }
 
   private async byTag(

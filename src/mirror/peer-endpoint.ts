@@ -5,6 +5,14 @@ import type { RegistryClient } from '../registry-client/index.js';
 import type { BlobHandler, RequestInfo } from './blob-handler.js';
 import { MirrorError } from './errors.js';
 import { sendJson } from './http.js';
+import type { ManifestStore } from './manifest-store.js';
+
+/** What the manifest path reads: this node's store and its membership records, nothing upstream. */
+export interface PeerManifestReader {
+  store: ManifestStore;
+  /** Whether `digest` is on record as belonging to `upstream/repo` (no upstream request). */
+  knownMember: (upstream: string, repo: string, digest: string) => Promise<boolean>;
+}
 
 /**
  * `/peer/v1/...`: what other Hoist mirrors of the cluster ask this one (docs/peers.md).
@@ -14,10 +22,13 @@ import { sendJson } from './http.js';
  *   own upstream on a miss), or, when it already serves `fanout` peers, redirects (307) to a peer
  *   that is receiving it. Asked as a relay (`X-Hoist-Relay`), it serves only what it holds or is
  *   receiving, and never fetches or redirects: 404 otherwise.
+ * - `GET /peer/v1/manifests/<digest>?ns=<upstream>&repo=<name>`: a manifest by digest from this
+ *   node's store, with its media type, only when it is on record as belonging to that repository;
+ *   404 otherwise. Never fetched for a peer: a peer asks only while its upstream is unreachable.
  * - `GET /peer/v1/status[?digest=]`: this node's view of the cluster.
  *
- * Every request carries the cluster token; without it, 403. Peers never read manifests or tags, and
- * never decide access: the node that serves a client checks that client. A peer's request for a
+ * Every request carries the cluster token; without it, 403. Peers never read tags (an answer about
+ * a tag cannot be verified), and never decide access: the node that serves a client checks that client. A peer's request for a
  * repository proves nothing about a client, so this node still serves a held blob for a repository
  * only if it belongs there (membership records, or a HEAD upstream), as it would for a client.
  */
@@ -26,6 +37,7 @@ export class PeerEndpoint {
     private readonly network: PeerNetwork,
     private readonly blobs: BlobHandler,
     private readonly client: (upstream: string) => RegistryClient,
+    private readonly manifests?: PeerManifestReader,
   ) {}
 
   async handle(req: IncomingMessage, res: ServerResponse, url: URL, info: RequestInfo): Promise<void> {
@@ -47,6 +59,8 @@ export class PeerEndpoint {
       const digest = url.searchParams.get('digest');
       return sendJson(req, res, 200, this.network.status(digest ? parseDigest(digest).value : undefined));
     }
+    const mm = /^\/manifests\/([^/]+)$/.exec(path);
+    if (mm) return this.serveManifest(req, res, url, info, mm[1] as string);
     const m = /^\/blobs\/([^/]+)$/.exec(path);
     if (!m) throw new MirrorError('NOT_FOUND', `no such peer endpoint ${path.slice(0, 100)}`);
     const digest = parseDigest(decodeURIComponent(m[1] as string));
@@ -89,6 +103,40 @@ export class PeerEndpoint {
       source: this.network.upstreamSource(client),
       storedHeaders: COMPLETE,
     });
+  }
+
+  /**
+   * A stored manifest, for a repository it is recorded in. The record is what lets this node serve
+   * it to its own clients offline; an asker that gets it records it for the same repository only.
+   */
+  private async serveManifest(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    info: RequestInfo,
+    rawDigest: string,
+  ): Promise<void> {
+    const digest = parseDigest(decodeURIComponent(rawDigest));
+    const upstream = url.searchParams.get('ns') ?? '';
+    const repo = parseRepository(url.searchParams.get('repo') ?? '');
+    info.upstream = upstream;
+    const stored =
+      this.manifests && (await this.manifests.knownMember(upstream, repo, digest.value))
+        ? await this.manifests.store.get(digest)
+        : undefined;
+    if (!stored) {
+      this.network.metrics.servedToPeers.inc({ kind: 'manifest-miss' });
+      info.cache = 'peer-miss';
+      throw new MirrorError('MANIFEST_UNKNOWN', `this node holds no manifest ${digest.value} for ${repo}`);
+    }
+    this.network.metrics.servedToPeers.inc({ kind: 'manifest' });
+    info.cache = 'peer-manifest';
+    res.writeHead(200, {
+      'content-type': stored.mediaType,
+      'content-length': stored.body.byteLength,
+      'docker-content-digest': digest.value,
+    });
+    res.end(req.method === 'HEAD' ? undefined : stored.body);
   }
 }
 

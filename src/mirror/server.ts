@@ -15,7 +15,7 @@ import type { MirrorConfig } from './config.js';
 import { MirrorError } from './errors.js';
 import { API_VERSION_HEADER, sendError, sendJson } from './http.js';
 import { ManifestStore } from './manifest-store.js';
-import { ManifestService, type ResolvedManifest } from './manifests.js';
+import { ManifestService, type ManifestPeers, type ResolvedManifest } from './manifests.js';
 import { MirrorMetrics } from './metrics.js';
 import { routeRequest, type Route, type RoutingTable } from './routing.js';
 import { AcceptGate } from './accept-gate.js';
@@ -53,6 +53,7 @@ export class Mirror {
   /** The cluster-wide cache, when peers are configured. */
   peers: PeerNetwork | undefined;
   private peerEndpoint: PeerEndpoint | undefined;
+  private manifestPeers: ManifestPeers | undefined;
   private readonly clients = new Map<string, RegistryClient>();
   private readonly table: RoutingTable;
   private server: Server | undefined;
@@ -98,6 +99,8 @@ export class Mirror {
       tagTtlSeconds: this.config.tagTtlSeconds,
       // this.access is made below; this runs only once requests arrive.
       onFetched: (upstream, repo, digest) => this.access.recordMember(upstream, repo, digest),
+      // this.peers is made in init(); asked only while an upstream is unreachable.
+      peers: () => this.manifestPeers,
     });
     const makeClient = (name: string, url: string, credentials: Credentials | undefined) =>
       new RegistryClient({
@@ -167,7 +170,20 @@ export class Mirror {
         logger: this.logger,
         ...(this.kubeClient ? { kubeClient: this.kubeClient } : {}),
       });
-      this.peerEndpoint = new PeerEndpoint(this.peers, this.blobHandler, (u) => this.client(u));
+      this.peerEndpoint = new PeerEndpoint(this.peers, this.blobHandler, (u) => this.client(u), {
+        store: this.manifests,
+        knownMember: (upstream, repo, digest) => this.access.knownMember(upstream, repo, digest),
+      });
+      const { manifestFromPeers } = await import('../peers/peer-manifests.js');
+      const peers = this.peers;
+      const deps = {
+        membership: peers.membership,
+        health: peers.health,
+        client: peers.client,
+        metrics: peers.metrics,
+        logger: this.logger.child({ module: 'peers' }),
+      };
+      this.manifestPeers = (upstream, repo, digest) => manifestFromPeers(deps, upstream, repo, digest);
     }
     const server = createServer((req, res) => this.handle(req, res));
     // Requests refused before they parse still get counted and a log line, like every other request.

@@ -12,6 +12,8 @@ export class PeerMetrics {
   readonly relayDepth: Histogram;
   readonly servedToPeers: Counter<'kind'>;
   readonly switches: Counter<'reason'>;
+  readonly manifestBytes: Counter<'peer'>;
+  readonly manifestRequests: Counter<'result'>;
 
   constructor(registry: Registry) {
     this.peerBytes = new Counter({
@@ -43,9 +45,22 @@ export class PeerMetrics {
       labelNames: ['reason'] as const,
       registers: [registry],
     });
+    // Manifests are asked of peers only while the upstream is unreachable (docs/peers.md).
+    this.manifestBytes = new Counter({
+      name: 'hoist_mirror_peer_manifest_bytes_total',
+      help: 'Manifest bytes received from each peer mirror (verified; asked only while the upstream was unreachable)',
+      labelNames: ['peer'] as const,
+      registers: [registry],
+    });
+    this.manifestRequests = new Counter({
+      name: 'hoist_mirror_peer_manifest_requests_total',
+      help: 'Manifests asked of peers while the upstream was unreachable, by result: ok, miss (the peer does not hold it for that repository), digest (wrong bytes; peer quarantined), error (unreachable)',
+      labelNames: ['result'] as const,
+      registers: [registry],
+    });
     this.servedToPeers = new Counter({
       name: 'hoist_mirror_peer_requests_total',
-      help: 'Blob requests from peers, by answer: served, relayed (sent to a relay), miss, refused',
+      help: 'Requests from peers, by answer: served, relayed (sent to a relay), miss, refused (blobs); manifest, manifest-miss (manifests by digest)',
       labelNames: ['kind'] as const,
       registers: [registry],
     });

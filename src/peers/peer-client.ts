@@ -1,6 +1,7 @@
 import { Agent, request, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
+import { MAX_MANIFEST_BYTES } from '../oci/index.js';
 import { PeerError } from './errors.js';
 
 /** Header names of the peer protocol (docs/peers.md). */
@@ -56,6 +57,18 @@ export type PeerAnswer =
     }
   | { kind: 'relay'; peer: string; relay: string; depth: number }
   | { kind: 'miss'; peer: string; status: number; code: string | undefined };
+
+export interface PeerManifestRequest {
+  peer: string;
+  digest: string;
+  upstream: string;
+  repo: string;
+  signal?: AbortSignal | undefined;
+}
+
+export type PeerManifestAnswer =
+  | { kind: 'manifest'; peer: string; body: Buffer; contentType: string | undefined }
+  | { kind: 'miss'; peer: string; status: number };
 
 export interface PeerClientOptions {
   /** This node's peer URL, sent with every request. */
@@ -159,6 +172,47 @@ export class PeerClient {
       throw new PeerError('PEER_REFUSED', req.peer, `${req.peer} refused this node's peer token (${status})`);
     }
     return { kind: 'miss', peer: req.peer, status, code };
+  }
+
+  /**
+   * A manifest by digest from a peer's own manifest store (`/peer/v1/manifests/<digest>`): the
+   * peer never fetches one for us. The caller verifies the bytes against the digest; this only
+   * bounds their size (a manifest is at most MAX_MANIFEST_BYTES).
+   */
+  async getManifest(req: PeerManifestRequest): Promise<PeerManifestAnswer> {
+    const url = new URL(`${req.peer}${PEER_PATH_PREFIX}/manifests/${req.digest}`);
+    url.searchParams.set('ns', req.upstream);
+    url.searchParams.set('repo', req.repo);
+    const res = await this.send(
+      url,
+      { authorization: `Bearer ${this.options.token}`, [PEER_HEADERS.peer]: this.options.self },
+      req.peer,
+      req.signal,
+    );
+    const status = res.statusCode ?? 0;
+    if (status === 200) {
+      const chunks: Buffer[] = [];
+      let n = 0;
+      for await (const chunk of res as AsyncIterable<Buffer>) {
+        n += chunk.length;
+        if (n > MAX_MANIFEST_BYTES) {
+          res.destroy();
+          throw new PeerError(
+            'PEER_BAD_RESPONSE',
+            req.peer,
+            `${req.peer} sent a manifest larger than ${MAX_MANIFEST_BYTES} bytes`,
+          );
+        }
+        chunks.push(chunk);
+      }
+      const body = Buffer.concat(chunks);
+      return { kind: 'manifest', peer: req.peer, body, contentType: res.headers['content-type'] };
+    }
+    await readSmall(res);
+    if (res.headers[PEER_HEADERS.refused] === 'token') {
+      throw new PeerError('PEER_REFUSED', req.peer, `${req.peer} refused this node's peer token (${status})`);
+    }
+    return { kind: 'miss', peer: req.peer, status };
   }
 
   /** A JSON document from a peer's `/peer/v1/...` path (status views). */
