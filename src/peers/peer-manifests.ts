@@ -14,6 +14,14 @@ import { rankPeers } from './rendezvous.js';
  */
 const MAX_PEERS_PER_MANIFEST = 8;
 
+/**
+ * How long one peer has to send a manifest. A peer answers from its own store (never fetching),
+ * so milliseconds; one that accepts and then says nothing must not hold the client's request for
+ * the peer client's header timeout (30 s, meant for fetchers waiting on their upstream) before the
+ * next peer is asked: a miss costs milliseconds, a hung peer at most this.
+ */
+export const PEER_MANIFEST_TIMEOUT_MS = 2_000;
+
 export interface PeerManifest {
   body: Buffer;
   contentType: string | undefined;
@@ -39,12 +47,19 @@ export async function manifestFromPeers(
   repo: string,
   digest: Digest,
   signal?: AbortSignal,
+  timeoutMs = PEER_MANIFEST_TIMEOUT_MS,
 ): Promise<PeerManifest | undefined> {
   const ranked = rankPeers(digest.value, deps.membership.members()).filter((p) => deps.health.usable(p));
   for (const peer of ranked.slice(0, MAX_PEERS_PER_MANIFEST)) {
     let answer;
+    const own = new AbortController();
+    const timer = setTimeout(
+      () => own.abort(new PeerError('PEER_TIMEOUT', peer, `${peer} sent no manifest within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    const mine = signal ? AbortSignal.any([signal, own.signal]) : own.signal;
     try {
-      answer = await deps.client.getManifest({ peer, digest: digest.value, upstream, repo, signal });
+      answer = await deps.client.getManifest({ peer, digest: digest.value, upstream, repo, signal: mine });
     } catch (err) {
       if (signal?.aborted) throw err;
       const reason = err instanceof PeerError ? err.code : String(err);
@@ -52,6 +67,8 @@ export async function manifestFromPeers(
       deps.metrics.peerErrors.inc({ peer, reason });
       deps.metrics.manifestRequests.inc({ result: 'error' });
       continue;
+    } finally {
+      clearTimeout(timer);
     }
     deps.health.markUp(peer);
     if (answer.kind === 'miss') {
