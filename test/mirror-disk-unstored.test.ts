@@ -64,4 +64,52 @@ describe('disk full: a blob served but not stored', () => {
     await registry.waitForAccess((e) => blobGet(e) && registry.accessLog().filter(blobGet).length >= 2);
     assert.equal(registry.accessLog().filter(blobGet).length, 2);
   });
+
+  it('is not joined while it runs: a new request downloads the blob on its own', TIMEOUT, async (t) => {
+    if (!requirePeers(t, 'docker-registry')) return;
+    if (!requireRoot(t, 'mounts a small tmpfs')) return;
+    const { storage, defer } = await mountSmallTmpfs(t, 'hoist-unstored-run-', '4m');
+    const registry = await startRegistry();
+    defer(() => registry.stop());
+    // Larger than loopback socket buffers can hold, with little memory: a client that stops
+    // reading holds its download back, so it is still running when the second request comes.
+    const data = randomBytes(32 * MiB);
+    const digest = await pushBlob(registry, 'full/running', data);
+    const mirror = await startMirror(
+      { [registry.host]: registry.url },
+      { storage, file: { gc: { memoryTailBytes: 1 * MiB } } },
+    );
+    defer(() => mirror.close());
+    await fillDisk(join(storage, 'filler'));
+
+    const path = `/v2/full/running/blobs/${digest}`;
+    const slow = await fetch(`${mirror.url}${path}`);
+    assert.equal(slow.status, 200);
+    const reader = slow.body!.getReader();
+    const chunks: Buffer[] = [];
+    const first = await reader.read();
+    assert.ok(!first.done);
+    chunks.push(Buffer.from(first.value));
+    assert.equal(await mirror.metric('hoist_mirror_inflight_fetches'), 1, 'the first download is running');
+
+    const other = await fetch(`${mirror.url}${path}`);
+    assert.equal(other.status, 200);
+    assert.equal(
+      await mirror.metric('hoist_mirror_inflight_fetches'),
+      2,
+      'a download of its own, not a join',
+    );
+    assert.ok(Buffer.from(await other.arrayBuffer()).equals(data), 'the second client gets every byte');
+    assert.equal(await mirror.metric('hoist_mirror_inflight_fetches'), 1, 'the first one still runs');
+
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(Buffer.from(value));
+    }
+    assert.ok(Buffer.concat(chunks).equals(data), 'the first client, paused meanwhile, gets every byte');
+    const blobGet = (e: { method: string; path: string }) => e.method === 'GET' && e.path === path;
+    await registry.waitForAccess((e) => blobGet(e) && registry.accessLog().filter(blobGet).length >= 2);
+    assert.equal(registry.accessLog().filter(blobGet).length, 2);
+  });
 });
