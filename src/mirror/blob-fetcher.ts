@@ -9,7 +9,8 @@ import {
 } from '../registry-client/index.js';
 import { sliceStream } from './http.js';
 import type { BlobStore } from './blob-store.js';
-import { BlobVerifyError, InflightBlob } from './inflight-blob.js';
+import { MirrorError } from './errors.js';
+import { BlobVerifyError, InflightBlob, type InflightReader } from './inflight-blob.js';
 import type { MirrorMetrics } from './metrics.js';
 
 /**
@@ -44,7 +45,20 @@ export interface BlobFetcherOptions {
   memoryTailBytes?: number;
 }
 
-export type BlobLookup = { kind: 'stored'; size: number } | { kind: 'inflight'; blob: InflightBlob };
+/**
+ * A blob in the store, or a download in progress with a reader already registered on it: the
+ * reader holds the download's file and memory tail for this request from the moment it is found,
+ * so a download that ends before the caller reads (a disk-full one keeps nothing) loses no bytes.
+ */
+export type BlobLookup =
+  { kind: 'stored'; size: number } | { kind: 'inflight'; blob: InflightBlob; reader: InflightReader };
+
+/**
+ * Times a lookup starts over when the download it found had already ended without storing the
+ * blob (disk full) before a reader could join it. Each try is a new download, so more than one
+ * means downloads end faster than a request can join them: answered with a retryable error.
+ */
+const LOOKUP_TRIES = 3;
 
 /**
  * Single-flight blob downloads: the first miss for a digest starts one upstream GET; every other
@@ -72,8 +86,44 @@ export class BlobFetcher {
     this.logger = options.logger;
   }
 
-  /** Finds a blob in the store or in flight, starting a download from `source` on a miss. */
+  /**
+   * Finds a blob in the store or in flight, starting a download from `source` on a miss; an
+   * in-flight answer comes with a reader registered at offset 0 (the caller releases it).
+   */
   async lookup(source: BlobSource, repo: string, digest: Digest): Promise<BlobLookup> {
+    for (let attempt = 1; ; attempt++) {
+      const found = await this.find(source, repo, digest);
+      if (found.kind === 'stored') return found;
+      // Registered in the same turn the download was found, before it can end and let go.
+      const reader = found.blob.acquire(0);
+      if (reader) return { kind: 'inflight', blob: found.blob, reader };
+      const blob = found.blob;
+      if (blob.state === 'failed') {
+        // It failed (a digest mismatch, a broken upstream) before this request joined: say so with
+        // an error status rather than claim the blob does not exist.
+        throw new MirrorError(
+          'UNAVAILABLE',
+          `the download of blob ${digest.value} failed: ${blob.error?.message ?? 'unknown error'}`,
+          { cause: blob.error },
+        );
+      }
+      // It ended before this request joined: stored (the next try reads the store), or verified
+      // but not stored because the disk was full (it is forgotten, so the next try downloads anew).
+      if (attempt >= LOOKUP_TRIES) {
+        throw new MirrorError(
+          'UNAVAILABLE',
+          `blob ${digest.value}: downloads ended before this request could join them (disk full); retry`,
+          { status: 503, retryAfterSeconds: 1 },
+        );
+      }
+    }
+  }
+
+  private async find(
+    source: BlobSource,
+    repo: string,
+    digest: Digest,
+  ): Promise<{ kind: 'stored'; size: number } | { kind: 'inflight'; blob: InflightBlob }> {
     const pending = this.inflight.get(digest.value);
     if (pending) {
       this.metrics.cacheLookups.inc({ kind: 'blob', result: 'inflight' });

@@ -127,8 +127,16 @@ export class BlobHandler {
     const unpin = this.blobs.pin(route.digest);
     try {
       const lookup = await this.fetcher.lookup(source, route.repo, route.digest);
-      // Not held before: the upstream just served it for this repository.
-      if (!present) await this.access.recordMember(route.upstream, route.repo, route.digest.value);
+      // Not held before: the upstream just served it for this repository. An in-flight lookup
+      // holds its reader meanwhile, so the download cannot end and drop bytes before we read.
+      if (!present) {
+        try {
+          await this.access.recordMember(route.upstream, route.repo, route.digest.value);
+        } catch (err) {
+          if (lookup.kind === 'inflight') lookup.reader.release();
+          throw err;
+        }
+      }
       if (lookup.kind === 'stored') {
         info.cache = 'hit';
         return await this.serveStored(
@@ -142,16 +150,20 @@ export class BlobHandler {
         );
       }
       info.cache = 'miss';
-      return await this.serveInflight(
-        req,
-        res,
-        route,
-        source,
-        lookup.blob,
-        baseHeaders,
-        info,
-        opts.storedHeaders,
-      );
+      try {
+        return await this.serveInflight(
+          req,
+          res,
+          route,
+          source,
+          lookup.blob,
+          lookup.reader,
+          baseHeaders,
+          info,
+        );
+      } finally {
+        lookup.reader.release();
+      }
     } finally {
       unpin();
     }
@@ -206,9 +218,9 @@ export class BlobHandler {
     route: BlobRoute,
     client: BlobSource,
     blob: InflightBlob,
+    reader: InflightReader,
     baseHeaders: Record<string, string>,
     info: RequestInfo,
-    storedHeaders: Record<string, string> | undefined,
   ): Promise<void> {
     const size = blob.size;
     const range = parseRange(req.headers.range, size);
@@ -223,47 +235,31 @@ export class BlobHandler {
       // Far ahead of the download (or of unknown size): fetch just this range upstream now,
       // rather than make a lazy-pulling client wait for the whole blob to arrive. The reader keeps
       // the download's file open, for checking the range if it turns out to reach the end.
-      const tailReader = blob.acquire(range.range.start);
-      if (tailReader) {
-        try {
-          return await this.serveUpstreamRange(
-            res,
-            route,
-            client,
-            range.range,
-            size,
-            baseHeaders,
-            info,
-            tailReader,
-          );
-        } finally {
-          tailReader.release();
-        }
+      // Registered while the lookup's reader still holds the download open, so never undefined.
+      const tailReader = blob.acquire(range.range.start) as InflightReader;
+      // The lookup's reader sits at offset 0: kept, it would hold a full disk's memory tail (and
+      // so the download, and this range's verdict) back at the start of the blob.
+      reader.release();
+      try {
+        return await this.serveUpstreamRange(
+          res,
+          route,
+          client,
+          range.range,
+          size,
+          baseHeaders,
+          info,
+          tailReader,
+        );
+      } finally {
+        tailReader.release();
       }
-      // Finished between lookup and now: the stored blob answers (below).
     }
     const start = range.kind === 'range' ? range.range.start : 0;
     const end = range.kind === 'range' ? range.range.end : size !== undefined ? size - 1 : undefined;
     const headers: Record<string, string | number> = { ...baseHeaders };
     if (end !== undefined) headers['content-length'] = end - start + 1;
     if (range.kind === 'range') headers['content-range'] = `bytes ${start}-${end}/${size}`;
-    const reader = blob.acquire();
-    if (!reader) {
-      // The download finished and let go of its file between lookup and now: serve the store.
-      const stored = await this.blobs.size(route.digest);
-      if (stored === undefined && blob.error) {
-        // It failed (a digest mismatch, a broken upstream) before this answer started: say so
-        // with an error status rather than claim the blob does not exist.
-        throw new MirrorError(
-          'UNAVAILABLE',
-          `the download of blob ${route.digest.value} failed: ${blob.error.message}`,
-          { cause: blob.error },
-        );
-      }
-      if (stored === undefined)
-        throw new MirrorError('BLOB_UNKNOWN', `blob ${route.digest.value} is not stored`);
-      return this.serveStored(req, res, route.digest, stored, baseHeaders, info, storedHeaders);
-    }
     res.writeHead(range.kind === 'range' ? 206 : 200, headers);
     const served = this.metrics.servedBytes.labels({ source: 'inflight' });
     this.metrics.inflightClients.inc();

@@ -261,7 +261,7 @@ describe('InflightBlob: a full disk, in detail', () => {
     assert.equal(blob.state, 'complete');
     assert.equal(blob.unstored, true);
     // Nothing stored to read from afterwards.
-    await assert.rejects(collect(blob.createReader(0)), { message: 'download failed' });
+    await assert.rejects(collect(blob.createReader(0)), { code: 'BLOB_NOT_STORED' });
   });
 
   it('holds exactly the limit without waiting for a reader', async () => {

@@ -400,7 +400,9 @@ export class InflightBlob {
         // Finished and its descriptor closed: read the stored file (it holds the same bytes).
         return createReadStream(this.storedPath, { start, ...(end !== undefined ? { end } : {}) });
       }
-      return new Readable({ read() {} }).destroy(this.errorValue ?? new Error('download failed'));
+      // Verified but not stored (disk full): nothing is left to read; the caller looks it up again.
+      const gone = this.errorValue ?? (this.tail ? new UnstoredBlobError(this.digest.value) : undefined);
+      return new Readable({ read() {} }).destroy(gone ?? new Error('download failed'));
     }
     let pos = start;
     return new Readable({
@@ -440,6 +442,18 @@ export class InflightBlob {
     if (this.closed || this.stateValue === 'downloading' || this.positions.size > 0) return;
     this.closed = true;
     this.handle.close().catch(() => {});
+  }
+}
+
+/**
+ * A download that ended verified but unstored (the disk was full) was asked for a new reader: its
+ * bytes went only to the readers it had. Retryable: a new lookup downloads the blob again.
+ */
+export class UnstoredBlobError extends Error {
+  readonly code = 'BLOB_NOT_STORED';
+  constructor(digest: string) {
+    super(`blob ${digest} was served without being stored (disk full); look it up again to download it anew`);
+    this.name = 'UnstoredBlobError';
   }
 }
 
