@@ -15,6 +15,8 @@ import { sendJson } from './http.js';
  *   that is receiving it. Asked as a relay (`X-Hoist-Relay`), it serves only what it holds or is
  *   receiving, and never fetches or redirects: 404 otherwise.
  * - `GET /peer/v1/status[?digest=]`: this node's view of the cluster.
+ * - `GET /peer/v1/verdicts/<digest>`: whether this node's own download of the blob failed its
+ *   digest, and whom it blamed (src/peers/verdicts.ts): a node it relayed to asks before blaming it.
  *
  * Every request carries the cluster token; without it, 403. Peers never read manifests or tags, and
  * never decide access: the node that serves a client checks that client. A peer's request for a
@@ -46,6 +48,11 @@ export class PeerEndpoint {
     if (path === '/status') {
       const digest = url.searchParams.get('digest');
       return sendJson(req, res, 200, this.network.status(digest ? parseDigest(digest).value : undefined));
+    }
+    const verdict = /^\/verdicts\/([^/]+)$/.exec(path);
+    if (verdict) {
+      const digest = parseDigest(decodeURIComponent(verdict[1] as string));
+      return sendJson(req, res, 200, await this.network.verdicts.verdict(digest.value));
     }
     const m = /^\/blobs\/([^/]+)$/.exec(path);
     if (!m) throw new MirrorError('NOT_FOUND', `no such peer endpoint ${path.slice(0, 100)}`);
