@@ -197,32 +197,33 @@ export class PeerSource implements BlobSourceLike {
   /**
    * Whom a failed digest is blamed on. Each sender is asked for its own verdict on the blob: a
    * relay passes on what it receives, holding back the last byte until its own check passed, so
-   * an honest relay fed bad bytes by its source aborts our body and says it rejected the blob; its
-   * sources (its own attribution, recursively) are blamed instead of it. A sender that did not
-   * reject the blob (it stored it, or never checked it), or that cannot answer, is blamed: the
-   * bytes it sent may be the wrong ones. A verdict is trusted as the cluster token is: a peer
-   * lying about one can only make this node avoid an honest peer for a while, which costs
-   * upstream GETs, never a wrong byte. Resolves once the blamed peers are quarantined.
+   * an honest relay fed bad bytes by its source aborts our body and says it rejected the blob.
+   * Then the failure is explained: its sources are blamed (its own attribution, so recursively
+   * the upstream-most one; none when its bytes came from its upstream), not it, and not the
+   * sender we resumed from after it, which sent the rest of a blob whose prefix was already bad.
+   * With no such relay, every sender is blamed, as the digest proves only the whole; so is one
+   * that cannot answer. A verdict is trusted as the cluster token is: a peer lying about one can
+   * only make this node avoid an honest peer for a while, which costs upstream GETs, never a
+   * wrong byte. Resolves once the blamed peers are quarantined.
    */
   private async attribute(digest: string, contributors: string[]): Promise<string[]> {
     const { transport, membership, health, events, logger } = this.options;
-    const blamed = new Set<string>();
-    await Promise.all(
-      contributors.map(async (peer) => {
-        const verdict = transport.verdict
-          ? await transport.verdict(peer, digest).catch(() => undefined)
-          : undefined;
-        if (!verdict?.rejected) {
-          blamed.add(peer);
-          return;
-        }
-        logger.info(
-          { peer, digest, blamed: verdict.blamed },
-          'the relay rejected these bytes itself; blaming its sources, not it',
-        );
-        for (const source of verdict.blamed) if (source !== membership.self) blamed.add(source);
-      }),
+    const verdicts = await Promise.all(
+      contributors.map(async (peer) => ({
+        peer,
+        verdict: transport.verdict ? await transport.verdict(peer, digest).catch(() => undefined) : undefined,
+      })),
     );
+    const rejected = verdicts.filter((v) => v.verdict?.rejected === true);
+    const blamed = new Set<string>();
+    if (rejected.length === 0) for (const { peer } of verdicts) blamed.add(peer);
+    for (const { peer, verdict } of rejected) {
+      logger.info(
+        { peer, digest, blamed: verdict?.blamed },
+        'the relay rejected these bytes itself; blaming its sources, not it',
+      );
+      for (const source of verdict?.blamed ?? []) if (source !== membership.self) blamed.add(source);
+    }
     for (const peer of blamed) {
       health.quarantine(peer, `sent bytes that failed ${digest}`);
       events.peerError(peer, 'digest');

@@ -12,11 +12,13 @@ import { parseVerdict, Verdicts, type Verdict } from './verdicts.js';
 const SELF = 'http://10.0.0.1:5000';
 const RELAY = 'http://10.0.0.2:5000';
 const LIAR = 'http://10.0.0.3:5000';
+const OTHER = 'http://10.0.0.4:5000';
+const MEMBERS = [SELF, RELAY, LIAR, OTHER];
 /** A digest this node ranks last for: it asks its peers, never fetches it itself. */
 const DIGEST = (() => {
   for (let i = 0; ; i++) {
     const digest = `sha256:${i.toString(16).padStart(64, '0')}`;
-    if (rankPeers(digest, [SELF, RELAY, LIAR])[2] === SELF) return digest;
+    if (rankPeers(digest, MEMBERS)[3] === SELF) return digest;
   }
 })();
 
@@ -27,7 +29,7 @@ const DIGEST = (() => {
 async function failedDownload(senders: string[], verdicts: Record<string, Verdict | undefined>) {
   const health = new PeerHealth({ downMs: 5_000, quarantineMs: 60_000, slowMs: 30_000 });
   const membership = new Membership(SELF, pino({ level: 'silent' }));
-  membership.set('static', [SELF, RELAY, LIAR]);
+  membership.set('static', MEMBERS);
   const mine = new Verdicts({ keepMs: 60_000 });
   const asked: string[] = [];
   let served = 0;
@@ -90,6 +92,16 @@ test('a relay that rejected the blob itself is cleared; the sources it blamed ar
   assert.equal(health.problem(LIAR)?.problem, 'quarantined');
   // What this node tells the nodes below it: rejected, and whom it blamed.
   assert.deepEqual(await mine.verdict(DIGEST), { rejected: true, blamed: [LIAR] });
+});
+
+test('the sender resumed from after a rejecting relay is not blamed: the bad prefix explains the failure', async () => {
+  const { health } = await failedDownload([RELAY, OTHER], {
+    [RELAY]: { rejected: true, blamed: [LIAR] },
+    [OTHER]: { rejected: false, blamed: [] },
+  });
+  assert.equal(health.usable(OTHER), true);
+  assert.equal(health.usable(RELAY), true);
+  assert.equal(health.problem(LIAR)?.problem, 'quarantined');
 });
 
 test('a sender that did not reject the blob, or cannot say, is blamed (the digest cannot clear it)', async () => {
