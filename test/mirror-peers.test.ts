@@ -244,7 +244,10 @@ test('a peer that flips a byte: the digest catches it, nothing is stored, the pe
   }
   assert.ok(!outcome.startsWith('status 200'), outcome);
   await waitFor(async () => (await victim.metric('hoist_mirror_verify_failures_total')) >= 1);
-  assert.ok((await victim.metric('hoist_mirror_peer_errors_total', { reason: 'digest' })) >= 1);
+  // Blamed once the victim has asked its senders for their own verdicts (src/peers/verdicts.ts).
+  await waitFor(
+    async () => (await victim.metric('hoist_mirror_peer_errors_total', { reason: 'digest' })) >= 1,
+  );
   // The client retries (containerd does): the liar is quarantined, the bytes come from elsewhere.
   const retry = await getBlob(victim, digest);
   assert.equal(retry.status, 200);
@@ -253,6 +256,78 @@ test('a peer that flips a byte: the digest catches it, nothing is stored, the pe
     await fetch(`${victim.url}/peer/v1/status`, { headers: { authorization: `Bearer ${TOKEN}` } })
   ).json()) as { members: Array<{ url: string; state: string }> };
   assert.equal(status.members.find((m) => m.url === c.urls[0])?.state, 'quarantined');
+});
+
+test('an honest relay below a byte-flipping peer is not blamed: the node below it quarantines only the liar, and the blob leaves the upstream twice, not three times', async (t) => {
+  // Node 0 (the liar) is reached by its peers through a proxy that flips a byte of what it sends;
+  // the upstream's first whole body is held at 2 MiB, past the flipped byte, while the others ask.
+  const c = await startFrontedCluster(t, 3, [0], { holdAfterBytes: 2 * MiB });
+  if (!c) return;
+  const [liar, relay, below] = c.nodes as [MirrorHandle, MirrorHandle, MirrorHandle];
+  const [liarUrl, relayUrl] = c.urls as [string, string];
+  // A blob ranked liar, relay, below: the liar fetches it, and once it is out, the relay does.
+  let data = Buffer.alloc(0);
+  let digest = '';
+  for (let i = 0; i < 256; i++) {
+    data = randomBytes(3 * MiB + i);
+    digest = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    if (rankPeers(digest, c.urls).join() === c.urls.join()) break;
+  }
+  assert.deepEqual(rankPeers(digest, c.urls), c.urls);
+  await pushBlob(c.registry, REPO, data);
+  const flipAt = MiB + 5;
+  (c.fronts.get(0) as FaultProxy).inject(
+    { pathIncludes: '/peer/v1/blobs/' },
+    { kind: 'corrupt', at: flipAt },
+  );
+  const attempt = async (node: MirrorHandle) => {
+    try {
+      const res = await fetch(`${node.url}/v2/${REPO}/blobs/${digest}`);
+      const body = Buffer.from(await res.arrayBuffer());
+      return `status ${res.status}, sha256:${createHash('sha256').update(body).digest('hex')}`;
+    } catch (err) {
+      return `aborted: ${String(err)}`;
+    }
+  };
+  // The relay asks the liar, its fetcher, which serves it (fanout 1) and fetches from the upstream.
+  const relayFirst = attempt(relay);
+  await c.proxy.held();
+  await waitFor(async () => (await relay.metric('hoist_mirror_fetched_bytes_total', { source: 'peer' })) > 0);
+  // The node below asks the liar too, is sent to the relay, and receives the flipped byte from it.
+  const belowFirst = attempt(below);
+  await waitFor(
+    async () => (await below.metric('hoist_mirror_fetched_bytes_total', { source: 'peer' })) > flipAt,
+  );
+  assert.equal(await relay.metric('hoist_mirror_peer_requests_total', { kind: 'served' }), 1);
+  assert.equal(await liar.metric('hoist_mirror_peer_requests_total', { kind: 'relayed' }), 1);
+  c.proxy.release();
+  for (const outcome of await Promise.all([relayFirst, belowFirst]))
+    assert.ok(!outcome.startsWith('status 200'), outcome);
+  // The relay's own check failed and aborted the body below; the node below resumed, and its own
+  // check failed too. It asked the relay, which had rejected the blob itself: the liar is blamed.
+  await waitFor(async () => (await below.metric('hoist_mirror_verify_failures_total')) >= 1);
+  const view = async (node: MirrorHandle) => {
+    const res = await fetch(`${node.url}/peer/v1/status`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const status = (await res.json()) as { members: Array<{ url: string; state: string }> };
+    return (url: string) => status.members.find((m) => m.url === url)?.state;
+  };
+  await waitFor(async () => (await view(below))(liarUrl) === 'quarantined');
+  assert.equal((await view(below))(relayUrl), 'up', 'the honest relay is not quarantined below it');
+  assert.equal((await view(relay))(liarUrl), 'quarantined');
+  assert.equal(await below.metric('hoist_mirror_peer_errors_total', { peer: relayUrl, reason: 'digest' }), 0);
+  assert.equal(await below.metric('hoist_mirror_peer_errors_total', { peer: liarUrl, reason: 'digest' }), 1);
+  // The clients retry (containerd does): the relay, next in the ranking, fetches the blob again,
+  // and the node below gets it from the relay rather than fetching a third copy itself.
+  const again = await getBlob(relay, digest);
+  assert.equal(again.sha, digest);
+  const last = await getBlob(below, digest);
+  assert.equal(last.sha, digest);
+  assert.equal(
+    upstreamBlobGets(c, digest).length,
+    2,
+    "the liar's GET and the relay's, none by the node below",
+  );
+  assert.equal(await below.metric('hoist_mirror_fetched_bytes_total', { source: 'upstream' }), 0);
 });
 
 /** A random blob of `size` (+ up to 63 bytes) whose fetcher among `urls` is `urls[want]`. */

@@ -32,13 +32,15 @@ const MB = 1_000_000;
 /** Pulls one client makes before a test gives up on it (kubelet retries an aborted pull too). */
 const MAX_TRIES = 4;
 /**
- * Upstream GETs of one layer allowed in the byte-flipping round: the fetcher's one, plus takeovers.
- * A node below the liar in a relay chain sees its relay abort and resumes from another source, so
- * its failed digest has two senders and it quarantines both, an honest one too (the digest proves
- * only the whole); its retry then asks the next usable peer in the ranking, which fetches the layer
- * itself if it does not hold it. With one liar, those next peers are the second and third ranked.
+ * Upstream GETs of one layer allowed in the byte-flipping round: the fetcher's one, plus one by
+ * the next-ranked node, which every node asks once the liar is quarantined. A node below the liar
+ * in a relay chain sees its relay abort and resumes from another source, so its failed digest has
+ * two senders; it asks them for their verdicts, and the honest relay, which rejected the blob
+ * itself, is cleared and the liar blamed (docs/peers.md, "Bad bytes: whom to blame"). Before
+ * that, such a node quarantined the honest relay too and its retry went to the third-ranked node,
+ * which fetched the layer again: 3.
  */
-const UPSTREAM_BOUND = 3;
+const UPSTREAM_BOUND = 2;
 
 let topology: Topology | undefined;
 let upstream: RegistryPeer | undefined;

@@ -26,6 +26,8 @@ export interface PeerManifestReader {
  *   node's store, with its media type, only when it is on record as belonging to that repository;
  *   404 otherwise. Never fetched for a peer: a peer asks only while its upstream is unreachable.
  * - `GET /peer/v1/status[?digest=]`: this node's view of the cluster.
+ * - `GET /peer/v1/verdicts/<digest>`: whether this node's own download of the blob failed its
+ *   digest, and whom it blamed (src/peers/verdicts.ts): a node it relayed to asks before blaming it.
  *
  * Every request carries the cluster token; without it, 403. Peers never read tags (an answer about
  * a tag cannot be verified), and never decide access: the node that serves a client checks that client. A peer's request for a
@@ -61,6 +63,11 @@ export class PeerEndpoint {
     }
     const mm = /^\/manifests\/([^/]+)$/.exec(path);
     if (mm) return this.serveManifest(req, res, url, info, mm[1] as string);
+    const verdict = /^\/verdicts\/([^/]+)$/.exec(path);
+    if (verdict) {
+      const digest = parseDigest(decodeURIComponent(verdict[1] as string));
+      return sendJson(req, res, 200, await this.network.verdicts.verdict(digest.value));
+    }
     const m = /^\/blobs\/([^/]+)$/.exec(path);
     if (!m) throw new MirrorError('NOT_FOUND', `no such peer endpoint ${path.slice(0, 100)}`);
     const digest = parseDigest(decodeURIComponent(m[1] as string));

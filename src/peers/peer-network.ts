@@ -15,6 +15,7 @@ import { rankPeers } from './rendezvous.js';
 import { IncomingRates } from './incoming-rates.js';
 import { guardStall } from './stall-guard.js';
 import { tapUpstream } from './upstream-tap.js';
+import { parseVerdict, Verdicts, type Verdict } from './verdicts.js';
 
 export interface PeerNetworkOptions {
   config: PeersConfig;
@@ -35,6 +36,11 @@ const MAX_RELAYS_PER_READ = 3;
 const ALIVE_MS = 10_000;
 /** Covers TCP's first two SYN retransmissions (1 s, then 3 s after the first SYN). */
 const PATIENT_CONNECT_TIMEOUT_MS = 3_500;
+/**
+ * A peer asked for its verdict on a failed digest answers within this, or it is blamed: it covers
+ * a connect and the peer's own attribution (one such round per relay above it, each a few ms).
+ */
+const VERDICT_TIMEOUT_MS = 2_000;
 /** Relay trees remembered at once (a few bytes each). */
 const MAX_TREES = 10_000;
 
@@ -48,6 +54,8 @@ export class PeerNetwork {
   readonly board: RelayBoard;
   readonly metrics: PeerMetrics;
   readonly client: PeerClient;
+  /** This node's own digest failures, for the nodes it relayed to (`/peer/v1/verdicts`). */
+  readonly verdicts: Verdicts;
   private readonly log: Logger;
   private readonly tokenHash: Buffer;
   private readonly stop = new AbortController();
@@ -72,6 +80,10 @@ export class PeerNetwork {
       ...(options.now ? { now: options.now } : {}),
     });
     this.metrics = new PeerMetrics(options.registry);
+    this.verdicts = new Verdicts({
+      keepMs: config.quarantineSeconds * 1000,
+      ...(options.now ? { now: options.now } : {}),
+    });
     this.client = new PeerClient({
       self: this.membership.self,
       token: config.token,
@@ -141,7 +153,11 @@ export class PeerNetwork {
     const source = new PeerSource(upstreamName, upstream, {
       membership: this.membership,
       health: this.health,
-      transport: this.client,
+      transport: {
+        getBlob: (req) => this.client.getBlob(req),
+        verdict: (peer, digest) => this.askVerdict(peer, digest),
+      },
+      verdicts: this.verdicts,
       logger: this.log,
       stallMs,
       maxPeersPerRead: MAX_PEERS_PER_READ,
@@ -190,6 +206,14 @@ export class PeerNetwork {
         return { ...res, body: tap(res.body) };
       },
     };
+  }
+
+  /** `peer`'s verdict on its own download of `digest`; rejects when it gave none in time. */
+  private async askVerdict(peer: string, digest: string): Promise<Verdict> {
+    const signal = AbortSignal.any([this.stop.signal, AbortSignal.timeout(VERDICT_TIMEOUT_MS)]);
+    const verdict = parseVerdict(await this.client.getJson(peer, `/verdicts/${digest}`, signal));
+    if (!verdict) throw new Error(`${peer} sent no verdict on ${digest}`);
+    return verdict;
   }
 
   /** Whether an `Authorization` header carries the cluster token (constant-time compare). */

@@ -7,12 +7,15 @@ import type { PeerHealth } from './peer-health.js';
 import type { PeerAnswer, PeerBlobRequest } from './peer-client.js';
 import type { Membership } from './membership.js';
 import { rankPeers } from './rendezvous.js';
+import type { Verdict, Verdicts } from './verdicts.js';
 
 /** A place blobs come from: the mirror's BlobSource (type only, so no import cycle at run time). */
 export type BlobSourceLike = BlobSource;
 
 export interface PeerTransport {
   getBlob(req: PeerBlobRequest): Promise<PeerAnswer>;
+  /** What `peer` concluded about its own download of `digest` (`/peer/v1/verdicts`; verdicts.ts). */
+  verdict?(peer: string, digest: string): Promise<Verdict>;
 }
 
 /** What the peer network reports as bytes arrive (metrics, logs). */
@@ -51,6 +54,8 @@ export interface PeerSourceOptions {
   guard: (body: Readable, peer: string, hooks: GuardHooks) => Readable;
   /** Counts an upstream body of this node among its incoming bodies (upstream-tap.ts). */
   tapUpstream?: ((body: Readable) => Readable) | undefined;
+  /** This node's digest failures and whom it blamed, for the nodes it relayed to (verdicts.ts). */
+  verdicts?: Verdicts | undefined;
 }
 
 /** Where the current attempt of one download gets its bytes, so that a resume moves on. */
@@ -109,6 +114,8 @@ export class PeerSource implements BlobSourceLike {
   ): Promise<BlobResponse> {
     // A download's first read starts a fresh attempt; a background read is the fetcher resuming
     // the same download after its source failed (see BlobFetcher), so that source is struck off.
+    // A failure of this blob still being attributed decides whom to avoid: wait for it.
+    if (!opts.background) await this.options.verdicts?.attributed(digest);
     let attempt = this.attempts.get(digest);
     if (!opts.background || !attempt) {
       attempt = {
@@ -174,18 +181,55 @@ export class PeerSource implements BlobSourceLike {
   }
 
   /**
-   * The download of `digest` ended. A digest failure condemns every peer that sent part of it:
-   * the digest proves only the whole, so no one of them can be cleared.
+   * The download of `digest` ended. A digest failure condemns the peers that sent part of it
+   * (the digest proves only the whole, so no one of them can be cleared by the bytes alone),
+   * except a relay that refused the blob itself: see `attribute`.
    */
   settled(digest: string, err?: Error): void {
     const attempt = this.attempts.get(digest);
     this.attempts.delete(digest);
     if (!attempt || !err || !isVerifyFailure(err)) return;
-    for (const peer of attempt.contributors) {
-      this.options.health.quarantine(peer, `sent bytes that failed ${digest}`);
-      this.options.events.peerError(peer, 'digest');
-      this.options.logger.warn({ peer, digest }, 'peer sent bytes that failed the digest; avoiding it');
+    const blamed = this.attribute(digest, [...attempt.contributors]);
+    blamed.catch(() => {});
+    this.options.verdicts?.record(digest, blamed);
+  }
+
+  /**
+   * Whom a failed digest is blamed on. Each sender is asked for its own verdict on the blob: a
+   * relay passes on what it receives, holding back the last byte until its own check passed, so
+   * an honest relay fed bad bytes by its source aborts our body and says it rejected the blob.
+   * Then the failure is explained: its sources are blamed (its own attribution, so recursively
+   * the upstream-most one; none when its bytes came from its upstream), not it, and not the
+   * sender we resumed from after it, which sent the rest of a blob whose prefix was already bad.
+   * With no such relay, every sender is blamed, as the digest proves only the whole; so is one
+   * that cannot answer. A verdict is trusted as the cluster token is: a peer lying about one can
+   * only make this node avoid an honest peer for a while, which costs upstream GETs, never a
+   * wrong byte. Resolves once the blamed peers are quarantined.
+   */
+  private async attribute(digest: string, contributors: string[]): Promise<string[]> {
+    const { transport, membership, health, events, logger } = this.options;
+    const verdicts = await Promise.all(
+      contributors.map(async (peer) => ({
+        peer,
+        verdict: transport.verdict ? await transport.verdict(peer, digest).catch(() => undefined) : undefined,
+      })),
+    );
+    const rejected = verdicts.filter((v) => v.verdict?.rejected === true);
+    const blamed = new Set<string>();
+    if (rejected.length === 0) for (const { peer } of verdicts) blamed.add(peer);
+    for (const { peer, verdict } of rejected) {
+      logger.info(
+        { peer, digest, blamed: verdict?.blamed },
+        'the relay rejected these bytes itself; blaming its sources, not it',
+      );
+      for (const source of verdict?.blamed ?? []) if (source !== membership.self) blamed.add(source);
     }
+    for (const peer of blamed) {
+      health.quarantine(peer, `sent bytes that failed ${digest}`);
+      events.peerError(peer, 'digest');
+      logger.warn({ peer, digest }, 'peer sent bytes that failed the digest; avoiding it');
+    }
+    return [...blamed];
   }
 
   private async tryPeers(
