@@ -2,9 +2,10 @@
 // that its agent has somewhere to report its mirror; only a vanished Node loses its NodePull.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { plan, PlanCache, type PlanOutput, type PrePullInput } from './plan.js';
+import { plan, PlanCache, type PrePullInput } from './plan.js';
 import { parsePrePullSpec } from './spec.js';
 import type { Node, NodePull, NodePullSpec, PrePullSpecInput } from './types.js';
+import { applyNodePullActions } from '../../test/helpers/node-pull-actions.js';
 
 const NOW = new Date('2026-12-01T10:00:00Z');
 const D1 = `sha256:${'1'.repeat(64)}`;
@@ -24,20 +25,7 @@ function prePull(name: string, spec: PrePullSpecInput): PrePullInput {
 
 const empty = (nodeName: string): NodePullSpec => ({ nodeName, maxConcurrentPulls: 2, images: [] });
 
-/** As the API server would hold it after the controller's writes (status kept across updates). */
-function apply(nodePulls: NodePull[], out: PlanOutput): NodePull[] {
-  const byName = new Map(nodePulls.map((n) => [n.metadata.name, n]));
-  for (const a of out.nodePulls) {
-    if (a.action === 'delete') byName.delete(a.name);
-    else
-      byName.set(a.name, {
-        metadata: { name: a.name },
-        spec: a.spec,
-        status: byName.get(a.name)?.status ?? {},
-      });
-  }
-  return [...byName.values()];
-}
+const apply = applyNodePullActions;
 
 const gpuPrePull = prePull('p', { images: ['a:1'], nodeSelector: { pool: 'gpu' } });
 const runs = new Map([['ns/p', { runTime: NOW, images: new Map([[A, { digest: D1 }]]) }]]);

@@ -3,16 +3,10 @@
 // cluster states over one cache and checks every result against a plan with a fresh cache.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import {
-  plan,
-  PlanCache,
-  type PlanInput,
-  type PlanOutput,
-  type PrePullInput,
-  type RunResult,
-} from './plan.js';
+import { plan, PlanCache, type PlanInput, type PrePullInput, type RunResult } from './plan.js';
 import { parsePrePullSpec } from './spec.js';
 import type { Node, NodePull, PrePull, PrePullSpecInput } from './types.js';
+import { applyNodePullActions } from '../../test/helpers/node-pull-actions.js';
 
 const NOW = new Date('2026-12-01T10:00:00Z');
 const LATER = new Date('2026-12-02T10:00:00Z');
@@ -36,20 +30,7 @@ function runs(byKey: Record<string, { at: Date; images: Record<string, string> }
   );
 }
 
-/** Applies a plan's NodePull actions, as the controller would; reported states are kept. */
-function apply(nodePulls: NodePull[], out: PlanOutput): NodePull[] {
-  const byName = new Map(nodePulls.map((n) => [n.metadata.name, n]));
-  for (const a of out.nodePulls) {
-    if (a.action === 'delete') byName.delete(a.name);
-    else
-      byName.set(a.name, {
-        metadata: { name: a.name },
-        spec: a.spec,
-        status: byName.get(a.name)?.status ?? {},
-      });
-  }
-  return [...byName.values()];
-}
+const apply = applyNodePullActions;
 
 /** The agent: every spec image of the named nodes reported Succeeded at the spec's digest and run. */
 function succeeded(nodePulls: NodePull[], names: string[]): NodePull[] {

@@ -21,6 +21,7 @@ import type {
   Taint,
 } from './types.js';
 import { SPEC_TIME_ANNOTATION } from './types.js';
+import { applyNodePullActions } from '../../test/helpers/node-pull-actions.js';
 
 const NOW = new Date('2026-12-01T10:00:00Z');
 const D1 = `sha256:${'1'.repeat(64)}`;
@@ -51,20 +52,7 @@ function nodePull(spec: NodePullSpec, status: NodePullImageStatus[] = []): NodeP
   return { metadata: { name: spec.nodeName }, spec, status: { images: status } };
 }
 
-/** Applies a plan's NodePull actions to the list, as the controller would. */
-function apply(nodePulls: NodePull[], out: PlanOutput): NodePull[] {
-  const byName = new Map(nodePulls.map((n) => [n.metadata.name, n]));
-  for (const a of out.nodePulls) {
-    if (a.action === 'delete') byName.delete(a.name);
-    else
-      byName.set(a.name, {
-        metadata: { name: a.name },
-        spec: a.spec,
-        status: byName.get(a.name)?.status ?? {},
-      });
-  }
-  return [...byName.values()];
-}
+const apply = applyNodePullActions;
 
 /**
  * The agent: marks every spec image of the named nodes with `phase` at the spec's digest (or
