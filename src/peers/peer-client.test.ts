@@ -2,7 +2,19 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { PeerClient } from './peer-client.js';
+import { PeerClient, type PeerClientOptions } from './peer-client.js';
+
+/** A client of the tests' cluster token; `overrides` set its timeouts. */
+function testClient(overrides: Partial<PeerClientOptions> = {}): PeerClient {
+  return new PeerClient({
+    self: 'http://127.0.0.1:1',
+    token: 'peer-token-for-tests-0123456789',
+    connectTimeoutMs: 5_000,
+    patientConnectTimeoutMs: 5_000,
+    headersTimeoutMs: 30_000,
+    ...overrides,
+  });
+}
 
 /** Holds this process's only thread, as a loaded machine (or a long GC) can. */
 function hold(ms: number): void {
@@ -18,13 +30,7 @@ test('a connection that completed while this process could not run is not judged
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.after(() => new Promise((r) => server.close(r)));
   const peer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const client = new PeerClient({
-    self: 'http://127.0.0.1:1',
-    token: 'peer-token-for-tests-0123456789',
-    connectTimeoutMs: 50,
-    patientConnectTimeoutMs: 50,
-    headersTimeoutMs: 30_000,
-  });
+  const client = testClient({ connectTimeoutMs: 50, patientConnectTimeoutMs: 50 });
   t.after(() => client.close());
   const answer = client.getBlob({
     peer,
@@ -60,13 +66,7 @@ test("an idle kept-alive connection is closed by this side before the peer's kee
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   t.after(() => new Promise((r) => server.close(r)));
   const peer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const client = new PeerClient({
-    self: 'http://127.0.0.1:1',
-    token: 'peer-token-for-tests-0123456789',
-    connectTimeoutMs: 5_000,
-    patientConnectTimeoutMs: 5_000,
-    headersTimeoutMs: 30_000,
-  });
+  const client = testClient();
   t.after(() => client.close());
   const got = await client.getBlob({
     peer,
