@@ -18,9 +18,7 @@ import { once } from 'node:events';
 import { access } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join, resolve } from 'node:path';
-import { MIRROR_NODE_FLAGS } from '../src/mirror/node-flags.js';
-import { freePort, removeTempDir, tempDir } from '../test/helpers/peers.js';
-import { ROOT_DIR } from './mirrors.js';
+import { ROOT_DIR, startHoist } from './mirrors.js';
 import { readCpuTime } from './proc-stats.js';
 import { describeMachine, keepResult } from './report.js';
 import { median } from './stats.js';
@@ -127,42 +125,12 @@ interface Mirror {
 }
 
 async function startMirror(tree: Tree, upstream: Upstream, profDir: string | undefined): Promise<Mirror> {
-  const storage = await tempDir('hoist-bench-inflight-');
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [
-      ...MIRROR_NODE_FLAGS,
-      ...(profDir ? ['--cpu-prof', '--cpu-prof-dir', join(profDir, tree.name)] : []),
-      join(tree.root, 'bin', 'hoist.js'),
-      'mirror',
-      '--listen',
-      `127.0.0.1:${port}`,
-      '--storage',
-      storage,
-      '--upstream',
-      `${UPSTREAM}=${upstream.url}`,
-      '--default-upstream',
-      UPSTREAM,
-    ],
-    { cwd: tree.root, stdio: ['ignore', 'pipe', 'ignore'] },
-  );
-  try {
-    const m = await lineMatching(child, /listening on (http:\/\/\S+)/, `hoist mirror (${tree.name})`);
-    if (child.pid === undefined) throw new Error('the mirror has no pid');
-    return {
-      url: m[1] as string,
-      pid: child.pid,
-      stop: async () => {
-        await stopChild(child);
-        await removeTempDir(storage);
-      },
-    };
-  } catch (err) {
-    await stopChild(child);
-    await removeTempDir(storage);
-    throw err;
-  }
+  return startHoist({
+    upstream: { host: UPSTREAM, url: upstream.url },
+    bin: join(tree.root, 'bin', 'hoist.js'),
+    logPath: join(ROOT_DIR, 'bench', 'out', 'inflight-cpu', `${tree.name}-mirror.log`),
+    nodeArgs: profDir ? ['--cpu-prof', '--cpu-prof-dir', join(profDir, tree.name)] : [],
+  });
 }
 
 /** One client reading the whole blob; resolves with the sha256 of what it got. */

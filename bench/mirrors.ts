@@ -47,7 +47,10 @@ export async function requireHoistBuild(): Promise<void> {
 }
 
 export interface HoistOptions {
-  upstream: RegistryPeer;
+  /** Named on the mirror's command line by its host, reached at its URL. */
+  upstream: Pick<RegistryPeer, 'host' | 'url'>;
+  /** The `bin/hoist.js` to run: this tree's unless another built tree is compared. */
+  bin?: string;
   /** The mirror's JSON log (stderr) goes to this file. */
   logPath: string;
   /** Extra node flags, e.g. --cpu-prof. */
@@ -68,7 +71,7 @@ export async function startHoist(opts: HoistOptions): Promise<MirrorUnderTest> {
       ...MIRROR_NODE_FLAGS,
       // Extra flags for a look inside (--cpu-prof, --trace-gc): options, or $HOIST_NODE_ARGS.
       ...(opts.nodeArgs ?? (process.env.HOIST_NODE_ARGS ?? '').split(' ').filter(Boolean)),
-      HOIST_BIN,
+      opts.bin ?? HOIST_BIN,
       'mirror',
       '--listen',
       `127.0.0.1:${port}`,
